@@ -1,0 +1,5 @@
+import sys
+
+from bioscan5m.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data layer: schema, readers, cleaning, caching, images, datasets, downloads, synthetic data."""

@@ -1,0 +1,1 @@
+"""Encoders: k-mer tokenizer, BarcodeBERT (DNA), image and text encoders."""

@@ -1,0 +1,1 @@
+"""Wrappers around the real programs we measure against (BLAST+, VSEARCH)."""

@@ -1,0 +1,1 @@
+"""Tasks: identification, probes, zero-shot clustering and retrieval, and their metrics."""
