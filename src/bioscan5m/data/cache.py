@@ -1,0 +1,245 @@
+"""Parquet cache of a source's record table, so that every open after the first is fast.
+
+Design:
+
+* **Where.** ``<source>.parquet`` beside the source when its directory is writable; otherwise (the
+  BIOSCAN-5M download is often read-only) in ``cache_dir``, ``$BIOSCAN5M_CACHE_DIR`` or
+  ``~/.cache/bioscan5m``, as ``<source name>.<hash of its absolute path>.parquet``. An explicit
+  ``cache_dir`` always wins. Reader options that change the table (e.g. keeping every BOLD marker) add a
+  short tag to the name, so each variant has its own file.
+* **When it is stale.** The footer stores a key: the cache version, the source's size, modification time
+  (ns) and SHA-256 of its first MiB, and the reader options. Any difference, or an unreadable file,
+  rebuilds it.
+* **Layout.** Rows are grouped by split, in the paper's split order (rows without a split last), keeping
+  file order within a split; each split fills its own Parquet row groups (at most ``ROW_GROUP_ROWS``
+  rows each). The footer maps each split to its row groups, so opening one split reads only those
+  groups, and opening a few columns reads only those column chunks. Columns are zstd-compressed.
+* **Label maps.** The sorted distinct names of every target rank over the *whole* source are stored in
+  the footer (JSON), so a one-split open gets the same label ↔ index maps as a full open.
+* **Safety.** The file is written to a temporary name and renamed into place, so a reader never sees a
+  half-written cache. Building streams the source: memory stays near two row groups, whatever its size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from bioscan5m.data.schema import RECORD_SCHEMA, SPLIT_COLUMN, SPLITS, TARGET_RANKS
+from bioscan5m.errors import BioscanError
+from bioscan5m.fileio import atomic_path
+
+#: Bump when readers change what they produce, so that old caches are rebuilt.
+CACHE_VERSION = 1
+CACHE_ENV = "BIOSCAN5M_CACHE_DIR"
+ROW_GROUP_ROWS = 65_536
+HEAD_BYTES = 1 << 20
+#: Row-group key for records without a split (BOLD, FASTA sources).
+NO_SPLIT = ""
+_KEY = "bioscan5m.cache"
+_LABELS = "bioscan5m.label_maps"
+
+
+def default_cache_dir() -> Path:
+    """``$BIOSCAN5M_CACHE_DIR`` if set, else ``~/.cache/bioscan5m``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bioscan5m")
+
+
+def source_fingerprint(path: str | os.PathLike[str]) -> dict[str, int | str]:
+    """Size (bytes), modification time (ns) and SHA-256 of the first MiB of a file."""
+    path = Path(path)
+    info = path.stat()
+    with open(path, "rb") as handle:
+        head = hashlib.sha256(handle.read(HEAD_BYTES)).hexdigest()
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "head_sha256": head}
+
+
+def cache_location(
+    source: str | os.PathLike[str], options: Mapping[str, object] | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """Where the cache of ``source`` read with (non-default) ``options`` lives (see the module docstring)."""
+    source = Path(source).resolve()
+    tag = f".{_digest(options)[:8]}" if options else ""
+    if cache_dir is None and _writable_dir(source.parent):
+        return source.parent / f"{source.name}{tag}.parquet"
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return base / f"{source.name}.{_digest(str(source))[:12]}{tag}.parquet"
+
+
+class LabelNames:
+    """Collects the distinct names of each target rank over batches; ``result()`` sorts them."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, set[str]] = {rank: set() for rank in TARGET_RANKS}
+
+    def add(self, batch: pa.RecordBatch | pa.Table) -> None:
+        for rank in TARGET_RANKS:
+            column = batch.column(rank)
+            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            for chunk in chunks:
+                # Only the dictionary entries that rows use: filtering can leave unused ones behind.
+                used = pc.unique(chunk.indices).drop_null()
+                self._names[rank].update(chunk.dictionary.take(used).to_pylist())
+
+    def result(self) -> dict[str, tuple[str, ...]]:
+        return {rank: tuple(sorted(names)) for rank, names in self._names.items()}
+
+
+class RecordCache:
+    """The Parquet cache file of one source read with one set of options."""
+
+    def __init__(self, path: Path, source: Path, options: Mapping[str, object] | None = None) -> None:
+        self.path = Path(path)
+        self.source = Path(source)
+        self.key = {"version": CACHE_VERSION, "source": source_fingerprint(source), "options": dict(options or {})}
+        self._file: pq.ParquetFile | None = None
+        self._meta: dict | None = None
+
+    @classmethod
+    def for_source(
+        cls, source: str | os.PathLike[str], options: Mapping[str, object] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> RecordCache:
+        return cls(cache_location(source, options, cache_dir), Path(source), options)
+
+    def is_fresh(self) -> bool:
+        """True when the file exists, is readable and was built from this source with these options."""
+        try:
+            handle = pq.ParquetFile(self.path)
+            stored = handle.metadata.metadata or {}
+            meta = json.loads(stored[_KEY.encode()])
+        except (OSError, KeyError, ValueError, pa.ArrowException):
+            return False
+        if meta.get("key") != self.key:
+            return False
+        self._file, self._meta = handle, meta
+        return True
+
+    def build(self, batches: Iterable[pa.RecordBatch]) -> None:
+        """Write the cache from ``batches`` (``RECORD_SCHEMA``), streaming; replaces any old file atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        names = LabelNames()
+        with tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".bioscan5m-build-") as scratch:
+            parts: dict[str, pq.ParquetWriter] = {}
+            rows: dict[str, int] = {}
+            try:
+                for batch in batches:
+                    names.add(batch)
+                    for split, part in _by_split(batch):
+                        if split not in parts:
+                            parts[split] = pq.ParquetWriter(Path(scratch) / f"{split or 'none'}.parquet",
+                                                            RECORD_SCHEMA, compression="lz4")
+                        parts[split].write_batch(part)
+                        rows[split] = rows.get(split, 0) + part.num_rows
+            finally:
+                for writer in parts.values():
+                    writer.close()
+            layout: dict[str, list[int]] = {}
+            with atomic_path(self.path) as tmp:
+                with pq.ParquetWriter(tmp, RECORD_SCHEMA, compression="zstd") as writer, tqdm(
+                    total=sum(rows.values()), unit=" records", desc=f"caching {self.source.name}", disable=None,
+                    leave=False,
+                ) as bar:
+                    groups = 0
+                    for split in (*SPLITS, NO_SPLIT):
+                        if split not in parts:
+                            continue
+                        first = groups
+                        part = pq.ParquetFile(Path(scratch) / f"{split or 'none'}.parquet")
+                        for table in _row_groups(part.iter_batches(batch_size=ROW_GROUP_ROWS)):
+                            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                            groups += 1
+                            bar.update(table.num_rows)
+                        part.close()
+                        layout[split] = [first, groups - first, rows[split]]
+                    meta = {"key": self.key, "splits": layout, "rows": sum(rows.values())}
+                    writer.add_key_value_metadata({_KEY: json.dumps(meta), _LABELS: json.dumps(names.result())})
+                if pq.ParquetFile(tmp).num_row_groups != groups:
+                    raise AssertionError("cache row groups do not match the split layout")
+                os.chmod(tmp, 0o644)  # the temporary file is private (0600); others may share this cache
+        self._file, self._meta = pq.ParquetFile(self.path), meta
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Number of records in each split present (``NO_SPLIT`` for records without one)."""
+        return {split: layout[2] for split, layout in self._opened()[1]["splits"].items()}
+
+    def read(self, splits: Sequence[str] | None = None, columns: Sequence[str] | None = None) -> pa.Table:
+        """The records of ``splits`` (None: every record), with ``columns`` (None: all), in cache order."""
+        handle, meta = self._opened()
+        columns = list(columns) if columns is not None else list(RECORD_SCHEMA.names)
+        schema = pa.schema([RECORD_SCHEMA.field(name) for name in columns])
+        if splits is None:
+            groups = list(range(handle.num_row_groups))
+        else:
+            groups = [g for split in splits if split in meta["splits"]
+                      for g in range(meta["splits"][split][0], sum(meta["splits"][split][:2]))]
+        if not groups:
+            return schema.empty_table()
+        return handle.read_row_groups(groups, columns=columns).cast(schema)
+
+    def label_names(self) -> dict[str, tuple[str, ...]]:
+        """Sorted distinct names of every target rank over the whole source."""
+        handle, _ = self._opened()
+        stored = json.loads(handle.metadata.metadata[_LABELS.encode()])
+        return {rank: tuple(names) for rank, names in stored.items()}
+
+    def _opened(self) -> tuple[pq.ParquetFile, dict]:
+        if (self._file is None or self._meta is None) and not self.is_fresh():
+            raise BioscanError("the record cache is missing or out of date", path=self.path)
+        return self._file, self._meta
+
+
+def _by_split(batch: pa.RecordBatch) -> Iterable[tuple[str, pa.RecordBatch]]:
+    split = batch.column(SPLIT_COLUMN)
+    if split.null_count == batch.num_rows:
+        yield NO_SPLIT, batch
+        return
+    values = split.cast(pa.string())
+    for name in pc.unique(values).drop_null().to_pylist():
+        yield name, batch.filter(pc.equal(values, name))
+    if split.null_count:
+        yield NO_SPLIT, batch.filter(pc.is_null(values))
+
+
+def _row_groups(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.Table]:
+    """Re-cut a stream of batches into tables of exactly ``ROW_GROUP_ROWS`` rows (the last may be shorter)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= ROW_GROUP_ROWS:
+            table = pa.Table.from_batches(pending, schema=RECORD_SCHEMA)
+            yield table.slice(0, ROW_GROUP_ROWS)
+            rest = table.slice(ROW_GROUP_ROWS)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(pending, schema=RECORD_SCHEMA)
+
+
+def _writable_dir(directory: Path) -> bool:
+    """Whether we may write in ``directory``, honouring its mode bits even when running as root.
+
+    root passes ``os.access`` everywhere; a directory with no write bit at all is read-only by intent
+    (a shared copy of the data set), so it is not written into.
+    """
+    try:
+        mode = directory.stat().st_mode
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK | os.X_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,621 @@
+"""Readers: every supported source file becomes Arrow record batches in ``RECORD_SCHEMA``.
+
+Formats (``format=`` names; detected from the content when not given):
+
+``bioscan5m-csv``
+    The BIOSCAN-5M metadata CSV (23 columns). Parsed by pyarrow's streaming CSV reader; the header must
+    name all 23 columns (extra columns are ignored). When pyarrow reports a problem, a slower line-by-line
+    pass finds the line at fault so the error names it (ragged line, bytes that are not UTF-8, a value
+    that is not a number).
+``bioscan5m-jsonld``
+    The JSON-LD variant: a JSON document whose ``@graph`` (or a top-level list) holds one object per
+    record with the same 23 keys. Keys may carry a prefix (``schema:species``) or be IRIs
+    (``http://schema.org/species``); ``-``/``_`` and case are ignored when matching key names; values may
+    be plain or ``{"@value": ...}`` objects. Every record needs ``processid``; other absent keys are null.
+``bold-tsv``
+    Tab-separated BOLD downloads: the v3 "combined" TSV (``phylum_name``…, ``nucleotides``,
+    ``markercode``, ``lat``/``lon``), the v5 public data package (``phylum``…, ``nuc``/``nucraw``,
+    ``marker_code``, ``coord`` as ``[lat, lon]``, ``country/ocean``, ``province/state``) and BOLD-like
+    tables such as BarcodeBERT's (``*_name`` columns and ``nucleotides``, no marker column). Each file is
+    decoded as UTF-8, or as cp1252 when it is not valid UTF-8 (BOLD ships both); stray ``\\r`` are
+    removed; fields are trimmed and empty or ``None`` fields become null. Only rows whose marker is
+    ``COI-5P`` are kept (``marker=None`` keeps every row; a file without a marker column keeps all).
+``fasta``
+    FASTA: the record id is the first word of the header line; sequence lines are joined. A letter that
+    is not an IUPAC nucleotide code, or a record without sequence, is an error naming the line.
+    ``taxonomy=`` adds columns from a TSV keyed by sequence id (column ``processid``, ``id`` or the
+    first column) whose other columns use BIOSCAN-5M or BOLD names (``species``, ``genus_name``,
+    ``bin_uri``, ``split``...).
+
+Gzip input is recognised by its magic bytes. Columns a source lacks are null; for sources without a
+``taxon`` column it is the most specific rank that is filled.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from tqdm.auto import tqdm
+
+from bioscan5m.data.schema import (
+    BIN,
+    COLUMN_NAMES,
+    COLUMNS,
+    DNA_COLUMN,
+    ID_COLUMN,
+    RECORD_SCHEMA,
+    SPLIT_COLUMN,
+    SPLITS,
+    TAXONOMIC_RANKS,
+)
+from bioscan5m.data.sequences import first_non_dna_letter
+from bioscan5m.errors import BioscanError
+from bioscan5m.fileio import GZIP_MAGIC, open_binary
+
+BIOSCAN_CSV = "bioscan5m-csv"
+BIOSCAN_JSONLD = "bioscan5m-jsonld"
+BOLD_TSV = "bold-tsv"
+FASTA = "fasta"
+#: Every ``format=`` name a reader exists for.
+FORMATS: tuple[str, ...] = (BIOSCAN_CSV, BIOSCAN_JSONLD, BOLD_TSV, FASTA)
+#: The marker BIOSCAN-5M barcodes are (the 5' region of cytochrome c oxidase I).
+DEFAULT_MARKER = "COI-5P"
+BAD_LINE_CHOICES = ("error", "skip")
+
+#: Source column names for each record column, most preferred first (BIOSCAN-5M, then BOLD v3, v5).
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in COLUMN_NAMES},
+    **{rank: (rank, f"{rank}_name") for rank in TAXONOMIC_RANKS},
+    BIN: (BIN, "bin_uri", "uri"),
+    DNA_COLUMN: (DNA_COLUMN, "nucleotides", "nuc", "nucraw"),
+    "country": ("country", "country/ocean"),
+    "province_state": ("province_state", "province", "province/state"),
+    "coord-lat": ("coord-lat", "lat"),
+    "coord-lon": ("coord-lon", "lon"),
+}
+MARKER_ALIASES = ("markercode", "marker_code")
+#: BOLD v5 stores coordinates in one column, as "[lat, lon]" (or "(lat,lon)" in older packages).
+COORD_COLUMN = "coord"
+_COORD_PATTERN = r"^[\[(]\s*(?P<lat>[-+0-9.eE]+)\s*,\s*(?P<lon>[-+0-9.eE]+)\s*[\])]$"
+_NULL_WORDS = ("", "None")
+_BLOCK_SIZE = 16 << 20  # bytes of text per Arrow batch (~20k BIOSCAN records)
+_CHUNK = 4 << 20
+
+
+#: File name endings that name a format when the first line does not (``.gz`` is looked through).
+_FORMAT_SUFFIXES = {".fasta": FASTA, ".fa": FASTA, ".fas": FASTA, ".fna": FASTA, ".jsonld": BIOSCAN_JSONLD,
+                    ".tsv": BOLD_TSV, ".csv": BIOSCAN_CSV}
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """Name the format of a source file from its first line, else from its name (see the module docstring)."""
+    path = Path(path)
+    line = _first_line(path)
+    stripped = line.lstrip()
+    if stripped.startswith(">"):
+        return FASTA
+    if stripped.startswith(("{", "[")):
+        return BIOSCAN_JSONLD
+    if "\t" in line:
+        return BOLD_TSV
+    names = next(csv.reader([line]), [])
+    if ID_COLUMN in names or DNA_COLUMN in names:
+        return BIOSCAN_CSV
+    suffixes = [suffix.lower() for suffix in path.suffixes if suffix.lower() != ".gz"]
+    if suffixes and suffixes[-1] in _FORMAT_SUFFIXES:
+        return _FORMAT_SUFFIXES[suffixes[-1]]
+    raise BioscanError(
+        "cannot tell the format (expected a BIOSCAN-5M metadata CSV or JSON-LD, a BOLD TSV or FASTA); "
+        f"pass format= one of {', '.join(FORMATS)}",
+        path=path,
+    )
+
+
+def read_batches(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    *,
+    marker: str | None = DEFAULT_MARKER,
+    taxonomy: str | os.PathLike[str] | None = None,
+    bad_lines: str = "error",
+) -> Iterator[pa.RecordBatch]:
+    """Read a source as record batches with exactly ``RECORD_SCHEMA``, streaming where the format allows.
+
+    ``marker`` filters BOLD rows by marker code (``None`` keeps all); ``taxonomy`` is a TSV joined onto
+    FASTA records by id; ``bad_lines="skip"`` drops lines with the wrong number of fields (with a
+    warning that counts them) instead of raising.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BioscanError("no such file", path=path)
+    format = format or detect_format(path)
+    if format not in FORMATS:
+        raise BioscanError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}", value=format)
+    if bad_lines not in BAD_LINE_CHOICES:
+        raise BioscanError(f"bad_lines must be one of {', '.join(BAD_LINE_CHOICES)}", value=bad_lines)
+    if taxonomy is not None and format != FASTA:
+        raise BioscanError("taxonomy= is only used with FASTA sources", path=path, value=taxonomy)
+    if format == BIOSCAN_CSV:
+        yield from _read_bioscan_csv(path, bad_lines)
+    elif format == BOLD_TSV:
+        yield from _read_tsv(path, marker, bad_lines)
+    elif format == BIOSCAN_JSONLD:
+        yield _read_jsonld(path)
+    else:
+        yield _read_fasta(path, None if taxonomy is None else Path(taxonomy))
+
+
+def read_table(path: str | os.PathLike[str], format: str | None = None, **options) -> pa.Table:
+    """The whole source as one table in ``RECORD_SCHEMA`` (options as for :func:`read_batches`)."""
+    return pa.Table.from_batches(list(read_batches(path, format, **options)), schema=RECORD_SCHEMA)
+
+
+# --- BIOSCAN-5M metadata CSV -------------------------------------------------------------------------
+
+
+def _read_bioscan_csv(path: Path, bad_lines: str) -> Iterator[pa.RecordBatch]:
+    header = next(csv.reader([_first_line(path)]))
+    for name in COLUMN_NAMES:
+        if name not in header:
+            raise BioscanError(f"missing column {name!r} in the header", path=path, line=1, value=name)
+    skipped = _SkippedLines()
+    parse = pa_csv.ParseOptions(invalid_row_handler=skipped if bad_lines == "skip" else None)
+    convert = pa_csv.ConvertOptions(
+        column_types=COLUMNS,
+        include_columns=list(COLUMN_NAMES),
+        null_values=[""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+    )
+    with _ProgressStream(path) as stream:
+        try:
+            reader = pa_csv.open_csv(
+                pa.input_stream(stream, compression="gzip" if stream.gzip else None),
+                read_options=_read_options(bad_lines),
+                parse_options=parse,
+                convert_options=convert,
+            )
+            with reader:  # joins pyarrow's read-ahead thread even when the consumer stops early
+                for batch in reader:
+                    _check_split_values(batch, path)
+                    yield pa.RecordBatch.from_arrays(batch.columns, schema=RECORD_SCHEMA)
+        except pa.ArrowInvalid as error:
+            numbers = {i: name for i, name in enumerate(header) if name in COLUMNS and _is_number(COLUMNS[name])}
+            raise _locate_bad_line(path, ",", True, len(header), numbers, "utf-8", str(error)) from None
+    skipped.warn(path)
+
+
+def _is_number(dtype: pa.DataType) -> bool:
+    return pa.types.is_floating(dtype) or pa.types.is_integer(dtype)
+
+
+def _check_split_values(batch: pa.RecordBatch, path: Path) -> None:
+    split = batch.column(SPLIT_COLUMN)
+    unknown = set(split.dictionary.to_pylist()) - set(SPLITS)
+    if unknown:
+        name = min(unknown)
+        row = pc.index(split.cast(pa.string()), name).as_py()
+        raise BioscanError(
+            f"record {batch.column(ID_COLUMN)[row].as_py()}: unknown split {name!r} "
+            f"(BIOSCAN-5M splits: {', '.join(SPLITS)})",
+            path=path,
+            value=name,
+        )
+
+
+# --- BOLD and other tab-separated tables -------------------------------------------------------------
+
+
+def _read_tsv(path: Path, marker: str | None, bad_lines: str) -> Iterator[pa.RecordBatch]:
+    encoding = _detect_encoding(path)
+    header = _unique_names(_first_line(path).split("\t"))
+    sources = _map_columns(header)
+    if ID_COLUMN not in sources:
+        raise BioscanError("missing column 'processid' in the header", path=path, line=1, value=ID_COLUMN)
+    marker_column = next((name for name in MARKER_ALIASES if name in header), None)
+    wanted = sorted(set(sources.values()) | ({COORD_COLUMN} & set(header)) | {marker_column} - {None})
+    skipped = _SkippedLines()
+    with _ProgressStream(path) as stream:
+        text = _CleanText(stream.decompressed(), encoding)
+        try:
+            reader = pa_csv.open_csv(
+                text,
+                read_options=_read_options(bad_lines, column_names=header, skip_rows=1),
+                parse_options=pa_csv.ParseOptions(
+                    delimiter="\t",
+                    quote_char=False,
+                    invalid_row_handler=skipped if bad_lines == "skip" else None,
+                ),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={name: pa.string() for name in wanted},
+                    include_columns=wanted,
+                    strings_can_be_null=False,
+                ),
+            )
+            with reader:
+                for batch in reader:
+                    if marker is not None and marker_column is not None:
+                        keep = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(batch.column(marker_column)), marker), False)
+                        batch = batch.filter(keep)
+                    columns = {target: batch.column(source) for target, source in sources.items()}
+                    if COORD_COLUMN in batch.schema.names and "coord-lat" not in sources:
+                        columns.update(_split_coord(_null_blanks(batch.column(COORD_COLUMN))))
+                    yield records_from_strings(columns, batch.num_rows, path)
+        except pa.ArrowInvalid as error:
+            raise _locate_bad_line(path, "\t", False, len(header), {}, encoding, str(error)) from None
+    skipped.warn(path)
+
+
+def _map_columns(header: list[str]) -> dict[str, str]:
+    """Record column → source column, for each record column the header provides."""
+    present = set(header)
+    mapping = {}
+    for target, aliases in COLUMN_ALIASES.items():
+        source = next((name for name in aliases if name in present), None)
+        if source is not None:
+            mapping[target] = source
+    return mapping
+
+
+def _split_coord(coord: pa.Array) -> dict[str, pa.Array]:
+    parts = pc.extract_regex(coord, _COORD_PATTERN)
+    return {"coord-lat": pc.struct_field(parts, "lat"), "coord-lon": pc.struct_field(parts, "lon")}
+
+
+def records_from_strings(columns: dict[str, pa.Array], length: int, path: Path) -> pa.RecordBatch:
+    """Build a ``RECORD_SCHEMA`` batch from string columns named as record columns.
+
+    Strings are trimmed, empty and ``None`` become null, numbers are parsed (an unparsable one is an
+    error naming the column, the value and the record), and ``taxon`` is derived from the ranks when absent.
+    """
+    strings = {name: _null_blanks(arr) for name, arr in columns.items()}
+    if "taxon" not in strings and any(rank in strings for rank in TAXONOMIC_RANKS):
+        filled = [strings[rank] for rank in reversed(TAXONOMIC_RANKS) if rank in strings]
+        strings["taxon"] = pc.coalesce(*filled) if len(filled) > 1 else filled[0]
+    arrays = []
+    for name, dtype in COLUMNS.items():
+        arr = strings.get(name)
+        if arr is None:
+            arrays.append(pa.nulls(length, dtype))
+        elif pa.types.is_dictionary(dtype):
+            arrays.append(arr.dictionary_encode())
+        elif pa.types.is_string(dtype):
+            arrays.append(arr)
+        else:
+            arrays.append(_parse_numbers(arr, name, dtype, strings.get(ID_COLUMN), path))
+    batch = pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
+    _check_split_values(batch, path)
+    return batch
+
+
+def _null_blanks(arr: pa.Array) -> pa.Array:
+    arr = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    return pc.if_else(pc.is_in(arr, pa.array(_NULL_WORDS)), pa.scalar(None, pa.string()), arr)
+
+
+def _parse_numbers(arr: pa.Array, name: str, dtype: pa.DataType, ids: pa.Array | None, path: Path) -> pa.Array:
+    try:
+        return pc.cast(arr, dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    for row, value in enumerate(arr.to_pylist()):
+        try:
+            pc.cast(pa.array([value], pa.string()), dtype)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            record = "" if ids is None else f"record {ids[row].as_py()}: "
+            kind = "a number" if pa.types.is_floating(dtype) else f"a whole number that fits {dtype}"
+            raise BioscanError(f"{record}column {name!r}: {value!r} is not {kind}", path=path, value=value) from None
+    raise AssertionError("unreachable: the column failed to convert but every value converts")
+
+
+# --- JSON-LD ---------------------------------------------------------------------------------------------
+
+_KEY_FOR = {name.lower().replace("_", "-"): name for name in COLUMN_NAMES}
+
+
+def _read_jsonld(path: Path) -> pa.RecordBatch:
+    try:
+        with open_binary(path) as handle:
+            document = json.load(handle)
+    except UnicodeDecodeError as error:
+        raise BioscanError(f"not UTF-8 JSON ({error.reason})", path=path) from None
+    except json.JSONDecodeError as error:
+        raise BioscanError(f"not valid JSON: {error.msg}", path=path, line=error.lineno) from None
+    records = _jsonld_records(document, path)
+    values: dict[str, list[str | None]] = {name: [None] * len(records) for name in COLUMN_NAMES}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise BioscanError(f"record {index} is a {type(record).__name__}, not an object", path=path)
+        for key, value in record.items():
+            name = _KEY_FOR.get(_local_name(key))
+            if name is not None:
+                values[name][index] = _jsonld_value(value, name, index, path)
+        if values[ID_COLUMN][index] is None:
+            raise BioscanError(f"record {index} has no 'processid'", path=path, value=index)
+    columns = {name: pa.array(column, pa.string()) for name, column in values.items()}
+    return records_from_strings(columns, len(records), path)
+
+
+def _jsonld_records(document: object, path: Path) -> list:
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if _local_name(key) in ("@graph", "graph") and isinstance(value, list):
+                return value
+        if any(_KEY_FOR.get(_local_name(key)) == ID_COLUMN for key in document):
+            return [document]
+    raise BioscanError("no records found: expected an '@graph' list or a top-level list of objects", path=path)
+
+
+def _local_name(key: str) -> str:
+    """``schema:coord_lat`` / ``http://x.org/ns#coord-lat`` / ``coord-lat`` → ``coord-lat``."""
+    if key.startswith("@"):
+        return key
+    for separator in ("#", "/", ":"):
+        key = key.rsplit(separator, 1)[-1]
+    return key.lower().replace("_", "-")
+
+
+def _jsonld_value(value: object, name: str, index: int, path: Path) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("@value", value.get("@id"))
+    if isinstance(value, list):
+        if len(value) > 1:
+            raise BioscanError(f"record {index}: {name!r} has several values", path=path, value=value)
+        value = value[0] if value else None
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BioscanError(f"record {index}: {name!r} is not a string or number", path=path, value=value)
+    return repr(value)
+
+
+# --- FASTA --------------------------------------------------------------------------------------------------
+
+
+def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
+    ids: list[str] = []
+    sequences: list[str] = []
+    parts: list[str] = []
+    header_line = 0
+    with open_binary(path) as handle:
+        for number, raw in enumerate(handle, 1):
+            line = _decode_line(raw, path, number).strip()
+            if line.startswith(">"):
+                if ids and not parts:
+                    raise BioscanError(f"record {ids[-1]!r} has no sequence", path=path, line=header_line)
+                if ids:
+                    sequences.append("".join(parts))
+                words = line[1:].split()
+                if not words:
+                    raise BioscanError("header without an id", path=path, line=number)
+                ids.append(words[0])
+                parts, header_line = [], number
+            elif line:
+                if not ids:
+                    raise BioscanError("sequence before the first '>' header", path=path, line=number)
+                letter = first_non_dna_letter(line)
+                if letter is not None:
+                    raise BioscanError(
+                        f"{letter!r} is not a DNA letter (IUPAC nucleotide code) in record {ids[-1]!r}",
+                        path=path,
+                        line=number,
+                        value=letter,
+                    )
+                parts.append("".join(line.split()))
+    if not ids:
+        raise BioscanError("no FASTA records (a record starts with a '>' header line)", path=path)
+    if not parts:
+        raise BioscanError(f"record {ids[-1]!r} has no sequence", path=path, line=header_line)
+    sequences.append("".join(parts))
+    columns = {ID_COLUMN: pa.array(ids, pa.string()), DNA_COLUMN: pa.array(sequences, pa.string())}
+    if taxonomy is not None:
+        columns.update(_taxonomy_columns(taxonomy, columns[ID_COLUMN]))
+    return records_from_strings(columns, len(ids), path)
+
+
+def _taxonomy_columns(path: Path, ids: pa.Array) -> dict[str, pa.Array]:
+    """Columns of a taxonomy TSV, aligned to ``ids`` (null where an id is not in the TSV)."""
+    encoding = _detect_encoding(path)
+    with _ProgressStream(path, progress=False) as stream:
+        lines = _CleanText(stream.decompressed(), encoding).read().decode("utf-8").split("\n")
+    rows = [line.split("\t") for line in lines if line.strip()]
+    if not rows:
+        raise BioscanError("empty taxonomy file", path=path)
+    header = _unique_names([name.strip() for name in rows[0]])
+    key = next((name for name in (ID_COLUMN, "id", "sequence_id", "seqid") if name in header), header[0])
+    for number, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            raise BioscanError(f"expected {len(header)} fields, found {len(row)}", path=path, line=number)
+    table = pa.table({name: pa.array([row[i].strip() for row in rows[1:]], pa.string())
+                      for i, name in enumerate(header)})
+    keys = table.column(key)
+    if pc.count_distinct(keys).as_py() != len(keys):
+        counts = pc.value_counts(keys)
+        repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))[0].as_py()
+        raise BioscanError(f"sequence id {repeated!r} appears more than once", path=path, value=repeated)
+    positions = pc.index_in(ids, value_set=keys)
+    mapping = {target: source for target, source in _map_columns(header).items()
+               if source != key and target not in (ID_COLUMN, DNA_COLUMN)}
+    return {target: table.column(source).combine_chunks().take(positions) for target, source in mapping.items()}
+
+
+# --- shared plumbing -------------------------------------------------------------------------------------
+
+
+class _ProgressStream(io.RawIOBase):
+    """The file's raw bytes, counted on a tqdm bar (stderr) as they are read; knows if it is gzip."""
+
+    def __init__(self, path: Path, progress: bool = True) -> None:
+        self.path = path
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close(); this object is the context manager)
+        self.gzip = self._file.read(2) == GZIP_MAGIC
+        self._file.seek(0)
+        self._bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"reading {path.name}",
+                         disable=None if progress else True, leave=False)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self._file.readinto(buffer)
+        self._bar.update(count)
+        return count
+
+    def decompressed(self) -> IO[bytes]:
+        import gzip
+
+        return gzip.GzipFile(fileobj=self, mode="rb") if self.gzip else io.BufferedReader(self, _CHUNK)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._bar.close()
+            self._file.close()
+        super().close()
+
+
+class _CleanText(io.RawIOBase):
+    """UTF-8 bytes of a text stream decoded as ``encoding``, with every ``\\r`` removed.
+
+    BOLD files end lines with CRLF and also hold stray carriage returns inside fields, which pyarrow
+    would take for line ends.
+    """
+
+    def __init__(self, source: IO[bytes], encoding: str) -> None:
+        self._source = source
+        self._utf8 = codecs.lookup(encoding).name == "utf-8"
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            raw = self._source.read(_CHUNK)
+            if self._utf8:
+                self._pending = raw.replace(b"\r", b"")
+            else:
+                self._pending = self._decoder.decode(raw, final=not raw).replace("\r", "").encode("utf-8")
+            if not raw:
+                break
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+class _SkippedLines:
+    """pyarrow ``invalid_row_handler`` that skips ragged lines and remembers how many and where."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: int | None = None
+
+    def __call__(self, row) -> str:
+        self.count += 1
+        if self.first is None:
+            self.first = row.number
+        return "skip"
+
+    def warn(self, path: Path) -> None:
+        if self.count:
+            where = "" if self.first is None else f" (the first at line {self.first})"
+            warnings.warn(f"{path}: skipped {self.count} lines with the wrong number of fields{where}", stacklevel=3)
+
+
+def _read_options(bad_lines: str, **options) -> pa_csv.ReadOptions:
+    # Skipped lines only get their line number when pyarrow parses on one thread.
+    return pa_csv.ReadOptions(block_size=_BLOCK_SIZE, use_threads=bad_lines != "skip", **options)
+
+
+def _first_line(path: Path) -> str:
+    with open_binary(path) as handle:
+        raw = handle.readline(1 << 20)
+    try:
+        line = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        line = raw.decode("cp1252", errors="replace")
+    return line.rstrip("\n").replace("\r", "")
+
+
+def _detect_encoding(path: Path) -> str:
+    """``"utf-8"`` if the whole file decodes as UTF-8, else ``"cp1252"`` (the other encoding BOLD uses)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open_binary(path) as handle:
+        try:
+            while chunk := handle.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1252"
+    return "utf-8"
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Header names with repeats suffixed (``recordid``, ``recordid.1``): BOLD v5 repeats some."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        name = name.strip()
+        if name in seen:
+            seen[name] += 1
+            unique.append(f"{name}.{seen[name]}")
+        else:
+            seen[name] = 0
+            unique.append(name)
+    return unique
+
+
+def _decode_line(raw: bytes, path: Path, number: int, encoding: str = "utf-8") -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        byte = raw[error.start]
+        raise BioscanError(f"byte 0x{byte:02x} is not valid UTF-8", path=path, line=number, value=byte) from None
+
+
+def _locate_bad_line(
+    path: Path, delimiter: str, quoted: bool, n_fields: int, numbers: dict[int, str], encoding: str, detail: str
+) -> BioscanError:
+    """Re-read a file line by line to name the line that pyarrow could not parse.
+
+    Only runs after pyarrow has failed, so the common path stays fast. Returns the error to raise.
+    """
+    def lines() -> Iterator[str]:
+        with open_binary(path) as handle:
+            for number, raw in enumerate(handle, 1):
+                text = _decode_line(raw, path, number, "utf-8" if encoding == "utf-8" else encoding)
+                yield text if quoted else text.replace("\r", "").rstrip("\n")
+
+    reader = csv.reader(lines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+    try:
+        for row in reader:
+            if reader.line_num == 1 or not row:
+                continue
+            if len(row) != n_fields:
+                return BioscanError(f"expected {n_fields} fields, found {len(row)}", path=path, line=reader.line_num)
+            for index, name in numbers.items():
+                value = row[index]
+                parse: Callable[[str], object] = float if pa.types.is_floating(COLUMNS[name]) else int
+                try:
+                    if value:
+                        parse(value)
+                except ValueError:
+                    return BioscanError(f"column {name!r}: {value!r} is not a number", path=path,
+                                        line=reader.line_num, value=value)
+    except csv.Error as error:
+        return BioscanError(f"unreadable line ({error})", path=path, line=reader.line_num)
+    return BioscanError(f"could not be read: {detail}", path=path)

@@ -1,0 +1,225 @@
+"""load_records: the Parquet cache (reuse, invalidation, split/column reads), label maps and the Records API."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from test_readers import UNSEEN, V5_SAMPLE, write_bioscan_csv
+
+from bioscan5m.data import cache as cache_module
+from bioscan5m.data.cache import CACHE_ENV, RecordCache
+from bioscan5m.data.records import LabelMap, load_records
+from bioscan5m.data.schema import COLUMN_NAMES, SEEN_SPLITS, SPLITS, TARGET_RANKS, parse_splits
+from bioscan5m.errors import BioscanError
+
+
+@pytest.fixture
+def bioscan_csv(shared_data, tmp_path) -> Path:
+    return write_bioscan_csv(shared_data, tmp_path / "metadata.csv")
+
+
+@pytest.fixture
+def builds(monkeypatch) -> list[Path]:
+    """Records every cache build (its file path)."""
+    built: list[Path] = []
+    original = RecordCache.build
+
+    def counting_build(self, batches):
+        built.append(self.path)
+        return original(self, batches)
+
+    monkeypatch.setattr(RecordCache, "build", counting_build)
+    return built
+
+
+def test_cache_is_written_beside_the_source_and_reused(bioscan_csv, builds):
+    first = load_records(bioscan_csv)
+    assert first.cache_path == bioscan_csv.with_name("metadata.csv.parquet")
+    assert builds == [first.cache_path]
+    stamp = first.cache_path.stat().st_mtime_ns
+    second = load_records(bioscan_csv, split="train")
+    assert builds == [first.cache_path]  # not rebuilt
+    assert first.cache_path.stat().st_mtime_ns == stamp
+    assert len(second) == 125
+
+
+def test_cache_is_rebuilt_when_the_source_changes(bioscan_csv, builds):
+    assert len(load_records(bioscan_csv)) == 999
+    lines = bioscan_csv.read_text().splitlines(keepends=True)
+    bioscan_csv.write_text("".join(lines[:-10]))
+    assert len(load_records(bioscan_csv)) == 989
+    assert len(builds) == 2
+    # Same size and content at the start, new modification time: rebuilt too.
+    os.utime(bioscan_csv, ns=(1_000_000_000, 1_000_000_000))
+    load_records(bioscan_csv)
+    assert len(builds) == 3
+    load_records(bioscan_csv)
+    assert len(builds) == 3
+
+
+def test_unreadable_cache_is_rebuilt(bioscan_csv, builds):
+    path = load_records(bioscan_csv).cache_path
+    path.write_bytes(b"not parquet")
+    assert len(load_records(bioscan_csv, split="val")) == 125
+    assert len(builds) == 2
+
+
+def test_split_and_column_opens_match_the_full_table(bioscan_csv, monkeypatch):
+    monkeypatch.setattr(cache_module, "ROW_GROUP_ROWS", 40)  # several row groups per split
+    full = load_records(bioscan_csv).table
+    for spec in ["train", "val_unseen", "seen", "unseen", "train+val", "all", ["test", "pretrain"]]:
+        splits = parse_splits(spec)
+        expected = full.filter(pc.is_in(full.column("split").cast(pa.string()), pa.array(splits)))
+        got = load_records(bioscan_csv, split=spec).table
+        assert got.num_rows == expected.num_rows > 0
+        assert got.equals(expected.cast(got.schema)) or got.to_pylist() == expected.to_pylist()
+        subset = load_records(bioscan_csv, split=spec, columns=["species", "dna_barcode"]).table
+        assert subset.column_names == ["processid", "species", "dna_barcode"]
+        assert subset.to_pylist() == expected.select(["processid", "species", "dna_barcode"]).to_pylist()
+    # Every row group holds one split only, so a one-split open reads that split's groups alone.
+    handle = pq.ParquetFile(bioscan_csv.with_name("metadata.csv.parquet"))
+    assert handle.num_row_groups > len(SPLITS)
+    for group in range(handle.num_row_groups):
+        assert len(set(handle.read_row_group(group, columns=["split"]).column("split").to_pylist())) == 1
+
+
+def test_full_table_is_ordered_by_split_then_file_order(bioscan_csv):
+    table = load_records(bioscan_csv).table
+    splits = table.column("split").to_pylist()
+    assert splits == sorted(splits, key=SPLITS.index)
+    ids = load_records(bioscan_csv, split="train").ids.tolist()
+    in_file = [line.split(",", 1)[0] for line in bioscan_csv.read_text().splitlines()[1:]]
+    assert ids == [pid for i, pid in enumerate(in_file) if SPLITS[i % 8] == "train"]
+
+
+def test_label_maps_are_identical_across_splits(bioscan_csv):
+    full = load_records(bioscan_csv)
+    for rank in TARGET_RANKS:
+        names = sorted({name for name in full.column(rank) if name is not None})
+        assert full.label_map(rank).names == tuple(names)
+    for split in SPLITS:
+        part = load_records(bioscan_csv, split=split, columns=["split"])
+        for rank in TARGET_RANKS:
+            assert part.label_map(rank) == full.label_map(rank)
+    uncached = load_records(bioscan_csv, split="test", use_cache=False)
+    assert uncached.label_map("species") == full.label_map("species")
+
+
+def test_labels_round_trip_through_the_label_map(bioscan_csv):
+    records = load_records(bioscan_csv, split="seen")
+    for rank in ("species", "genus", "dna_bin"):
+        codes = records.labels(rank)
+        names = records.column(rank)
+        assert codes.dtype == np.int64 and codes.shape == (len(records),)
+        assert ((codes == -1) == np.array([name is None for name in names])).all()
+        assert records.label_map(rank).decode(codes) == names.tolist()
+    species = records.label_map("species")
+    assert species.encode([species.names[3], None, "Not a species"]).tolist() == [3, -1, -1]
+
+
+def test_label_map_decode_rejects_out_of_range():
+    label_map = LabelMap("genus", ["Aedes", "Culex"])
+    assert label_map.decode([1, -1, 0]) == ["Culex", None, "Aedes"]
+    with pytest.raises(BioscanError, match="genus index 2 is outside 0..1"):
+        label_map.decode([2])
+
+
+def test_uncached_read_matches_cached(bioscan_csv):
+    cached = load_records(bioscan_csv, split="unseen", columns=["genus", "coord-lat"])
+    uncached = load_records(bioscan_csv, split="unseen", columns=["genus", "coord-lat"], use_cache=False)
+    assert uncached.cache_path is None
+    assert cached.table.to_pylist() == uncached.table.to_pylist()
+
+
+def test_read_only_source_caches_in_the_cache_dir(shared_data, tmp_path, monkeypatch, builds):
+    # The real data directory has no write bits (even root must not write there).
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
+    before = sorted(os.listdir(shared_data / "barcodebert_unseen"))
+    records = load_records(shared_data / UNSEEN)
+    assert records.cache_path.parent == tmp_path / "env-cache"
+    assert records.cache_path.name.startswith("unseen_2024-02-29_aab3f82.tsv.")
+    assert sorted(os.listdir(shared_data / "barcodebert_unseen")) == before
+    assert len(records) == 4278 and len(records.label_map("species")) == 1826
+    load_records(shared_data / UNSEEN)
+    assert len(builds) == 1
+    explicit = load_records(shared_data / UNSEEN, cache_dir=tmp_path / "mine")
+    assert explicit.cache_path.parent == tmp_path / "mine"
+
+
+def test_reader_options_get_their_own_cache(shared_data, tmp_path):
+    coi = load_records(shared_data / V5_SAMPLE, cache_dir=tmp_path)
+    every = load_records(shared_data / V5_SAMPLE, cache_dir=tmp_path, marker=None)
+    assert coi.cache_path != every.cache_path
+    assert len(every) == 999 and len(coi) <= len(every)
+
+
+def test_dataset_root_directory(bioscan_csv, tmp_path):
+    metadata = tmp_path / "root" / "bioscan5m" / "metadata" / "csv" / "BIOSCAN_5M_Insect_Dataset_metadata.csv"
+    metadata.parent.mkdir(parents=True)
+    shutil.copy(bioscan_csv, metadata)
+    records = load_records(tmp_path / "root", split="val")
+    assert records.source == metadata and len(records) == 125
+    with pytest.raises(BioscanError, match="no BIOSCAN-5M metadata in this directory"):
+        load_records(tmp_path)
+
+
+def test_bad_arguments_are_clear_errors(bioscan_csv, shared_data, tmp_path):
+    with pytest.raises(BioscanError, match="unknown split 'training'") as info:
+        load_records(bioscan_csv, split="train+training")
+    assert info.value.value == "training"
+    with pytest.raises(BioscanError, match="unknown column 'speceis'"):
+        load_records(bioscan_csv, columns=["speceis"])
+    records = load_records(bioscan_csv, columns=["genus"])
+    with pytest.raises(BioscanError, match="column 'species' was not loaded"):
+        records.labels("species")
+    with pytest.raises(BioscanError, match="unknown rank 'kingdom'"):
+        records.label_map("kingdom")
+    with pytest.raises(BioscanError, match="no BIOSCAN-5M split assignments"):
+        load_records(shared_data / UNSEEN, split="train", cache_dir=tmp_path)
+    with pytest.raises(BioscanError, match="no such file or directory"):
+        load_records(tmp_path / "missing.csv")
+
+
+def test_records_api(bioscan_csv):
+    records = load_records(bioscan_csv, split=SEEN_SPLITS)
+    assert len(records) == 375 and records.table.column_names == list(COLUMN_NAMES)
+    assert records.ids.dtype == object and records.ids[0] == records.table.column("processid")[0].as_py()
+    lat = records.column("coord-lat")
+    assert lat.dtype == np.float64 and np.isfinite(lat).all()
+    barcodes = records.barcodes()
+    assert all(len(seq) <= 660 and "-" not in seq for seq in barcodes)
+    assert records.barcodes(clean=False)[0] == records.table.column("dna_barcode")[0].as_py()
+    assert records.barcodes(max_length=100)[0] == barcodes[0][:100].rstrip("N")
+    frame = records.to_pandas()
+    assert frame.shape == (375, 23) and str(frame["species"].dtype) == "category"
+    train = records.filter(records.column("split") == "train")
+    assert len(train) == 125 and train.label_map("genus") == records.label_map("genus")
+    with pytest.raises(BioscanError, match="the mask has 3 values for 375 records"):
+        records.filter([True, False, True])
+
+
+def test_barcode_error_names_the_record(tmp_path):
+    path = tmp_path / "reads.tsv"
+    path.write_text("processid\tnucleotides\nP1\tACGT\nP2\tACXT\n")
+    records = load_records(path, cache_dir=tmp_path)
+    with pytest.raises(BioscanError, match="record P2: 'X' in its barcode is not a DNA letter"):
+        records.barcodes()
+
+
+def test_cache_footer_holds_key_and_label_maps(bioscan_csv):
+    records = load_records(bioscan_csv)
+    footer = pq.ParquetFile(records.cache_path).metadata.metadata
+    meta = json.loads(footer[b"bioscan5m.cache"])
+    assert meta["key"]["source"]["size"] == bioscan_csv.stat().st_size
+    assert meta["rows"] == 999 and {split: layout[2] for split, layout in meta["splits"].items()} == {
+        split: 125 - (split not in SPLITS[:7]) for split in SPLITS}
+    labels = json.loads(footer[b"bioscan5m.label_maps"])
+    assert tuple(labels["dna_bin"]) == records.label_map("dna_bin").names
