@@ -1,0 +1,375 @@
+"""BIOSCAN5M and RecordsDataset over a tiny BIOSCAN-layout directory built from real crops and barcodes."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bioscan5m.data.datasets import BIOSCAN5M, RecordsDataset, one_record_per_barcode
+from bioscan5m.data.images import IMAGES_SUBDIR, ImageStore, image_path
+from bioscan5m.data.records import load_records
+from bioscan5m.data.schema import COLUMN_NAMES, SPLITS
+from bioscan5m.data.transforms import image_transform
+from bioscan5m.errors import BioscanError
+
+METADATA = "bioscan5m/metadata/csv/BIOSCAN_5M_Insect_Dataset_metadata.csv"
+BOLD_SAMPLE = "bold_public_datapackage_samples/BOLD_Public.18-Dec-2023.sample999.tsv"
+
+# (split, chunk, genus, species); barcodes are assigned below.
+ROWS = [
+    ("train", "0", "Aedes", "Aedes alpha"), ("train", "0", "Aedes", "Aedes alpha"),
+    ("train", "1", "Bembix", "Bembix beta"), ("train", "1", "Bembix", "Bembix beta"),
+    ("train", "2", "Culex", "Culex gamma"), ("train", "2", "Culex", None),
+    ("val", None, "Aedes", "Aedes alpha"), ("val", None, "Bembix", "Bembix beta"), ("val", None, "Culex", "Culex gamma"),
+    ("test", None, "Aedes", "Aedes alpha"), ("test", None, "Culex", "Culex gamma"), ("test", None, "Dasyhelea", "Dasyhelea delta"),
+    ("pretrain", "00", "Aedes", None), ("pretrain", "00", None, None), ("pretrain", "01", "Culex", None), ("pretrain", "01", None, None),
+    ("key_unseen", None, "Euura", "Euura epsilon"), ("key_unseen", None, "Forcipomyia", "Forcipomyia zeta"),
+    ("other_heldout", "0", "Gnophomyia", "Gnophomyia sp1"), ("other_heldout", "0", "Gnophomyia", "Gnophomyia sp2"),
+]
+# Rows whose barcode repeats another row's once cleaned: row 1 = row 0 + trailing N, row 12 = row 0 in lower
+# case with gaps, row 9 = row 6, row 15 = row 13 with leading N.
+REPEATS = {1: 0, 12: 0, 9: 6, 15: 13}
+LONG_ROW = 4  # its barcode is 700 bp: cut to 660 by default
+
+
+def real_barcodes(shared_data: Path, count: int) -> list[str]:
+    """Distinct real COI-5P barcodes from the BOLD v5 sample (BIOSCAN-style AACTA records)."""
+    seen: list[str] = []
+    with open(shared_data / BOLD_SAMPLE, encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            seq = row["nucraw"]
+            if row["marker_code"] == "COI-5P" and "N" not in seq and len(seq) >= 600 and seq not in seen:
+                seen.append(seq)
+            if len(seen) == count:
+                return seen
+    raise AssertionError("not enough barcodes in the sample")
+
+
+def barcodes_for_rows(shared_data: Path) -> list[str]:
+    pool = iter(real_barcodes(shared_data, len(ROWS)))
+    barcodes = [next(pool) for _ in ROWS]
+    barcodes[LONG_ROW] = (barcodes[LONG_ROW] * 2)[:700]
+    for row, source in REPEATS.items():
+        base = barcodes[source]
+        barcodes[row] = {1: base + "NNN", 12: "-".join([base[:100].lower(), base[100:]]), 9: base,
+                         15: "NN" + base}[row]
+    return barcodes
+
+
+def write_tiny_bioscan(root: Path, shared_data: Path) -> dict[str, Path]:
+    """A BIOSCAN-5M directory: metadata CSV (23 columns) + cropped_256 zips of real crops, official layout.
+
+    Returns {processid: image file used}. Barcodes are real BOLD sequences; taxonomy is made up.
+    """
+    crops = sorted((shared_data / "bioscan_imgfilter_images" / "cropped_clear_imgs").glob("*.jpg"))[: len(ROWS)]
+    barcodes = barcodes_for_rows(shared_data)
+    csv_path = root / METADATA
+    csv_path.parent.mkdir(parents=True)
+    zips = {part: zipfile.ZipFile(root / f"BIOSCAN_5M_cropped_256_{part}.zip", "w")
+            for part in ("train", "eval", "pretrain.01")}
+    files = {}
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMN_NAMES)
+        for i, ((split, chunk, genus, species), crop, barcode) in enumerate(zip(ROWS, crops, barcodes)):
+            pid = crop.name.split(".")[0]
+            files[pid] = crop
+            taxon = species or genus or "Diptera"
+            row = {
+                "processid": pid, "sampleid": f"S{i:03d}", "taxon": taxon, "phylum": "Arthropoda",
+                "class": "Insecta", "order": "Diptera", "family": "Culicidae" if genus else "", "subfamily": "",
+                "genus": genus or "", "species": species or "", "dna_bin": f"BOLD:AAA{i % 7:04d}",
+                "dna_barcode": barcode, "country": "Canada" if i % 3 else "Costa Rica", "province_state": "",
+                "coord-lat": f"{43 + i / 10:.2f}" if i % 4 else "", "coord-lon": "-80.5",
+                "image_measurement_value": str(1000 + i), "area_fraction": "0.5", "scale_factor": "1.0",
+                "inferred_ranks": "7" if species else "6", "split": split,
+                "index_bioscan_1M_insect": str(100 + i) if i % 2 else "", "chunk": chunk or "",
+            }
+            writer.writerow([row[name] for name in COLUMN_NAMES])
+            part = {"train": "train", "pretrain": "pretrain.01"}.get(split, "eval")
+            zips[part].write(crop, f"{IMAGES_SUBDIR}/cropped_256/{image_path(split, chunk, pid)}")
+    for archive in zips.values():
+        archive.close()
+    return files
+
+
+@pytest.fixture(scope="module")
+def tiny(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bioscan")
+    files = write_tiny_bioscan(root, shared_data)
+    return root, files
+
+
+def ids_of(rows: list[int], files: dict[str, Path]) -> list[str]:
+    pids = list(files)
+    return [pids[i] for i in rows]
+
+
+def rows_in(*splits: str) -> list[int]:
+    return [i for i, row in enumerate(ROWS) if row[0] in splits]
+
+
+def test_tuple_output_image_dna_species_index(tiny, shared_data):
+    root, files = tiny
+    dataset = BIOSCAN5M(root, split="train")
+    assert len(dataset) == 6
+    image, dna, target = dataset[0]
+    pid = ids_of([0], files)[0]
+    assert isinstance(image, Image.Image) and image.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(image), np.asarray(Image.open(files[pid]).convert("RGB")))
+    assert dna == barcodes_for_rows(shared_data)[0]
+    assert target == dataset.label2index("Aedes alpha")
+    assert dataset.index2label(target) == "Aedes alpha"
+    assert dataset[5][2] == -1  # no species
+    assert len(dataset[LONG_ROW][1]) == 660
+    assert dataset[-1][2] == dataset[5][2]
+    with pytest.raises(IndexError):
+        dataset[6]
+
+
+def test_dict_output_text_and_multiple_targets(tiny):
+    root, _ = tiny
+    dataset = BIOSCAN5M(root, split="test", modality=("dna", "coord-lat", "country", "index_bioscan_1M_insect"),
+                        target_type=["genus", "species"], target_format="text", output_format="dict")
+    sample = dataset[2]
+    assert set(sample) == {"dna", "coord-lat", "country", "index_bioscan_1M_insect", "genus", "genus_index",
+                           "species", "species_index", "target"}
+    assert sample["target"] == ("Dasyhelea", "Dasyhelea delta")
+    assert sample["species"] == "Dasyhelea delta"
+    assert sample["species_index"] == dataset.label2index("Dasyhelea delta", "species")
+    assert sample["coord-lat"] == pytest.approx(44.1)
+    assert sample["country"] == "Canada"
+    assert sample["index_bioscan_1M_insect"] == 111
+    assert dataset[1]["index_bioscan_1M_insect"] == -1  # row 10 has no BIOSCAN-1M index
+    pretrain = BIOSCAN5M(root, split="pretrain", modality=["coord-lat", "family"], target_type=[])
+    assert np.isnan(pretrain[0][0]) and pretrain[0][1] == "Culicidae"  # row 12: no latitude
+    assert pretrain[1][1] == ""  # row 13: no family
+    indexed = BIOSCAN5M(root, split="test", modality="dna", target_type=["genus", "species"])
+    assert indexed[2][1] == (indexed.label2index("Dasyhelea", "genus"), indexed.label2index("Dasyhelea delta", "species"))
+
+
+def test_text_target_missing_is_empty_and_no_target_is_none(tiny, shared_data):
+    root, _ = tiny
+    text = BIOSCAN5M(root, split="pretrain", modality="dna", target_type="species", target_format="text")
+    assert [text[i][1] for i in range(len(text))] == ["", "", "", ""]
+    none = BIOSCAN5M(root, split="pretrain", modality=["dna"], target_type=[])
+    assert none[0][1] is None
+    transformed = BIOSCAN5M(root, split="val", modality="dna", target_type="genus", target_transform=lambda t: t + 100,
+                            dna_transform=len)
+    assert transformed[0] == (len(barcodes_for_rows(shared_data)[6]), transformed.label2index("Aedes") + 100)
+
+
+def test_split_combinations_and_labels_stable_across_splits(tiny):
+    root, files = tiny
+    expected = {"train+val": rows_in("train", "val"), "seen": rows_in("train", "val", "test"),
+                "unseen": rows_in("key_unseen"), "all": list(range(len(ROWS))), "validation": rows_in("val"),
+                "pretrain+train": rows_in("pretrain", "train"), ("test", "val+key_unseen"): rows_in("val", "test", "key_unseen")}
+    for split, rows in expected.items():
+        dataset = BIOSCAN5M(root, split=split, modality="processid", target_type="species")
+        assert sorted(dataset[i][0] for i in range(len(dataset))) == sorted(ids_of(rows, files)), split
+    train = BIOSCAN5M(root, split="train", modality="dna")
+    test = BIOSCAN5M(root, split="test", modality="dna")
+    unseen = BIOSCAN5M(root, split="key_unseen", modality="dna")
+    for name in ("Aedes alpha", "Culex gamma", "Dasyhelea delta", "Euura epsilon"):
+        assert train.label2index(name) == test.label2index(name) == unseen.label2index(name) >= 0
+    assert train.index2label([train.label2index("Culex gamma"), -1]).tolist() == ["Culex gamma", ""]
+    assert train.label2index(["Aedes alpha", "", None]).tolist() == [train.label2index("Aedes alpha"), -1, -1]
+    with pytest.raises(BioscanError, match="label 'Nope nope' not found at rank 'species'"):
+        train.label2index("Nope nope")
+    with pytest.raises(BioscanError, match="unknown split 'training'"):
+        BIOSCAN5M(root, split="training")
+
+
+def test_reduce_repeated_barcodes_keeps_one_record_per_barcode(tiny, shared_data):
+    root, files = tiny
+    barcodes = barcodes_for_rows(shared_data)
+    # The authors' rule, over the records in load order (by split in the paper's order, then file order):
+    # shuffle with RandomState(0), keep the first record of each cleaned, cut barcode.
+    load_order = sorted(range(len(ROWS)), key=lambda row: SPLITS.index(ROWS[row][0]))
+    keys = [barcodes[row].replace("-", "").upper().strip("N")[:660] for row in load_order]
+    seen, kept = set(), set()
+    for position in np.random.RandomState(0).permutation(len(ROWS)):
+        if keys[position] not in seen:
+            seen.add(keys[position])
+            kept.add(load_order[position])
+    assert len(kept) == len(ROWS) - len(REPEATS)
+    everything = BIOSCAN5M(root, split="all", modality="processid", reduce_repeated_barcodes=True)
+    assert sorted(everything[i][0] for i in range(len(everything))) == sorted(ids_of(sorted(kept), files))
+    for split in ("train", "val+test", "pretrain"):
+        part = BIOSCAN5M(root, split=split, modality=["processid", "dna"], reduce_repeated_barcodes=True)
+        wanted = [r for r in kept if ROWS[r][0] in split.split("+")]
+        assert sorted(part[i][0] for i in range(len(part))) == sorted(ids_of(wanted, files)), split
+        assert len({part[i][1] for i in range(len(part))}) == len(part)
+    assert "reduce_repeated_barcodes: True" in repr(everything)
+
+
+def test_one_record_per_barcode_keeps_records_without_barcode():
+    mask = one_record_per_barcode(["ACGT", "", "ACGT", "", "TTTT"])
+    assert mask.tolist().count(True) == 4 and mask[1] and mask[3] and mask[4]
+    assert mask[0] != mask[2]
+
+
+def test_max_nucleotides(tiny, shared_data):
+    root, _ = tiny
+    full = BIOSCAN5M(root, split="train", modality="dna", max_nucleotides=None)
+    assert len(full[LONG_ROW][0]) == 700
+    short = BIOSCAN5M(root, split="train", modality="dna", max_nucleotides=100)
+    assert short[0][0] == barcodes_for_rows(shared_data)[0][:100]
+    assert "max_nucleotides: 100" in repr(short)
+
+
+def test_metadata_frame_and_repr(tiny):
+    root, files = tiny
+    dataset = BIOSCAN5M(root, split="train+val", target_type="genus")
+    frame = dataset.metadata
+    assert len(frame) == 9
+    assert {"processid", "species", "species_index", "genus_index", "dna_bin_index", "image_path"} <= set(frame.columns)
+    assert frame["image_path"].iloc[0] == f"train/0/{ids_of([0], files)[0]}.jpg"
+    assert frame["image_path"].iloc[6] == f"val/{ids_of([6], files)[0]}.jpg"  # no chunk folder
+    assert dataset[6][0].size == Image.open(files[ids_of([6], files)[0]]).size
+    assert frame["genus_index"].tolist()[:2] == [dataset.label2index("Aedes")] * 2
+    text = repr(dataset)
+    assert text.splitlines()[:3] == ["Dataset BIOSCAN5M", "    Number of datapoints: 9", f"    Root location: {root}"]
+    assert "    split: 'train+val'" in text and "    image_package: 'cropped_256'" in text
+    assert "    target_type: ['genus']" in text
+
+
+def test_transforms_and_dataloader_with_two_workers_over_zips(tiny):
+    root, files = tiny
+    dataset = BIOSCAN5M(root, split="all", transform=image_transform(64, train=True), output_format="dict",
+                        modality=("image", "dna", "processid"))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    seen = []
+    for batch in loader:
+        assert batch["image"].shape[1:] == (3, 64, 64) and batch["image"].dtype == torch.float32
+        assert torch.isfinite(batch["image"]).all()
+        assert batch["target"].dtype == torch.int64
+        for pid, species, index in zip(batch["processid"], batch["species"], batch["species_index"].tolist()):
+            assert index == dataset.label2index(species)
+            seen.append(pid)
+    assert sorted(seen) == sorted(files)
+
+
+def test_argument_errors(tiny, tmp_path):
+    root, _ = tiny
+    with pytest.raises(BioscanError, match="unknown rank 'genera'"):
+        BIOSCAN5M(root, target_type="genera")
+    with pytest.raises(BioscanError, match="unknown modality 'colour'"):
+        BIOSCAN5M(root, modality=("dna", "colour"))
+    with pytest.raises(BioscanError, match="unknown target_format 'name'"):
+        BIOSCAN5M(root, target_format="name")
+    with pytest.raises(BioscanError, match="unknown output_format 'list'"):
+        BIOSCAN5M(root, output_format="list")
+    with pytest.raises(BioscanError, match="target_transform is given but target_type is empty"):
+        BIOSCAN5M(root, modality="dna", target_type=[], target_transform=str)
+    with pytest.raises(BioscanError, match="unknown image package 'cropped_128'"):
+        BIOSCAN5M(root, image_package="cropped_128")
+    with pytest.raises(BioscanError, match="metadata not found.*download=True"):
+        BIOSCAN5M(tmp_path)
+    with pytest.raises(BioscanError, match="no original_256 images found"):
+        BIOSCAN5M(root, image_package="original_256")
+    assert len(BIOSCAN5M(root, image_package="original_256", modality="dna")) == 6  # no images needed
+    with pytest.raises(BioscanError, match="exactly one target_type"):
+        BIOSCAN5M(root, modality="dna", target_type=["genus", "species"]).index2label(0)
+
+
+def test_download_is_called_for_what_is_needed(tiny, tmp_path, monkeypatch, shared_data):
+    from bioscan5m.data import download
+
+    calls = []
+
+    def fake_download(root, what, image_package, splits):
+        calls.append((what, image_package, splits))
+        if not (Path(root) / METADATA).exists():
+            write_tiny_bioscan(Path(root), shared_data)
+
+    monkeypatch.setattr(download, "download_dataset", fake_download)
+    dataset = BIOSCAN5M(tmp_path / "fresh", split="val+test", download=True)
+    assert len(dataset) == 6
+    assert calls == [(("metadata", "images"), "cropped_256", ("val", "test"))]
+    BIOSCAN5M(tmp_path / "fresh", split="seen", modality="dna", download=True)
+    assert calls[-1] == (("metadata",), "cropped_256", ("train", "val", "test"))
+
+
+def test_records_dataset_over_real_bold_records_with_real_images(shared_data, tmp_path):
+    """The three BOLD records that have BIOSCAN images: DNA and image from the same specimens."""
+    records = load_records(shared_data / BOLD_SAMPLE)
+    pids = ["AACTA1595-20", "AACTA1760-20", "AACTA1927-20"]
+    chosen = records.filter(np.isin(records.ids, pids))
+    assert len(chosen) == 3
+    originals = shared_data / "bioscan_imgfilter_images" / "failed_crop_subset_originals"
+    folder = tmp_path / IMAGES_SUBDIR / "original_full" / "somewhere"
+    folder.mkdir(parents=True)
+    for pid in pids:
+        (folder / f"{pid}.jpg").write_bytes((originals / f"{pid}.1024px.jpg").read_bytes())
+    store = ImageStore.open(tmp_path, "original_full")
+    dataset = RecordsDataset(chosen, store, modality=("image", "dna", "processid"), target_type="order",
+                             target_format="text", transform=image_transform(32))
+    for i in range(3):
+        image, dna, pid, order = dataset[i]
+        assert image.shape == (3, 32, 32)
+        assert pid in pids and order and set(dna) <= set("ACGTRYSWKMBDHVN")
+    raw = {pid: seq for pid, seq in zip(chosen.ids, chosen.column("dna_barcode"))}
+    assert dataset[0][1] == raw[dataset[0][2]].strip("N")[:660]
+
+
+def test_records_dataset_over_whole_bold_sample(shared_data):
+    records = load_records(shared_data / BOLD_SAMPLE)
+    dataset = RecordsDataset(records, modality=["dna", "country"], target_type=["order", "genus"])
+    assert len(dataset) == len(records)
+    assert dataset[0][2] == tuple(int(records.labels(rank)[0]) for rank in ("order", "genus"))
+    genus_known = int((records.labels("genus") >= 0).sum())
+    assert sum(dataset[i][2][1] >= 0 for i in range(len(dataset))) == genus_known
+    deduplicated = RecordsDataset(records, modality="dna", reduce_repeated_barcodes=True)
+    distinct = {b for b in records.barcodes(clean=True) if b}
+    without = sum(1 for b in records.barcodes(clean=True) if not b)
+    assert len(deduplicated) == len(distinct) + without
+    with pytest.raises(BioscanError, match="needs an image store"):
+        RecordsDataset(records, modality="image")
+    assert f"Source: {records.source}" in repr(dataset)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    from bioscan5m.data.synthetic import write_synthetic_dataset
+
+    return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), records=150, seed=3)
+
+
+def test_synthetic_dataset_every_split_image_and_label(synthetic):
+    """Against the generated CSV and zip read independently (csv module, zipfile + PIL)."""
+    from bioscan5m.data.sequences import clean_barcode
+
+    with open(synthetic / METADATA, newline="", encoding="utf-8") as handle:
+        rows = {row["processid"]: row for row in csv.DictReader(handle)}
+    archive = zipfile.ZipFile(synthetic / "BIOSCAN_5M_cropped_256.zip")
+    total = 0
+    for split in SPLITS:
+        wanted = [pid for pid, row in rows.items() if row["split"] == split]
+        if not wanted:
+            with pytest.raises(IndexError):
+                BIOSCAN5M(synthetic, split=split, modality="dna")[0]
+            continue
+        dataset = BIOSCAN5M(synthetic, split=split, modality=("image", "dna", "processid"),
+                            target_type=["genus", "species"], output_format="dict")
+        assert len(dataset) == len(wanted)
+        total += len(dataset)
+        for i in range(len(dataset)):
+            sample = dataset[i]
+            row = rows[sample["processid"]]
+            member = f"{IMAGES_SUBDIR}/cropped_256/{image_path(split, row['chunk'], row['processid'])}"
+            with archive.open(member) as stored, Image.open(stored) as direct:
+                np.testing.assert_array_equal(np.asarray(sample["image"]), np.asarray(direct.convert("RGB")))
+            assert sample["dna"] == clean_barcode(row["dna_barcode"], max_length=660)
+            assert sample["species"] == row["species"] and sample["genus"] == row["genus"]
+            assert dataset.index2label(sample["species_index"], "species") == row["species"]
+    assert total == len(rows) == 150
+    species = {row["species"] for row in rows.values() if row["species"]}
+    assert len(dataset.label_map("species")) == len(species)
