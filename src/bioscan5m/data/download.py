@@ -96,7 +96,6 @@ FILES: tuple[DatasetFile, ...] = (
     *(DatasetFile(f"BIOSCAN_5M_original_full.{part:02d}.zip", "original_full", SPLITS, None)
       for part in range(1, 6)),
 )
-IMAGE_PACKAGES: tuple[str, ...] = tuple(dict.fromkeys(f.package for f in FILES if f.package != METADATA))
 
 _RETRYABLE = (
     requests.ConnectionError,

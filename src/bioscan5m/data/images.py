@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bioscan5m.data.schema import IMAGE_PACKAGES
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path
 
-#: The four image packages of BIOSCAN-5M: full-size or 256 px (shorter side), original or cropped.
-IMAGE_PACKAGES: tuple[str, ...] = ("original_full", "cropped", "original_256", "cropped_256")
 #: Where extracted packages live below the dataset root.
 IMAGES_SUBDIR = "bioscan5m/images"
 #: Folder (beside the zips, unless told otherwise) where zip indexes are cached.

@@ -40,6 +40,9 @@ SPLIT_GROUPS: dict[str, tuple[str, ...]] = {
     "all": SPLITS,
 }
 
+#: Image packages of the official release (``*_256``: resized to 256 px on the shorter side).
+IMAGE_PACKAGES: tuple[str, ...] = ("original_full", "cropped", "original_256", "cropped_256")
+
 DNA_COLUMN = "dna_barcode"
 ID_COLUMN = "processid"
 SPLIT_COLUMN = "split"
