@@ -6,8 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from bioscan5m.data.download import METADATA, MIRROR_ENV, download_dataset
-from bioscan5m.data.schema import IMAGE_PACKAGES
-from bioscan5m.data.schema import SPLITS, parse_splits
+from bioscan5m.data.schema import IMAGE_PACKAGES, SPLITS, parse_splits
 from bioscan5m.errors import BioscanError
 
 _IMAGES = "images"
