@@ -430,10 +430,10 @@ def test_archive_without_published_md5_is_checked_by_zip_integrity_and_says_so(s
     assert "no MD5 is published; checking its size and zip integrity only" in capsys.readouterr().err
 
 
-def test_image_packages_agree_with_the_image_store():
-    from bioscan5m.data import images
+def test_every_image_package_has_archives_to_download():
+    from bioscan5m.data.schema import IMAGE_PACKAGES
 
-    assert set(dl.IMAGE_PACKAGES) == set(images.IMAGE_PACKAGES)
+    assert {f.package for f in dl.FILES if f.package != dl.METADATA} == set(IMAGE_PACKAGES)
 
 
 @pytest.mark.parametrize("extract", [True, False])
