@@ -228,10 +228,10 @@ def score_by_rank(truth: Mapping[str, np.ndarray], predicted: Mapping[str, np.nd
     """Micro and macro accuracy (in [0, 1]) at each rank of ``predicted``: columns :data:`SCORE_COLUMNS`.
 
     truth / predicted: ``{rank: names [N]}`` (None = missing; a missing truth leaves the record out at
-    that rank, a missing prediction counts as wrong).
+    that rank, a missing prediction counts as wrong). Ranks where no record has a true name are left out.
     """
     rows = [{"rank": rank, **accuracy(_names(truth[rank]), _names(predicted[rank]))} for rank in predicted]
-    return pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+    return pd.DataFrame([row for row in rows if row["queries"]], columns=list(SCORE_COLUMNS))
 
 
 def _names(values) -> np.ndarray:
@@ -295,8 +295,8 @@ def holdout_mask(records, fraction: float, *, by: str = BY_RECORD, seed: int = 0
 
     by="record": a seeded ``fraction`` of the records. by=<rank> (e.g. "species"): whole taxa of that rank
     are held out until about ``fraction`` of the records are, so every held-out record is of a taxon the
-    training side never saw (the paper's unseen-species setting); only taxa whose parent (e.g. genus)
-    holds another taxon are eligible, so the parent can still be recognised. Records without a label at
+    training side never saw (the paper's unseen-species setting); every parent (e.g. genus) keeps at least
+    one of its taxa on the training side, so the parent can still be recognised. Records without a label at
     ``by`` are never held out.
     """
     if not 0.0 < fraction < 1.0:
@@ -311,18 +311,23 @@ def holdout_mask(records, fraction: float, *, by: str = BY_RECORD, seed: int = 0
     if position < 1:
         raise BioscanError(f"cannot hold out by {by!r}; choose {BY_RECORD!r} or one of "
                            f"{', '.join(TAXONOMIC_RANKS[1:])}", value=by)
-    parent = TAXONOMIC_RANKS[position - 1]
+    # The parent is the next rank up, skipping subfamily: many records (all of BOLD's v3 exports) lack it.
+    parent = [r for r in TAXONOMIC_RANKS[:position] if r != "subfamily"][-1]
     taxa = pd.DataFrame({"taxon": records.column(by), "parent": records.column(parent)})
     sizes = taxa.dropna(subset=["taxon"]).groupby("taxon", sort=True).agg(n=("parent", "size"),
                                                                           parent=("parent", "first"))
-    siblings = sizes.groupby("parent")["n"].transform("size")
-    eligible = sizes[sizes["parent"].notna() & (siblings >= 2)]
+    sizes = sizes[sizes["parent"].notna()]
+    # Taxa of the parent still on the training side; a taxon is held out only while another one stays.
+    remaining = sizes.groupby("parent")["n"].size().to_dict()
     chosen, held = [], 0
-    for taxon in rng.permutation(eligible.index.to_numpy()):
+    for taxon in rng.permutation(sizes.index.to_numpy()):
         if held >= fraction * n:
             break
-        chosen.append(taxon)
-        held += int(eligible.loc[taxon, "n"])
+        parent_name = sizes.at[taxon, "parent"]
+        if remaining[parent_name] >= 2:
+            remaining[parent_name] -= 1
+            chosen.append(taxon)
+            held += int(sizes.at[taxon, "n"])
     if not chosen:
         raise BioscanError(f"no {by} can be held out: none shares its {parent} with another {by}", value=by)
     return taxa["taxon"].isin(chosen).to_numpy()
@@ -402,6 +407,8 @@ def load_partition(source: str | os.PathLike[str], train_split: str | None, test
     from bioscan5m.data.records import load_records
 
     wanted = list(dict.fromkeys([DNA_COLUMN, SPLIT_COLUMN, *columns]))
+    if holdout is not None and holdout_by != BY_RECORD:
+        wanted += [rank for rank in TAXONOMIC_RANKS if rank not in wanted]  # the held-out rank and its parent
     if holdout is not None:
         records = with_barcodes(load_records(source, split=train_split, columns=wanted, cache_dir=cache_dir))
         held = holdout_mask(records, holdout, by=holdout_by, seed=seed)
@@ -409,8 +416,15 @@ def load_partition(source: str | os.PathLike[str], train_split: str | None, test
     if train_split is None or test_split is None:
         raise BioscanError("name the training and test splits, or hold out a fraction of the records")
     train_names, test_names = parse_splits(train_split), parse_splits(test_split)
-    records = with_barcodes(load_records(source, split=tuple(dict.fromkeys(train_names + test_names)),
-                                         columns=wanted, cache_dir=cache_dir))
+    try:
+        records = load_records(source, split=tuple(dict.fromkeys(train_names + test_names)), columns=wanted,
+                               cache_dir=cache_dir)
+    except BioscanError as error:
+        if "split assignments" not in error.reason:
+            raise
+        raise BioscanError(f"{error.reason}. To test on a random share of them instead, use --holdout 0.2",
+                           path=error.path, value=error.value) from None
+    records = with_barcodes(records)
     splits = records.column(SPLIT_COLUMN)
     return records.filter(np.isin(splits, train_names)), records.filter(np.isin(splits, test_names))
 
