@@ -1,0 +1,66 @@
+"""``bioscan5m cluster``: zero-shot clustering (Task II) of saved embeddings, scored by AMI per rank."""
+
+from __future__ import annotations
+
+import argparse
+
+from bioscan5m.data.schema import TARGET_RANKS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from bioscan5m.tasks.cluster import CLUSTERERS, EXACT_WARD_LIMIT, REDUCERS, ZSC_RANKS
+
+    parser = subparsers.add_parser(
+        "cluster",
+        help="cluster embeddings without training and score how well clusters match taxa (AMI per rank)",
+        description=(
+            "Zero-shot clustering as in the BIOSCAN-5M paper: reduce embeddings with UMAP to 50 dimensions, "
+            "cluster them with Ward's method into as many clusters as there are true taxa at each rank, and "
+            "score the agreement with the adjusted mutual information (AMI: 1 = clusters are exactly the "
+            "taxa, 0 = no better than chance). Writes ami.tsv, ami_by_rank.png (one line per encoder) and "
+            "a 2-D map coloured by taxon. "
+            "Example: 'bioscan5m cluster --embeddings emb/kmer5 --embeddings emb/dinov2 "
+            "--embeddings emb/dinov2 emb/kmer5 --labels bold.tsv --out zsc' compares k-mers, DINOv2 and both "
+            "combined."
+        ),
+    )
+    parser.add_argument(
+        "--embeddings", required=True, action="append", nargs="+", metavar="DIR",
+        help="folder(s) written by 'bioscan5m embed'; repeat the option to compare encoders, give several "
+             "folders after one option to combine modalities (each z-scored, then concatenated)",
+    )
+    parser.add_argument("--labels", required=True, metavar="SOURCE",
+                        help="table with the true taxonomy of the embedded records (the --data given to embed)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for ami.tsv and the PNG plots")
+    parser.add_argument("--ranks", nargs="+", choices=TARGET_RANKS, default=list(ZSC_RANKS),
+                        help="ranks to score (default: %(default)s; dna_bin = Barcode Index Number)")
+    parser.add_argument("--reducer", choices=REDUCERS, default="umap",
+                        help="dimension reduction before clustering (default: umap, as in the paper)")
+    parser.add_argument("--clusterer", choices=CLUSTERERS, default="ward",
+                        help="ward (paper; exact up to --exact-limit records, then ward-knn), ward-knn (scales "
+                             "to 200k+ records), kmeans, hdbscan (finds its own number of clusters)")
+    parser.add_argument("--exact-limit", type=int, default=EXACT_WARD_LIMIT, metavar="N",
+                        help="largest number of records clustered by exact Ward, which needs N*N*4 bytes "
+                             "(default: %(default)s; 0 = always ward-knn)")
+    parser.add_argument("--dims", type=int, default=50, metavar="D", help="UMAP/PCA output dimensions (default 50)")
+    parser.add_argument("--neighbors", type=int, default=30, metavar="K", help="UMAP neighbours (default 30)")
+    parser.add_argument("--metric", default="euclidean", help="UMAP distance: euclidean (default) or cosine")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--scatter-rank", default="species", choices=(*TARGET_RANKS, "none"),
+                        help="colour the 2-D map by this rank, or 'none' to skip the map (default: species)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bioscan5m.tasks.cluster import run_zero_shot_clustering
+
+    table = run_zero_shot_clustering(
+        args.embeddings, args.labels, args.out, args.ranks, reducer=args.reducer, clusterer=args.clusterer,
+        exact_limit=args.exact_limit, n_components=args.dims, n_neighbors=args.neighbors, metric=args.metric,
+        seed=args.seed, scatter_rank=None if args.scatter_rank == "none" else args.scatter_rank,
+    )
+    wide = table.pivot(index="encoder", columns="rank", values="ami")[list(dict.fromkeys(table["rank"]))]
+    print("AMI per rank (1 = clusters match the taxa exactly, 0 = chance):")
+    print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {args.out}/ami.tsv, ami_by_rank.png")
+    return 0

@@ -1,0 +1,388 @@
+"""A timm-like registry of frozen encoders that turn barcodes or images into embedding vectors.
+
+``create_encoder(name)`` understands:
+
+- ``kmer-profile`` / ``kmer-profile-<k>``: overlapping k-mer frequencies (default k=5), no training.
+- ``barcodebert:<dir>``: BarcodeBERT (``bioscan5m.models.dna.from_pretrained``: our directory, the authors'
+  directory or ``.pt`` checkpoint, or a hub id), padding-aware mean pooling.
+- ``hf-dna:<hub id or dir>``: any Hugging Face DNA language model (``trust_remote_code``), mean-pooled
+  over non-padding tokens.
+- ``hf-image:<hub id or dir>``: any Hugging Face vision model (DINO, DINOv2, CLIP vision tower, MAE ViT...),
+  the [CLS] token (``pooling="cls"``, default) or the mean of the patch tokens (``pooling="mean"``).
+
+Every encoder reports ``describe()``: its name, options and a content hash of its checkpoint, which is what
+the embedding cache is keyed on. Weights are loaded lazily, on the first ``encode``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bioscan5m.errors import BioscanError
+
+#: Bumped when an encoder's output changes for the same checkpoint, so stale caches are not reused.
+ENCODER_CODE_VERSION = 1
+
+POOLINGS = ("cls", "mean")
+
+
+class Encoder(ABC):
+    """A frozen model: ``encode(batch) -> float32 [len(batch), dim]``.
+
+    ``modality`` is ``"dna"`` (batches of cleaned barcode strings) or ``"image"`` (batches of RGB
+    ``PIL.Image``).
+    """
+
+    modality: str = "dna"
+    #: Items per forward pass when the caller does not choose.
+    default_batch_size: int = 256
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """``{"name", "modality", "options", "checkpoint_sha256"}``: what the output depends on."""
+
+    @abstractmethod
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        """Embed one batch: ``float32 [len(batch), dim]``."""
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+_FAMILIES: dict[str, tuple[Callable[..., Encoder], str]] = {}
+
+
+def register_encoder(family: str, help: str) -> Callable[[Callable[..., Encoder]], Callable[..., Encoder]]:
+    """Decorator: make ``factory(argument, **options)`` available as ``<family>`` / ``<family>:<argument>``."""
+
+    def decorate(factory: Callable[..., Encoder]) -> Callable[..., Encoder]:
+        _FAMILIES[family] = (factory, help)
+        return factory
+
+    return decorate
+
+
+def list_encoders() -> dict[str, str]:
+    """Registered encoder families and a one-line description of each."""
+    return {family: help for family, (_, help) in sorted(_FAMILIES.items())}
+
+
+def split_encoder_name(name: str) -> tuple[str, str | None]:
+    """``"hf-dna:zhihan1996/DNABERT-2-117M"`` → ``("hf-dna", "zhihan1996/DNABERT-2-117M")``;
+    ``"kmer-profile-6"`` → ``("kmer-profile", "6")``; ``"kmer-profile"`` → ``("kmer-profile", None)``."""
+    if ":" in name:
+        family, argument = name.split(":", 1)
+        return family, argument
+    match = re.fullmatch(r"(.+?)-(\d+)", name)
+    if name not in _FAMILIES and match and match.group(1) in _FAMILIES:
+        return match.group(1), match.group(2)
+    return name, None
+
+
+def create_encoder(name: str, **options: Any) -> Encoder:
+    """Build an encoder by name; ``options`` (``device``, ``pooling``, ``max_length``...) go to its factory.
+
+    Unknown names raise a BioscanError listing the registered families.
+    """
+    family, argument = split_encoder_name(name)
+    if family not in _FAMILIES:
+        known = "; ".join(f"{f} ({h})" for f, h in list_encoders().items())
+        raise BioscanError(f"unknown encoder {name!r}; known: {known}", value=name)
+    factory, _ = _FAMILIES[family]
+    options = {key: value for key, value in options.items() if value is not None}
+    accepted = set(inspect.signature(factory).parameters) - {"argument"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise BioscanError(f"encoder {name!r} takes no option {', '.join(unknown)} (it takes: "
+                           f"{', '.join(sorted(accepted)) or 'none'})", value=unknown)
+    return factory(argument, **options)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def directory_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 over every file below ``path`` (relative names and contents, in sorted order)."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
+        part.startswith(".") for part in p.relative_to(root).parts))
+    for file in files:
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def resolve_device(device: str | None = None) -> str:
+    """``"auto"``/None → ``cuda:<LOCAL_RANK>`` when a GPU is visible (one per torchrun process), else ``cpu``."""
+    import torch
+
+    if device not in (None, "auto"):
+        return str(device)
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def checkpoint_sha256(checkpoint: str | os.PathLike[str]) -> str:
+    """Content hash of a checkpoint: a file, a directory, or a Hugging Face hub id already downloaded."""
+    path = Path(checkpoint)
+    if path.is_file():
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    if path.is_dir():
+        return directory_sha256(path)
+    from huggingface_hub import try_to_load_from_cache
+
+    config = try_to_load_from_cache(str(checkpoint), "config.json")
+    if isinstance(config, str):
+        return directory_sha256(Path(config).parent)
+    raise BioscanError(f"model {str(checkpoint)!r} is neither a local file or directory nor in the Hugging "
+                       "Face cache", value=str(checkpoint))
+
+
+def _mean_pool(hidden: Any, mask: Any) -> Any:
+    """Mean of ``hidden [B, T, D]`` over positions where ``mask [B, T]`` is 1 (padding excluded)."""
+    mask = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+
+
+def _check_pooling(pooling: str) -> str:
+    if pooling not in POOLINGS:
+        raise BioscanError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}", value=pooling)
+    return pooling
+
+
+# --------------------------------------------------------------------------------------------- encoders
+
+
+class KmerProfileEncoder(Encoder):
+    """Overlapping k-mer frequency profile (``bioscan5m.models.kmer``): dim 4**k, nothing to train."""
+
+    default_batch_size = 1024
+
+    def __init__(self, k: int = 5) -> None:
+        super().__init__(f"kmer-profile-{k}")
+        self.k = k
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "modality": self.modality, "options": {"k": self.k},
+                "checkpoint_sha256": None, "code_version": ENCODER_CODE_VERSION}
+
+    def encode(self, batch: Sequence[str]) -> np.ndarray:
+        from bioscan5m.models.kmer import kmer_profiles
+
+        return kmer_profiles(batch, k=self.k)
+
+
+@register_encoder("kmer-profile", "overlapping k-mer frequencies, e.g. kmer-profile-6 (default k=5)")
+def _kmer_profile(argument: str | None, device: str | None = None) -> Encoder:
+    # ``device`` is accepted so callers can pass it to any encoder; counting k-mers runs on the CPU.
+    try:
+        k = 5 if argument is None else int(argument)
+    except ValueError:
+        raise BioscanError(f"kmer-profile needs an integer k, got {argument!r}", value=argument) from None
+    from bioscan5m.models.kmer import MAX_K
+
+    if not 1 <= k <= MAX_K:
+        raise BioscanError(f"kmer-profile k must be between 1 and {MAX_K}, got {k}", value=k)
+    return KmerProfileEncoder(k)
+
+
+class _TorchEncoder(Encoder):
+    """Shared lazy loading and checkpoint hashing of encoders backed by a local or hub checkpoint."""
+
+    def __init__(self, name: str, checkpoint: str, device: str | None) -> None:
+        super().__init__(name)
+        self.checkpoint = checkpoint
+        self.device = resolve_device(device)
+        self._model: Any = None
+        self._sha256: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        if not Path(self.checkpoint).exists():
+            self._load()  # a hub id: downloading is the only way to know which weights we get
+        if self._sha256 is None:
+            self._sha256 = checkpoint_sha256(self.checkpoint)
+        return {"name": self.name, "modality": self.modality, "options": self.options(),
+                "checkpoint_sha256": self._sha256, "code_version": ENCODER_CODE_VERSION}
+
+    def _load(self) -> Any:
+        if self._model is None:
+            self._model = self.load()
+        return self._model
+
+    @abstractmethod
+    def load(self) -> Any:
+        """Load weights (called once, on first use)."""
+
+
+class BarcodeBertEncoder(_TorchEncoder):
+    """BarcodeBERT from ``bioscan5m.models.dna``: mean of the last hidden states over real tokens."""
+
+    default_batch_size = 128
+
+    def __init__(self, checkpoint: str, device: str | None = None) -> None:
+        super().__init__(f"barcodebert:{checkpoint}", checkpoint, device)
+
+    def load(self) -> Any:
+        from bioscan5m.models import dna
+
+        return dna.from_pretrained(self.checkpoint, device=self.device)
+
+    def encode(self, batch: Sequence[str]) -> np.ndarray:
+        vectors = self._load().embed(list(batch), batch_size=max(len(batch), 1), progress=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@register_encoder("barcodebert", "a BarcodeBERT directory, checkpoint or hub id, e.g. barcodebert:runs/8-4-4")
+def _barcodebert(argument: str | None, device: str | None = None) -> Encoder:
+    if not argument:
+        raise BioscanError("name the model directory: barcodebert:<dir>", value="barcodebert")
+    return BarcodeBertEncoder(argument, device)
+
+
+class HuggingFaceDnaEncoder(_TorchEncoder):
+    """Any Hugging Face DNA model (DNABERT-2, DNABERT-S, HyenaDNA, Nucleotide Transformer...), mean-pooled."""
+
+    default_batch_size = 32
+
+    def __init__(self, checkpoint: str, device: str | None = None, max_length: int = 1024) -> None:
+        super().__init__(f"hf-dna:{checkpoint}", checkpoint, device)
+        self.max_length = max_length
+
+    def options(self) -> dict[str, Any]:
+        return {"pooling": "mean", "max_length": self.max_length}
+
+    def load(self) -> Any:
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint, trust_remote_code=True)
+            model = AutoModel.from_pretrained(self.checkpoint, trust_remote_code=True)
+        except OSError as error:
+            raise BioscanError(f"cannot load DNA model {self.checkpoint!r}: {error}", value=self.checkpoint
+                               ) from None
+        return model.to(self.device).eval()
+
+    def encode(self, batch: Sequence[str]) -> np.ndarray:
+        import torch
+
+        model = self._load()
+        limit = min(self.max_length, getattr(self.tokenizer, "model_max_length", self.max_length))
+        tokens = self.tokenizer(list(batch), padding=True, truncation=True, max_length=limit,
+                                return_tensors="pt")
+        mask = tokens.get("attention_mask")
+        inputs = {"input_ids": tokens["input_ids"].to(self.device)}
+        if mask is not None and "attention_mask" in _forward_arguments(model):
+            inputs["attention_mask"] = mask.to(self.device)
+        with torch.inference_mode():
+            output = model(**inputs)
+        hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
+        if mask is None:
+            mask = torch.ones(hidden.shape[:2], dtype=torch.long)
+        return _mean_pool(hidden.float(), mask.to(hidden.device)).cpu().numpy().astype(np.float32)
+
+
+def _forward_arguments(model: Any) -> tuple[str, ...]:
+    return tuple(inspect.signature(model.forward).parameters)
+
+
+@register_encoder("hf-dna", "a Hugging Face DNA model id or directory, e.g. hf-dna:zhihan1996/DNABERT-S")
+def _hf_dna(argument: str | None, device: str | None = None, pooling: str = "mean",
+            max_length: int = 1024) -> Encoder:
+    if not argument:
+        raise BioscanError("name the model: hf-dna:<hub id or directory>", value="hf-dna")
+    if pooling != "mean":
+        raise BioscanError("hf-dna encoders are mean-pooled over real tokens", value=pooling)
+    return HuggingFaceDnaEncoder(argument, device, max_length)
+
+
+class HuggingFaceImageEncoder(_TorchEncoder):
+    """Any Hugging Face vision model; [CLS] token or mean of patch tokens of the last layer.
+
+    Images are prepared by the checkpoint's own ``AutoImageProcessor`` (its resize, crop and
+    normalisation); a checkpoint without one gets ``bioscan5m.data.transforms.image_transform`` at the
+    model's input size.
+    """
+
+    modality = "image"
+    default_batch_size = 64
+
+    def __init__(self, checkpoint: str, device: str | None = None, pooling: str = "cls") -> None:
+        super().__init__(f"hf-image:{checkpoint}", checkpoint, device)
+        self.pooling = _check_pooling(pooling)
+
+    def options(self) -> dict[str, Any]:
+        return {"pooling": self.pooling}
+
+    def load(self) -> Any:
+        from transformers import AutoConfig, AutoImageProcessor, AutoModel
+
+        try:
+            config = AutoConfig.from_pretrained(self.checkpoint)
+            if config.model_type == "vit_mae":
+                config.mask_ratio = 0.0  # MAE masks 75% of patches at random by default: keep them all
+            model = AutoModel.from_pretrained(self.checkpoint, config=config)
+        except OSError as error:
+            raise BioscanError(f"cannot load image model {self.checkpoint!r}: {error}", value=self.checkpoint
+                               ) from None
+        if hasattr(model, "vision_model"):  # CLIP, SigLIP...: keep the image tower only
+            model = model.vision_model
+        try:
+            self.processor = AutoImageProcessor.from_pretrained(self.checkpoint)
+        except (OSError, ValueError):
+            from bioscan5m.data.transforms import image_transform
+
+            vision = getattr(config, "vision_config", config)
+            self.processor = None
+            self.transform = image_transform(size=int(getattr(vision, "image_size", 224)), train=False)
+        return model.to(self.device).eval()
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        model = self._load()
+        if self.processor is not None:
+            pixels = self.processor(images=list(batch), return_tensors="pt")["pixel_values"]
+        else:
+            pixels = torch.stack([self.transform(image) for image in batch])
+        with torch.inference_mode():
+            hidden = model(pixel_values=pixels.to(self.device)).last_hidden_state
+        if hidden.ndim == 4:  # convolutional feature map [B, C, H, W]: only mean pooling makes sense
+            pooled = hidden.mean(dim=(2, 3))
+        elif self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            pooled = hidden[:, 1:].mean(dim=1)
+        return pooled.float().cpu().numpy().astype(np.float32)
+
+
+@register_encoder("hf-image", "a Hugging Face image model id or directory, e.g. hf-image:facebook/dinov2-base")
+def _hf_image(argument: str | None, device: str | None = None, pooling: str = "cls") -> Encoder:
+    if not argument:
+        raise BioscanError("name the model: hf-image:<hub id or directory>", value="hf-image")
+    return HuggingFaceImageEncoder(argument, device, pooling)

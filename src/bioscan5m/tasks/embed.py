@@ -1,0 +1,420 @@
+"""Embedding extraction: records → frozen encoder → vectors on disk, cached and described by a manifest.
+
+An embedding directory holds one set of vectors:
+
+- ``embeddings.npy``: ``float32 [N, D]``, row i belongs to line i of ``ids.tsv``;
+- ``ids.tsv``: one header line ``processid``, then one record id per line;
+- ``manifest.json``: the encoder (name, options, checkpoint SHA-256), the data (source path, size,
+  modification time, SHA-256 of its first MiB, split, SHA-256 of the record ids), ``n_records``, ``dim``,
+  the date and the bioscan5m version, and ``cache_key``, a hash of everything the vectors depend on.
+
+The directory is its own cache: :func:`extract_embeddings` returns the stored vectors when the key matches
+and recomputes them (replacing the files) when the encoder, its checkpoint or the data changed. The manifest
+is removed first and written last, so a directory with a manifest is always complete.
+
+Under ``torchrun`` every process embeds one contiguous shard of the records and rank 0 joins the shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from bioscan5m import __version__
+from bioscan5m.data.schema import ID_COLUMN
+from bioscan5m.errors import BioscanError
+from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.models.encoders import Encoder, create_encoder
+
+EMBEDDINGS_FILE = "embeddings.npy"
+IDS_FILE = "ids.tsv"
+MANIFEST_FILE = "manifest.json"
+FORMAT = "bioscan5m-embeddings/1"
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Vectors ``float32 [N, D]`` for the records ``ids [N]``, and the manifest describing where they came from."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    manifest: dict[str, Any] = field(default_factory=dict)
+    #: True when :func:`extract_embeddings` found them in its cache instead of running the encoder.
+    from_cache: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.vectors.ndim != 2 or len(self.ids) != len(self.vectors):
+            raise BioscanError(f"embeddings need ids [N] and vectors [N, D], got {len(self.ids)} ids and "
+                               f"vectors of shape {self.vectors.shape}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"Embeddings({self.name!r}, n={len(self)}, dim={self.dim})"
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    @property
+    def name(self) -> str:
+        """The encoder's name (``manifest["encoder"]["name"]``), or ``"embeddings"`` without a manifest."""
+        return str(self.manifest.get("encoder", {}).get("name", "embeddings"))
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the three files into ``directory`` (each atomically; the manifest last)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / MANIFEST_FILE).unlink(missing_ok=True)
+        with atomic_path(directory / EMBEDDINGS_FILE) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(self.vectors, dtype=np.float32))
+        with atomic_write(directory / IDS_FILE) as handle:
+            handle.write(ID_COLUMN + "\n")
+            handle.writelines(f"{record_id}\n" for record_id in self.ids)
+        self.manifest.update(n_records=len(self), dim=self.dim)
+        with atomic_write(directory / MANIFEST_FILE) as handle:
+            json.dump(self.manifest, handle, indent=2)
+            handle.write("\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> Embeddings:
+        """Read an embedding directory written by :meth:`save`; incomplete or inconsistent ones raise."""
+        directory = Path(directory)
+        manifest_path = directory / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise BioscanError(f"not an embedding directory (no {MANIFEST_FILE}); run `bioscan5m embed` first",
+                               path=directory)
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise BioscanError(f"unreadable manifest: {error}", path=manifest_path) from None
+        try:
+            vectors = np.load(directory / EMBEDDINGS_FILE, mmap_mode=None, allow_pickle=False)
+            ids = _read_ids(directory / IDS_FILE)
+        except (OSError, ValueError) as error:
+            raise BioscanError(f"unreadable embeddings: {error}", path=directory) from None
+        if vectors.shape != (manifest.get("n_records"), manifest.get("dim")) or len(ids) != len(vectors):
+            raise BioscanError(
+                f"embeddings {vectors.shape} and {len(ids)} ids disagree with the manifest "
+                f"({manifest.get('n_records')} records, dim {manifest.get('dim')})",
+                path=directory,
+            )
+        return cls(ids=ids, vectors=vectors, manifest=manifest)
+
+
+def load_embeddings(directory: str | os.PathLike[str]) -> Embeddings:
+    """Read an embedding directory (``embeddings.npy`` + ``ids.tsv`` + ``manifest.json``)."""
+    return Embeddings.load(directory)
+
+
+def _read_ids(path: Path) -> np.ndarray:
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n")
+        if header != ID_COLUMN:
+            raise ValueError(f"{path.name} should start with a {ID_COLUMN!r} header line, found {header!r}")
+        return np.array([line.rstrip("\n") for line in handle], dtype=object).astype(str)
+
+
+# --------------------------------------------------------------------------------------------- fingerprints
+
+
+def data_fingerprint(source: str | os.PathLike[str]) -> dict[str, Any]:
+    """``{"path", "size", "mtime_ns", "head_sha256"}`` of a data source (a dataset root stands for its metadata
+    file): cheap (one MiB read), yet it changes when the file is replaced, edited or appended to."""
+    from bioscan5m.data.cache import source_fingerprint
+    from bioscan5m.data.records import resolve_source
+
+    path = resolve_source(source).resolve()
+    return {"path": str(path), **source_fingerprint(path)}
+
+
+def ids_sha256(ids: Sequence[str]) -> str:
+    """SHA-256 of the record ids in order (newline-joined)."""
+    digest = hashlib.sha256()
+    for record_id in ids:
+        digest.update(str(record_id).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def _cache_key(encoder_info: dict[str, Any], data_info: dict[str, Any]) -> str:
+    stable = {"encoder": encoder_info, "data": {k: v for k, v in data_info.items() if k != "n_input_records"}}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached_embeddings(directory: str | os.PathLike[str], cache_key: str) -> Embeddings | None:
+    """The embeddings stored in ``directory`` if their manifest carries ``cache_key``, else None."""
+    if not (Path(directory) / MANIFEST_FILE).is_file():
+        return None
+    try:
+        stored = Embeddings.load(directory)
+    except BioscanError:
+        return None  # half-written or damaged: recompute
+    if stored.manifest.get("cache_key") != cache_key:
+        return None
+    return Embeddings(stored.ids, stored.vectors, stored.manifest, from_cache=True)
+
+
+# --------------------------------------------------------------------------------------------- inputs
+
+
+def _split_label(records: Any, split: str | None) -> str | None:
+    if split is not None:
+        return split
+    try:
+        values = records.column("split")
+    except (KeyError, BioscanError, AttributeError):
+        return None
+    names = sorted({v for v in values if isinstance(v, str) and v})
+    return "+".join(names) or None
+
+
+def default_image_root(source: str | os.PathLike[str]) -> Path:
+    """The dataset root of a BIOSCAN-5M source: the directory itself, or 4 levels above
+    ``<root>/bioscan5m/metadata/csv/<file>.csv``."""
+    source = Path(source)
+    if source.is_dir():
+        return source
+    parents = source.resolve().parents
+    if len(parents) > 3 and parents[2].name == "bioscan5m":
+        return parents[3]
+    raise BioscanError("cannot tell where the images are for this source; pass the dataset root "
+                       "(--images ROOT / image_root=)", path=source)
+
+
+def _dna_inputs(records: Any) -> tuple[np.ndarray, list[str]]:
+    ids = np.asarray(records.ids).astype(str)
+    barcodes = records.barcodes(clean=True)
+    keep = np.array([bool(b) for b in barcodes], dtype=bool)
+    if not keep.any():
+        raise BioscanError(f"none of the {len(ids)} records has a DNA barcode", path=records.source)
+    return ids[keep], [b for b, k in zip(barcodes, keep) if k]
+
+
+class _ImageInputs(Sequence):
+    """Lazy list of the records' images, read through an ImageStore; slices are lazy too."""
+
+    def __init__(self, store: Any, ids: np.ndarray, splits: np.ndarray, chunks: np.ndarray) -> None:
+        self.store, self.ids, self.splits, self.chunks = store, ids, splits, chunks
+
+    @classmethod
+    def of(cls, records: Any, root: Path, package: str) -> _ImageInputs:
+        from bioscan5m.data.images import ImageStore
+
+        return cls(ImageStore.open(root, package=package), np.asarray(records.ids).astype(str),
+                   records.column("split"), records.column("chunk"))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return _ImageInputs(self.store, self.ids[index], self.splits[index], self.chunks[index])
+        split = self.splits[index]
+        return self.store.load(self.ids[index], None if split is None else str(split), self.chunks[index])
+
+
+def _batches(items: Sequence[Any], batch_size: int, images: bool) -> Iterator[Sequence[Any]]:
+    """Successive batches of ``items``; images are decoded by a thread pool (JPEG decoding releases the
+    GIL), one batch ahead of the encoder."""
+    starts = range(0, len(items), batch_size)
+    if not images:
+        for start in starts:
+            yield items[start : start + batch_size]
+        return
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        pending: list[Any] | None = None
+        for start in starts:
+            loading = [pool.submit(items.__getitem__, i) for i in range(start, min(start + batch_size, len(items)))]
+            if pending is not None:
+                yield [future.result() for future in pending]
+            pending = loading
+        if pending is not None:
+            yield [future.result() for future in pending]
+
+
+def embed_items(encoder: Encoder, items: Sequence[Any], *, batch_size: int | None = None,
+                progress: bool | None = None, description: str | None = None) -> np.ndarray:
+    """Run ``encoder`` over ``items`` in batches with a progress bar: ``float32 [len(items), dim]``."""
+    batch_size = batch_size or encoder.default_batch_size
+    parts: list[np.ndarray] = []
+    unit = "img" if encoder.modality == "image" else "seq"
+    with tqdm(total=len(items), desc=description or encoder.name, unit=unit,
+              disable=None if progress is None else not progress) as bar:
+        for batch in _batches(items, batch_size, encoder.modality == "image"):
+            vectors = np.asarray(encoder.encode(batch), dtype=np.float32)
+            if vectors.ndim != 2 or len(vectors) != len(batch):
+                raise RuntimeError(f"{encoder!r} returned shape {vectors.shape} for a batch of {len(batch)}")
+            parts.append(vectors)
+            bar.update(len(batch))
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(parts)
+
+
+# --------------------------------------------------------------------------------------------- extraction
+
+
+def extract_embeddings(
+    records: Any,
+    encoder: Encoder | str,
+    cache_dir: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    image_root: str | os.PathLike[str] | None = None,
+    image_package: str = "cropped_256",
+    progress: bool | None = None,
+    force: bool = False,
+) -> Embeddings:
+    """Embed ``records`` (a ``bioscan5m.data.records.Records``) with ``encoder`` into ``cache_dir``.
+
+    DNA encoders read the cleaned barcodes (records without one are left out); image encoders read each
+    record's image from ``image_root`` (default: the dataset root of ``records.source``) in
+    ``image_package``. When ``cache_dir`` already holds embeddings of the same encoder, checkpoint, data
+    and records, they are returned without running the encoder (``force=True`` recomputes).
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process embeds a contiguous shard; every rank returns
+    the full result.
+    """
+    if isinstance(encoder, str):
+        encoder = create_encoder(encoder, device=device)
+    cache_dir = Path(cache_dir)
+    all_ids = np.asarray(records.ids).astype(str)
+    data_info: dict[str, Any] = {
+        **data_fingerprint(records.source),
+        "split": _split_label(records, split),
+        "n_input_records": len(all_ids),
+        "ids_sha256": ids_sha256(all_ids),
+    }
+    images = encoder.modality == "image"
+    if images:
+        root = Path(image_root) if image_root is not None else default_image_root(records.source)
+        data_info["images"] = {"root": str(root.resolve()), "package": image_package,
+                               "files": _image_files_fingerprint(root, image_package)}
+    encoder_info = encoder.describe()
+    key = _cache_key(encoder_info, data_info)
+
+    rank, world = _rank_and_world()
+    if not force:
+        stored = cached_embeddings(cache_dir, key)
+        if stored is not None:
+            return stored
+
+    if images:
+        ids = all_ids
+        items: Sequence[Any] = _ImageInputs.of(records, root, image_package)
+    else:
+        ids, items = _dna_inputs(records)
+    lo, hi = _shard_bounds(len(ids), rank, world)
+    vectors = embed_items(encoder, items[lo:hi], batch_size=batch_size,
+                          progress=progress if rank == 0 else False,
+                          description=encoder.name if world == 1 else f"{encoder.name} [rank 0/{world}]")
+
+    manifest = {
+        "format": FORMAT,
+        "encoder": encoder_info,
+        "data": data_info,
+        "cache_key": key,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "bioscan5m_version": __version__,
+        "files": {"vectors": EMBEDDINGS_FILE, "ids": IDS_FILE},
+    }
+    if world == 1:
+        embeddings = Embeddings(ids=ids, vectors=vectors, manifest=manifest)
+        embeddings.save(cache_dir)
+        return embeddings
+    return _gather_shards(vectors, ids, manifest, cache_dir, rank, world)
+
+
+def _image_files_fingerprint(root: Path, package: str) -> list[list[Any]]:
+    """Name, size and modification time of the package's zips (an extracted folder counts as its mtime)."""
+    found = sorted(root.glob(f"BIOSCAN_5M_{package}*.zip"))
+    folder = root / "bioscan5m" / "images" / package
+    if folder.is_dir():
+        found.append(folder)
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in found]
+
+
+# --------------------------------------------------------------------------------------------- torchrun
+
+
+def _rank_and_world() -> tuple[int, int]:
+    from bioscan5m.train.distributed import dist_info
+
+    info = dist_info()
+    return info.rank, info.world_size
+
+
+def _shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Contiguous ``[lo, hi)`` of ``n`` items for ``rank``: the first ``n % world`` shards get one more."""
+    base, extra = divmod(n, world)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
+
+
+def _gather_shards(vectors: np.ndarray, ids: np.ndarray, manifest: dict[str, Any], cache_dir: Path,
+                   rank: int, world: int) -> Embeddings:
+    """Each rank saves its shard; rank 0 waits for all, joins and saves them; the others wait for that.
+
+    Files, not collectives: embedding a shard of a large split can take hours, far beyond a process
+    group's timeout, and no process group is needed at all. torchrun stops every rank if one fails.
+    """
+    key = manifest["cache_key"]
+    launch = os.environ.get("TORCHELASTIC_RUN_ID") or os.environ.get("MASTER_PORT", "")
+    shard_dir = cache_dir / f".shards-{key[:16]}-{hashlib.sha1(launch.encode()).hexdigest()[:8]}"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(shard_dir / f"rank-{rank:05d}.npy") as tmp, open(tmp, "wb") as handle:
+        np.save(handle, vectors)
+    if rank != 0:
+        return _wait_for(lambda: cached_embeddings(cache_dir, key))
+    shards = [shard_dir / f"rank-{r:05d}.npy" for r in range(world)]
+    _wait_for(lambda: all(shard.is_file() for shard in shards) or None)
+    parts = [np.load(shard) for shard in shards]
+    dim = max(part.shape[1] for part in parts)
+    joined = np.concatenate([part.reshape(-1, dim) for part in parts])  # an empty shard is (0, 0)
+    embeddings = Embeddings(ids=ids, vectors=joined, manifest={**manifest, "world_size": world})
+    embeddings.save(cache_dir)
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    return embeddings
+
+
+def _wait_for(ready: Any, interval: float = 0.5) -> Any:
+    import time
+
+    while (result := ready()) is None:
+        time.sleep(interval)
+    return result
+
+
+def embed_source(
+    source: str | os.PathLike[str],
+    encoder: str,
+    out: str | os.PathLike[str],
+    *,
+    split: str | None = None,
+    pooling: str | None = None,
+    device: str | None = None,
+    **options: Any,
+) -> Embeddings:
+    """The ``bioscan5m embed`` command: load ``source`` (any format ``load_records`` reads; ``split`` as
+    ``parse_splits`` accepts), build ``encoder`` by name and :func:`extract_embeddings` into ``out``."""
+    from bioscan5m.data.records import load_records
+
+    records = load_records(source, split=split)
+    if len(records) == 0:
+        raise BioscanError(f"no records in split {split!r}", path=source)
+    model = create_encoder(encoder, device=device, pooling=pooling)
+    return extract_embeddings(records, model, out, split=split, **options)
