@@ -1,0 +1,163 @@
+"""``bioscan5m pretrain``: masked-language-model pretraining of BarcodeBERT on DNA barcodes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bioscan5m.data.schema import MAX_NUCLEOTIDES
+
+
+def register(subparsers) -> None:
+    from bioscan5m.models.registry import DNA_MODELS
+
+    parser = subparsers.add_parser(
+        "pretrain",
+        help="pretrain a BarcodeBERT DNA model (masked k-mers) on barcodes",
+        description=(
+            "Teach a BarcodeBERT model the structure of DNA barcodes by hiding half of the k-mers of each "
+            "barcode and training it to fill them in. Barcodes are cleaned (gaps removed, upper case, "
+            f"leading/trailing N stripped), cut to {MAX_NUCLEOTIDES} nucleotides and de-duplicated. The "
+            "trained model is written to --out (config.json, model.safetensors, kmer_tokenizer.json) with "
+            "checkpoints/ and train_log.jsonl; run it again with --resume after an interruption. Runs on "
+            "several GPUs under torchrun (--batch-size is then the total over all GPUs)."
+        ),
+        epilog=(
+            "example: bioscan5m pretrain --data BIOSCAN-5M/ --split pretrain+other_heldout --model 8-4-4 "
+            "--out runs/8-4-4 --steps 100000 --batch-size 256 --save-every 2000"
+        ),
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="SOURCE",
+        help="barcodes: a BIOSCAN-5M dataset folder or metadata CSV, a BOLD TSV, or a FASTA file",
+    )
+    parser.add_argument(
+        "--split",
+        default=None,
+        help="BIOSCAN-5M split(s) to train on, e.g. pretrain+other_heldout as in the paper "
+        "(default: every record)",
+    )
+    parser.add_argument(
+        "--model",
+        default="8-4-4",
+        choices=list(DNA_MODELS),
+        help="architecture: k-layers-heads; 8-4-4 is the paper's, *-tiny ones suit a CPU "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="start from these weights (a model folder, the authors' checkpoint or a Hugging "
+        "Face id such as bioscan-ml/BarcodeBERT) instead of random ones",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="folder for the model, checkpoints and log"
+    )
+    parser.add_argument("--steps", type=int, required=True, help="optimizer steps to train for")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="barcodes per micro-batch, all GPUs together (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--accumulate",
+        type=int,
+        default=1,
+        help="micro-batches per optimizer step, to train large batches on little memory",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=5e-4,
+        help="peak learning rate of the one-cycle schedule (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--mask-ratio",
+        type=float,
+        default=0.5,
+        help="share of k-mers hidden in each barcode (default: %(default)s, as in the paper)",
+    )
+    parser.add_argument(
+        "--masking",
+        default="mask",
+        help="mask: every hidden k-mer becomes [MASK] (the authors' choice, default); "
+        "bert: 80%% [MASK], 10%% random k-mer, 10%% unchanged",
+    )
+    parser.add_argument(
+        "--no-random-offset",
+        action="store_true",
+        help="always start the k-mers at the first nucleotide (default: a random start in [0, k))",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        help="number format: auto (default) picks bf16 or fp16 on a GPU and fp32 on the CPU; "
+        "or bf16, fp16 (GPU only), fp32",
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: %(default)s)")
+    parser.add_argument(
+        "--save-every",
+        type=int,
+        default=1000,
+        help="write a checkpoint every N steps (0: only at the end; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-every", type=int, default=10, help="log a line every N steps (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="data-loading processes (default: %(default)s)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bioscan5m.models.registry import create_dna_model
+    from bioscan5m.train.distributed import dist_info
+    from bioscan5m.train.engine import TrainConfig
+    from bioscan5m.train.pretrain import load_pretraining_barcodes, pretrain
+
+    barcodes = load_pretraining_barcodes(args.data, args.split)
+    model = create_dna_model(args.model, pretrained=args.init)
+    config = TrainConfig(
+        out_dir=args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        accumulate=args.accumulate,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        precision=args.precision,
+        device=args.device,
+        seed=args.seed,
+        save_every=args.save_every,
+        log_every=args.log_every,
+        num_workers=args.workers,
+        resume=args.resume,
+    )
+    result = pretrain(
+        model,
+        barcodes,
+        config,
+        mask_ratio=args.mask_ratio,
+        masking=args.masking,
+        random_offset=not args.no_random_offset,
+    )
+    if dist_info().is_main:
+        loss = "n/a" if result.loss is None else f"{result.loss:.4f}"
+        print(
+            f"pretrained {args.model} on {len(barcodes):,} unique barcodes: step {result.steps}, "
+            f"loss {loss}, {result.tokens_per_second:,.0f} tokens/s on {result.device} ({result.precision}); "
+            f"model in {args.out}",
+            file=sys.stdout,
+        )
+    return 0

@@ -1,0 +1,412 @@
+"""BarcodeBERT: a BERT encoder over k-mer tokens of DNA barcodes, with a masked-language-model head.
+
+The network is ``transformers.BertForMaskedLM`` (SDPA attention); this module adds what a barcode
+model needs around it: its :class:`KmerTokenizer`, padding-aware mean pooling (the embedding used by
+every task), batched :meth:`BarcodeBERT.embed`, and one directory format shared with Hugging Face
+(``config.json`` + ``model.safetensors`` + ``kmer_tokenizer.json``; ``BertForMaskedLM.from_pretrained``
+reads the same directory). :meth:`BarcodeBERT.from_pretrained` also reads the authors' published
+checkpoints (Hub repository or local copy, or their ``.pt`` training checkpoints) in THEIR vocabulary
+order: ``[MASK] [UNK]`` + k-mers (or ``[MASK] [CLS] [UNK]`` + k-mers for the first paper's models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, load_model, save_model
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import BertConfig, BertForMaskedLM
+
+from bioscan5m.errors import BioscanError
+from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.models.tokenizer import AUTHORS_SPECIALS, TOKENIZER_FILE, KmerTokenizer
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+#: Special tokens of the first BarcodeBERT paper's checkpoints (vocabulary 4**k + 3).
+AUTHORS_V1_SPECIALS: tuple[str, ...] = ("[MASK]", "[CLS]", "[UNK]")
+#: BertConfig fields read from a foreign config.json (everything else there is ignored).
+_BERT_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "initializer_range",
+    "layer_norm_eps",
+    "position_embedding_type",
+    "pad_token_id",
+)
+
+
+def bert_config(
+    tokenizer: KmerTokenizer,
+    *,
+    hidden: int,
+    layers: int,
+    heads: int,
+    intermediate: int | None = None,
+    dropout: float = 0.1,
+) -> BertConfig:
+    """A BERT configuration sized for ``tokenizer`` (vocabulary, and at least 512 positions)."""
+    if hidden % heads:
+        raise BioscanError(f"hidden size {hidden} is not divisible by {heads} attention heads", value=hidden)
+    return BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate or 4 * hidden,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        max_position_embeddings=max(512, tokenizer.n_tokens),
+        pad_token_id=tokenizer.pad_token_id,
+        attn_implementation="sdpa",
+    )
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden [B, T, H]`` over the tokens where ``attention_mask [B, T]`` is 1 → ``[B, H]``.
+
+    A row without any token (a barcode shorter than k) pools to zeros.
+    """
+    weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+@dataclass
+class DNAModelOutput:
+    """hidden: last hidden states ``[B, T, H]``; logits: MLM logits ``[M, vocab]`` at the M requested
+    positions (None when none were requested)."""
+
+    hidden: torch.Tensor
+    logits: torch.Tensor | None = None
+
+
+class BarcodeBERT(nn.Module):
+    """A k-mer BERT for DNA barcodes: ``tokenizer`` + ``BertForMaskedLM(config)``.
+
+    Create one by name with :func:`bioscan5m.models.registry.create_dna_model`, or load one with
+    :meth:`from_pretrained`.
+    """
+
+    def __init__(self, config: BertConfig, tokenizer: KmerTokenizer, name: str | None = None) -> None:
+        super().__init__()
+        if config.vocab_size != tokenizer.vocab_size:
+            raise BioscanError(
+                f"model vocabulary ({config.vocab_size}) does not match the tokenizer's "
+                f"({tokenizer.vocab_size})"
+            )
+        config._attn_implementation = "sdpa"
+        self.mlm = BertForMaskedLM(config)
+        self.tokenizer = tokenizer
+        self.name = name
+
+    @property
+    def config(self) -> BertConfig:
+        return self.mlm.config
+
+    @property
+    def bert(self) -> nn.Module:
+        """The encoder (``transformers.BertModel``, without pooler)."""
+        return self.mlm.bert
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        masked_positions: torch.Tensor | None = None,
+    ) -> DNAModelOutput:
+        """Encode ``input_ids [B, T]``; with ``masked_positions`` (bool ``[B, T]``) also return MLM logits
+        for those positions only (the head over 4**k k-mers is the costly part, so it skips the rest)."""
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits = None if masked_positions is None else self.mlm.cls(hidden[masked_positions])
+        return DNAModelOutput(hidden=hidden, logits=logits)
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean-pooled embeddings ``[B, H]`` of token batches (padding excluded)."""
+        return mean_pool(self(input_ids, attention_mask).hidden, attention_mask)
+
+    @torch.no_grad()
+    def embed(
+        self,
+        sequences: Sequence[str],
+        *,
+        batch_size: int = 256,
+        device: str | torch.device | None = None,
+        progress: bool | None = None,
+    ) -> np.ndarray:
+        """Embeddings of barcodes: ``float32 [len(sequences), hidden]``, the mean of the last hidden
+        states over each barcode's k-mer tokens (padding excluded), computed in eval mode.
+
+        device: where to compute (the model moves there; default: where it is). progress: show a
+        progress bar (None: only on a terminal).
+        """
+        if isinstance(sequences, str):
+            sequences = [sequences]
+        device = torch.device(device) if device is not None else self.device
+        was_training = self.training
+        self.to(device).eval()
+        out = np.empty((len(sequences), self.hidden_size), dtype=np.float32)
+        disable = (not progress) if progress is not None else None
+        try:
+            for start in tqdm(
+                range(0, len(sequences), batch_size),
+                desc="embedding",
+                unit="batch",
+                disable=disable or len(sequences) <= batch_size,
+            ):
+                encoded = self.tokenizer.encode(sequences[start : start + batch_size], return_tensors="pt")
+                mask = encoded["attention_mask"]
+                # Right padding only: columns past every barcode's end can go, which saves time and
+                # changes nothing (absolute positions of the kept tokens are the same).
+                width = max(int(mask.sum(1).max()), 1)
+                ids, mask = encoded["input_ids"][:, :width].to(device), mask[:, :width].to(device)
+                out[start : start + len(ids)] = self.features(ids, mask).float().cpu().numpy()
+        finally:
+            self.train(was_training)
+        return out
+
+    # -- files --------------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``config.json``, ``model.safetensors`` and ``kmer_tokenizer.json`` into ``directory``.
+
+        Each file is written atomically; config.json, which marks a complete model, comes last.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_model(self.mlm, str(tmp), metadata={"format": "pt"})
+        self.tokenizer.save(directory / TOKENIZER_FILE)
+        config = self.config.to_dict()
+        config["architectures"] = ["BertForMaskedLM"]
+        config["bioscan5m"] = {"model": self.name, "tokenizer": TOKENIZER_FILE}
+        with atomic_write(directory / CONFIG_FILE) as handle:
+            json.dump(config, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str | os.PathLike[str],
+        *,
+        specials: Sequence[str] | None = None,
+        device: str | torch.device | None = None,
+    ) -> BarcodeBERT:
+        """Load a model directory written by :meth:`save_pretrained`, or one of the authors' checkpoints.
+
+        source: a directory; a Hub repository id such as ``bioscan-ml/BarcodeBERT`` (downloaded with
+        huggingface_hub when it is not a local path); or an authors' ``.pt`` training checkpoint.
+        specials: the special tokens of a foreign checkpoint, in id order, when they are not the
+        published ones (``[MASK] [UNK]`` for vocabularies of 4**k + 2, ``[MASK] [CLS] [UNK]`` for 4**k + 3).
+        A foreign checkpoint's encoder is loaded exactly; its MLM head is too if it has BERT's, while a
+        token-classifier head (the authors' pretraining head) is left out and ours starts fresh.
+        The model is returned in eval mode, as Hugging Face does (the training engine switches it back).
+        """
+        path = _resolve_source(source)
+        if path.is_file():
+            model = _from_authors_training_checkpoint(path, specials)
+        elif (path / TOKENIZER_FILE).is_file():
+            model = _from_our_directory(path)
+        else:
+            model = _from_authors_directory(path, specials)
+        model.eval()
+        return model.to(device) if device is not None else model
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"BarcodeBERT(name={self.name!r}, k={self.tokenizer.k}, layers={c.num_hidden_layers}, "
+            f"heads={c.num_attention_heads}, hidden={c.hidden_size}, vocab={c.vocab_size})"
+        )
+
+
+def from_pretrained(source: str | os.PathLike[str], **options) -> BarcodeBERT:
+    """Shorthand for :meth:`BarcodeBERT.from_pretrained`."""
+    return BarcodeBERT.from_pretrained(source, **options)
+
+
+# -- loading helpers ---------------------------------------------------------------------------------
+def _resolve_source(source: str | os.PathLike[str]) -> Path:
+    path = Path(source)
+    if path.exists():
+        return path
+    text = str(source)
+    if text.count("/") == 1 and not text.startswith((".", "/", "~")):
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError
+
+        try:
+            return Path(snapshot_download(text, allow_patterns=["*.json", "*.safetensors", "*.bin", "*.txt"]))
+        except (
+            OSError,
+            HFValidationError,
+        ) as error:  # offline, no such repository (HTTP errors are OSErrors)
+            raise BioscanError(
+                f"could not download {text!r} from the Hugging Face Hub: {error}", value=text
+            ) from None
+    raise BioscanError("no such model directory or checkpoint", path=path)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BioscanError("missing file", path=path) from None
+    except json.JSONDecodeError as error:
+        raise BioscanError(f"not valid JSON: {error.msg}", path=path, line=error.lineno) from None
+
+
+def _from_our_directory(directory: Path) -> BarcodeBERT:
+    config = _read_json(directory / CONFIG_FILE)
+    name = (config.pop("bioscan5m", None) or {}).get("model")
+    tokenizer = KmerTokenizer.load(directory / TOKENIZER_FILE)
+    model = BarcodeBERT(BertConfig.from_dict(config), tokenizer, name=name)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise BioscanError("missing model weights", path=weights)
+    missing, unexpected = load_model(model.mlm, str(weights), strict=False)
+    if missing or unexpected:
+        raise BioscanError(
+            f"weights do not fit the configuration (missing {missing[:3]}, unexpected {unexpected[:3]})",
+            path=weights,
+        )
+    return model
+
+
+def authors_tokenizer(
+    vocab_size: int,
+    *,
+    k: int | None = None,
+    stride: int | None = None,
+    max_length: int | None = None,
+    specials: Sequence[str] | None = None,
+) -> KmerTokenizer:
+    """The tokenizer of an authors' checkpoint, from its vocabulary size (k and specials inferred)."""
+    if k is None:
+        fits = [k for k in range(1, 13) if 0 < vocab_size - 4**k <= 3]
+        if not fits:
+            raise BioscanError(
+                f"vocabulary size {vocab_size} is not 4**k plus 2 or 3 special tokens; "
+                "checkpoints that tokenise N-k-mers are not supported",
+                value=vocab_size,
+            )
+        k = fits[0]
+    if specials is None:
+        n_specials = vocab_size - 4**k
+        specials = {2: AUTHORS_SPECIALS, 3: AUTHORS_V1_SPECIALS}.get(n_specials)
+        if specials is None:
+            raise BioscanError(f"vocabulary size {vocab_size} does not fit k={k}; pass specials=", value=k)
+    tokenizer = KmerTokenizer.authors(k, stride, max_length or 660, specials=specials)
+    if tokenizer.vocab_size != vocab_size:
+        raise BioscanError(
+            f"vocabulary size {vocab_size} does not fit k={k} with specials {tuple(specials)}",
+            value=vocab_size,
+        )
+    return tokenizer
+
+
+def _bert_config_from_foreign(config: dict) -> BertConfig:
+    # pad_token_id keeps the checkpoint's value (BERT's default 0 = their [MASK]): it only decides which
+    # embedding row receives no gradient, and fine-tuning should treat that row as the authors did.
+    fields = {key: config[key] for key in _BERT_FIELDS if key in config}
+    return BertConfig(**fields, attn_implementation="sdpa")
+
+
+def _load_foreign_state(model: BarcodeBERT, state: dict[str, torch.Tensor], where: Path) -> None:
+    """Load an authors' state dict (BertForTokenClassification / BertForMaskedLM / BertModel keys)."""
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        for prefix in ("module.", "_orig_mod.", "model.", "base_model."):
+            while key.startswith(prefix):
+                key = key[len(prefix) :]
+        if key.startswith(("embeddings.", "encoder.", "pooler.")):
+            key = "bert." + key
+        if key.endswith("position_ids") or key.startswith(("bert.pooler.", "classifier.")):
+            continue  # buffers, the unused pooler, and the authors' 4**k token-classifier head
+        renamed[key] = value
+    result = model.mlm.load_state_dict(renamed, strict=False)
+    missing = [key for key in result.missing_keys if not key.startswith("cls.")]
+    if missing or result.unexpected_keys:
+        raise BioscanError(
+            f"checkpoint does not fit a BERT of its configuration (missing {missing[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]})",
+            path=where,
+        )
+    if any(key.startswith("cls.") for key in result.missing_keys):
+        log.info("%s has no masked-language-model head; a fresh one was initialised", where)
+
+
+def _from_authors_directory(directory: Path, specials: Sequence[str] | None) -> BarcodeBERT:
+    config = _read_json(directory / CONFIG_FILE)
+    if "vocab_size" not in config:
+        raise BioscanError(
+            "config.json has no vocab_size: not a BERT checkpoint", path=directory / CONFIG_FILE
+        )
+    tokenizer = authors_tokenizer(
+        config["vocab_size"],
+        k=config.get("k_mer"),
+        stride=config.get("stride"),
+        max_length=config.get("max_len"),
+        specials=specials,
+    )
+    model = BarcodeBERT(_bert_config_from_foreign(config), tokenizer, name=directory.name)
+    if (directory / WEIGHTS_FILE).is_file():
+        state = load_file(str(directory / WEIGHTS_FILE))
+    elif (directory / "pytorch_model.bin").is_file():
+        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise BioscanError("no model.safetensors or pytorch_model.bin", path=directory)
+    _load_foreign_state(model, state, directory)
+    return model
+
+
+def _from_authors_training_checkpoint(path: Path, specials: Sequence[str] | None) -> BarcodeBERT:
+    """An authors' ``checkpoint_pretraining.pt``: {"model", "bert_config", "config" (argparse.Namespace)}."""
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as error:
+        raise BioscanError(f"cannot read as a PyTorch checkpoint: {error}", path=path) from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint or "bert_config" not in checkpoint:
+        raise BioscanError(
+            "not a BarcodeBERT training checkpoint (needs 'model' and 'bert_config')", path=path
+        )
+    settings = vars(checkpoint.get("config") or argparse.Namespace())
+    bert = checkpoint["bert_config"]
+    tokenizer = authors_tokenizer(
+        bert["vocab_size"],
+        k=settings.get("k_mer"),
+        stride=settings.get("stride"),
+        max_length=settings.get("max_len"),
+        specials=specials,
+    )
+    model = BarcodeBERT(_bert_config_from_foreign(bert), tokenizer, name=path.stem)
+    _load_foreign_state(model, checkpoint["model"], path)
+    return model

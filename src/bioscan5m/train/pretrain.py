@@ -1,0 +1,117 @@
+"""BarcodeBERT pretraining: masked language modelling on de-duplicated barcodes, through the engine.
+
+The paper pretrains on the ``pretrain`` + ``other_heldout`` splits, barcodes cleaned (gaps removed,
+upper case, leading/trailing N stripped), truncated to 660 nt and de-duplicated, with a random
+offset in [0, k) per sample and 50 % of the k-mer tokens masked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from bioscan5m.data.schema import DNA_COLUMN
+from bioscan5m.errors import BioscanError
+from bioscan5m.models.dna import BarcodeBERT
+from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
+from bioscan5m.train.losses import IGNORE, MASKING_STRATEGIES, mask_tokens, mlm_loss
+
+
+def load_pretraining_barcodes(source: str | os.PathLike[str], split: str | None = None) -> list[str]:
+    """Cleaned, de-duplicated, non-empty barcodes of ``source`` (any table or FASTA load_records reads)."""
+    from bioscan5m.data.records import load_records
+    from bioscan5m.data.sequences import deduplicate_barcodes
+
+    records = load_records(source, split=split, columns=[DNA_COLUMN])
+    barcodes = records.barcodes(clean=True)
+    keep, _ = deduplicate_barcodes(barcodes)
+    barcodes = [barcodes[i] for i in keep if barcodes[i]]
+    if not barcodes:
+        where = f" in split {split!r}" if split else ""
+        raise BioscanError(f"no DNA barcodes{where}", path=source)
+    return barcodes
+
+
+class MLMStep:
+    """The engine step for masked language modelling: tokenize (random offset), mask, predict.
+
+    mask_ratio: share of real k-mer tokens masked (paper: 0.5). masking: "mask" (all chosen tokens
+    become [MASK], as the authors do) or "bert" (80/10/10). random_offset: the [0, k) augmentation.
+    """
+
+    def __init__(
+        self,
+        model: BarcodeBERT,
+        *,
+        mask_ratio: float = 0.5,
+        masking: str = "mask",
+        random_offset: bool = True,
+    ) -> None:
+        if not 0.0 < mask_ratio < 1.0:
+            raise BioscanError(f"mask ratio must be between 0 and 1, got {mask_ratio}", value=mask_ratio)
+        if masking not in MASKING_STRATEGIES:
+            raise BioscanError(
+                f"unknown masking {masking!r}; choose from {', '.join(MASKING_STRATEGIES)}", value=masking
+            )
+        self.tokenizer = model.tokenizer
+        self.mask_ratio, self.masking, self.random_offset = mask_ratio, masking, random_offset
+
+    def __call__(self, model: torch.nn.Module, batch: Sequence[str], ctx: StepContext) -> dict:
+        tokenizer = self.tokenizer
+        # Per-sample uniforms: column 0 picks the offset, then 3 per token for the masking.
+        draws = ctx.uniform(1 + 3 * tokenizer.n_tokens)
+        offsets = (draws[:, 0] * tokenizer.k).astype(int) if self.random_offset else None
+        encoded = tokenizer.encode(list(batch), offsets=offsets, return_tensors="pt")
+        input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
+        maskable = (attention_mask == 1) & (input_ids >= tokenizer.first_kmer_id)
+        token_draws = torch.from_numpy(draws[:, 1:].reshape(len(batch), tokenizer.n_tokens, 3))
+        # Masks are made on the CPU, where the counts below cost no device synchronisation.
+        masked_ids, labels = mask_tokens(
+            input_ids,
+            maskable,
+            token_draws,
+            ratio=self.mask_ratio,
+            mask_token_id=tokenizer.mask_token_id,
+            strategy=self.masking,
+            first_kmer_id=tokenizer.first_kmer_id,
+            vocab_size=tokenizer.vocab_size,
+        )
+        positions = labels != IGNORE
+        n_masked, n_tokens = int(positions.sum()), int(attention_mask.sum())
+        device = ctx.device
+        output = model(
+            masked_ids.to(device), attention_mask.to(device), masked_positions=positions.to(device)
+        )
+        loss, accuracy = mlm_loss(output.logits, labels[positions].to(device))
+        return {
+            "loss": loss,
+            "weight": n_masked,
+            "tokens": n_tokens,
+            "samples": len(batch),
+            "masked_accuracy": accuracy,
+        }
+
+
+def pretrain(
+    model: BarcodeBERT,
+    barcodes: Sequence[str],
+    config: TrainConfig,
+    *,
+    mask_ratio: float = 0.5,
+    masking: str = "mask",
+    random_offset: bool = True,
+) -> TrainResult:
+    """Pretrain ``model`` by MLM on ``barcodes``; the trained model is saved into ``config.out_dir``
+    (``BarcodeBERT.from_pretrained(config.out_dir)`` loads it), checkpoints into its checkpoints/."""
+    step = MLMStep(model, mask_ratio=mask_ratio, masking=masking, random_offset=random_offset)
+    return train(
+        model,
+        step,
+        list(barcodes),
+        config,
+        collate_fn=list,
+        save_model=lambda trained, out: trained.save_pretrained(Path(out)),
+    )

@@ -1,0 +1,44 @@
+"""Randomness that depends only on (seed, position), so interrupted and distributed runs repeat exactly.
+
+Training draws nothing from a generator whose state would have to be carried across a restart:
+each optimizer step reseeds torch from ``mix_seed(seed, step, micro_batch, rank)`` (dropout), and
+per-sample augmentations draw counter-based uniforms from ``mix_seed(seed, epoch, sample_index)``,
+so a sample gets the same mask and offset whichever rank or micro-batch it lands in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def mix_seed(*values: int) -> int:
+    """A well-mixed 63-bit seed from any non-negative integers (order matters)."""
+    state = np.random.SeedSequence([int(v) for v in values]).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def hashed_uniform(seeds: np.ndarray, count: int) -> np.ndarray:
+    """``float64 [len(seeds), count]`` uniforms in [0, 1): column j of row i depends only on (seeds[i], j)."""
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        keys = _splitmix64(seeds)[:, None] + np.arange(count, dtype=np.uint64)[None, :] * _GOLDEN
+        bits = _splitmix64(keys)
+    return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
+def sample_seeds(seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
+    """``uint64`` seed of each dataset sample in one epoch: the same on any rank, in any batch."""
+    base = np.uint64(mix_seed(seed, epoch))
+    with np.errstate(over="ignore"):
+        return _splitmix64(base + np.asarray(indices, dtype=np.uint64) * _GOLDEN)
