@@ -1,0 +1,167 @@
+"""Identification of held-out real BOLD barcodes: ``bioscan5m identify`` against BLAST+ and VSEARCH.
+
+Data: the real BOLD insect records (COI-5P rows, gaps stripped by ``load_records``). Held out, seeded
+(``bioscan5m.tasks.identify.holdout``): ~5% of the records of species with >= 10 records ("seen", scored
+at species) and every record of a random ~15% of the species of genera with >= 2 species ("unseen",
+scored at genus). The reference is the rest. ``--queries N`` draws N/2 seen and N/2 unseen queries.
+
+All methods get the same reference, queries and threads. Reported: species accuracy on seen queries,
+genus accuracy on unseen ones (micro = per query, macro = mean per class), queries per second of the
+search alone (index / database built beforehand and timed apart), and the AUROC of each method's novelty
+score for telling unseen-species queries from seen ones (BLAST/VSEARCH: 1 - top-hit identity).
+
+    python benchmarks/identify_bold.py --queries 1000 --threads 2 --markdown identify_bold.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bioscan5m.data.records import load_records
+from bioscan5m.peers.blast import blast_search, make_blast_db
+from bioscan5m.peers.programs import write_fasta
+from bioscan5m.peers.vsearch import vsearch_search
+from bioscan5m.tasks.identify import DEFAULT_METHOD, BarcodeIdentifier
+from bioscan5m.tasks.identify.holdout import SEEN, UNSEEN, holdout_split
+from bioscan5m.tasks.metrics import accuracy, auroc
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "insect_bold_degobbi" / "insect_bold_records.tsv.gz"
+PEERS = ("blast", "vsearch")
+
+
+def load(path: Path) -> pd.DataFrame:
+    records = load_records(path, columns=["processid", "order", "family", "subfamily", "genus", "species",
+                                          "dna_barcode"])
+    frame = records.to_pandas()
+    frame["dna_barcode"] = records.barcodes(clean=True, iupac="mask")
+    frame = frame[frame["dna_barcode"].str.len() > 0].reset_index(drop=True)
+    for rank in ("order", "family", "subfamily", "genus", "species"):
+        frame[rank] = frame[rank].astype(object)
+    return frame
+
+
+def choose_queries(frame: pd.DataFrame, n: int | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    roles = holdout_split(frame["species"].to_numpy(), frame["genus"].to_numpy(), seed=seed)
+    reference = frame[roles == "reference"].reset_index(drop=True)
+    queries = frame[roles != "reference"].assign(kind=roles[roles != "reference"])
+    if n is not None:
+        parts = [group.sample(min(len(group), n // 2), random_state=seed) for _, group in queries.groupby("kind")]
+        queries = pd.concat(parts)
+    return reference, queries.reset_index(drop=True)
+
+
+def score(queries: pd.DataFrame, species: np.ndarray, genus: np.ndarray, novelty: np.ndarray,
+          seconds: float) -> dict:
+    seen = (queries["kind"] == SEEN).to_numpy()
+    unseen = (queries["kind"] == UNSEEN).to_numpy()
+    species_acc = accuracy(queries["species"].to_numpy()[seen], species[seen])
+    genus_acc = accuracy(queries["genus"].to_numpy()[unseen], genus[unseen])
+    return {
+        "species_micro": species_acc["micro"], "species_macro": species_acc["macro"],
+        "genus_micro": genus_acc["micro"], "genus_macro": genus_acc["macro"],
+        "queries_per_s": len(queries) / seconds, "novelty_auroc": auroc(unseen[seen | unseen], novelty[seen | unseen]),
+    }
+
+
+def run_identify(reference: pd.DataFrame, queries: pd.DataFrame, threads: int, method: str) -> tuple[dict, float]:
+    with tempfile.TemporaryDirectory(prefix="identify-bench-") as cache:
+        start = time.perf_counter()
+        model = BarcodeIdentifier(method, threads=threads, cache_dir=cache).fit(reference)
+        built = time.perf_counter() - start
+        start = time.perf_counter()
+        table = model.predict(queries[["processid", "dna_barcode"]])
+        seconds = time.perf_counter() - start
+    return score(queries, table["species"].to_numpy(object), table["genus"].to_numpy(object),
+                 table["novelty_score"].to_numpy(), seconds), built
+
+
+def run_peer(name: str, reference: pd.DataFrame, queries: pd.DataFrame, threads: int) -> tuple[dict, float]:
+    with tempfile.TemporaryDirectory(prefix=f"{name}-bench-") as tmp:
+        tmp = Path(tmp)
+        ref_fasta = write_fasta(tmp / "reference.fasta", [f"r{i}" for i in range(len(reference))],
+                                reference["dna_barcode"])
+        query_fasta = write_fasta(tmp / "queries.fasta", [f"q{i}" for i in range(len(queries))],
+                                  queries["dna_barcode"])
+        start = time.perf_counter()
+        database = make_blast_db(ref_fasta, tmp / "reference") if name == "blast" else ref_fasta
+        built = time.perf_counter() - start
+        start = time.perf_counter()
+        search = blast_search if name == "blast" else vsearch_search
+        hits = search(database, query_fasta, threads=threads, max_hits=1)
+        seconds = time.perf_counter() - start
+    top = hits.set_index(hits["query_id"].str[1:].astype(int))
+    subject = np.full(len(queries), -1)
+    identity = np.zeros(len(queries))
+    subject[top.index] = top["subject_id"].str[1:].astype(int)
+    identity[top.index] = top["identity"]
+
+    def label(rank: str) -> np.ndarray:
+        return np.where(subject >= 0, reference[rank].to_numpy(object)[np.maximum(subject, 0)], None)
+
+    return score(queries, label("species"), label("genus"), 1.0 - identity, seconds), built
+
+
+def report(results: dict[str, dict], built: dict[str, float], args: argparse.Namespace, sizes: dict) -> str:
+    ours = f"identify ({args.method})"
+    lines = [
+        (f"Reference {sizes['reference']:,} records; queries {sizes['seen']:,} seen + {sizes['unseen']:,} unseen; "
+        f"threads {args.threads}; seed {args.seed}."),
+        "",
+        ("| method | species acc. seen (micro / macro) | genus acc. unseen (micro / macro) | queries/s | "
+        "novelty AUROC | index build s |"),
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(f"| {name} | {100 * r['species_micro']:.2f} / {100 * r['species_macro']:.2f} | "
+                     f"{100 * r['genus_micro']:.2f} / {100 * r['genus_macro']:.2f} | {r['queries_per_s']:,.1f} | "
+                     f"{r['novelty_auroc']:.4f} | {built[name]:.1f} |")
+    for peer in PEERS:
+        if peer in results and ours in results:
+            a, b = results[ours], results[peer]
+            lines.append(
+                f"\n{ours} vs {peer}: species {100 * (a['species_micro'] - b['species_micro']):+.2f} points, "
+                f"unseen genus {100 * (a['genus_micro'] - b['genus_micro']):+.2f} points, "
+                f"throughput x{a['queries_per_s'] / b['queries_per_s']:.1f}, "
+                f"novelty AUROC {a['novelty_auroc'] - b['novelty_auroc']:+.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="BOLD TSV of records with taxonomy")
+    parser.add_argument("--queries", type=int, default=1000, help="held-out queries (half seen, half unseen); "
+                                                                  "0 = every held-out record")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", default=DEFAULT_METHOD, help="identify's method")
+    parser.add_argument("--peers", default="blast,vsearch", help="comma-separated peers to run ('' for none)")
+    parser.add_argument("--markdown", type=Path, help="also write the table here")
+    args = parser.parse_args(argv)
+
+    frame = load(args.data)
+    reference, queries = choose_queries(frame, args.queries or None, args.seed)
+    sizes = {"reference": len(reference), "seen": int((queries["kind"] == SEEN).sum()),
+             "unseen": int((queries["kind"] == UNSEEN).sum())}
+    print(f"reference {sizes['reference']} records, {sizes['seen']} seen + {sizes['unseen']} unseen queries",
+          file=sys.stderr)
+    results, built = {}, {}
+    name = f"identify ({args.method})"
+    results[name], built[name] = run_identify(reference, queries, args.threads, args.method)
+    for peer in filter(None, args.peers.split(",")):
+        results[peer], built[peer] = run_peer(peer, reference, queries, args.threads)
+    text = report(results, built, args, sizes)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(f"# Identification of held-out BOLD barcodes\n\n{text}\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""BLAST+ (``makeblastdb`` + ``blastn``) as a barcode identification peer: best hits by bitscore."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from bioscan5m.peers.programs import read_tabular, run_program, write_fasta
+
+#: Columns of every hit table returned by the peers (identity in [0, 1]).
+HIT_COLUMNS = ("query_id", "subject_id", "identity", "alignment_length", "bitscore")
+_OUTFMT = "6 qseqid sseqid pident length bitscore"
+
+
+def make_blast_db(fasta: str | os.PathLike[str], prefix: str | os.PathLike[str]) -> Path:
+    """Build a nucleotide BLAST database ``prefix.*`` from a FASTA file; returns ``prefix``."""
+    prefix = Path(prefix)
+    run_program(["makeblastdb", "-in", fasta, "-dbtype", "nucl", "-out", prefix])
+    return prefix
+
+
+def blast_search(
+    database: str | os.PathLike[str],
+    queries: str | os.PathLike[str],
+    *,
+    threads: int = 1,
+    max_hits: int = 1,
+    task: str = "megablast",
+) -> pd.DataFrame:
+    """Search a FASTA of queries against a BLAST database; the ``max_hits`` best subjects per query.
+
+    Subjects are ranked by bitscore (then identity), one row per (query, subject) with the subject's best
+    HSP. Columns: :data:`HIT_COLUMNS`; queries without any hit are absent.
+    """
+    with tempfile.TemporaryDirectory(prefix="bioscan5m-blast-") as tmp:
+        out = Path(tmp) / "hits.tsv"
+        run_program([
+            "blastn", "-task", task, "-query", queries, "-db", database, "-out", out, "-outfmt", _OUTFMT,
+            "-num_threads", str(threads),
+            # BLAST's own cut-off can drop the best subject when it is too small; keep a margin.
+            "-max_target_seqs", str(max(max_hits, 5)),
+        ])
+        hits = read_tabular(out, range(5), HIT_COLUMNS)
+    hits["identity"] = hits["identity"] / 100.0
+    return _best_subjects(hits, max_hits)
+
+
+def blast_top_hits(
+    reference_ids: Sequence[str],
+    reference_sequences: Sequence[str],
+    query_ids: Sequence[str],
+    query_sequences: Sequence[str],
+    *,
+    threads: int = 1,
+    max_hits: int = 1,
+) -> pd.DataFrame:
+    """Build a throw-away database from the reference and search the queries (see :func:`blast_search`)."""
+    with tempfile.TemporaryDirectory(prefix="bioscan5m-blast-") as tmp:
+        tmp = Path(tmp)
+        reference_fasta = write_fasta(tmp / "reference.fasta", reference_ids, reference_sequences)
+        query_fasta = write_fasta(tmp / "queries.fasta", query_ids, query_sequences)
+        database = make_blast_db(reference_fasta, tmp / "reference")
+        return blast_search(database, query_fasta, threads=threads, max_hits=max_hits)
+
+
+def _best_subjects(hits: pd.DataFrame, max_hits: int) -> pd.DataFrame:
+    hits = hits.sort_values(["query_id", "bitscore", "identity"], ascending=[True, False, False], kind="stable")
+    hits = hits.drop_duplicates(["query_id", "subject_id"])
+    return hits.groupby("query_id", sort=False).head(max_hits).reset_index(drop=True)[list(HIT_COLUMNS)]

@@ -1,0 +1,19 @@
+"""Identification of new DNA barcodes: "what is this barcode?", against a reference with taxonomy.
+
+:class:`BarcodeIdentifier` (scikit-learn style: ``fit(reference).predict(queries)``) searches PCA-compressed
+k-mer profiles with FAISS, verifies the best candidates by exact alignment, and names each rank by a
+similarity-weighted, lineage-consistent vote with confidences calibrated on the reference itself; it
+also scores how likely the query's species is missing from the reference. BLAST+ and VSEARCH can stand
+in for the search (``method="blast"`` / ``"vsearch"``). See docs/identify.md.
+"""
+
+from bioscan5m.tasks.identify.identifier import (
+    DEFAULT_METHOD,
+    METHODS,
+    OUTPUT_COLUMNS,
+    BarcodeIdentifier,
+    default_index_dir,
+    identify,
+)
+
+__all__ = ["DEFAULT_METHOD", "METHODS", "OUTPUT_COLUMNS", "BarcodeIdentifier", "default_index_dir", "identify"]

@@ -1,0 +1,183 @@
+"""From a query's best hits to one name per rank, a calibrated confidence per rank and a novelty score.
+
+**Vote.** Each hit weighs ``exp((similarity - best similarity) / tau)``: with a small ``tau`` the top
+hit decides, a larger one lets several close relatives outvote a single one. Only the best hit of each
+species votes, so a species with 300 stored haplotypes does not drown one with 3. Ranks are decided top
+down (order, family, ...), each among the hits that agree with the names already chosen, so the predicted
+lineage is always consistent. A hit without a name at a rank neither votes there nor is excluded by it.
+
+**Calibration.** Per rank, a logistic regression turns features of the vote (best similarity, the
+winner's similarity, its share of the vote) into the probability that the name is right; another turns
+the k-mer similarity of the closest reference (on the identity scale) into the probability that the
+query's species is absent from the reference. Both
+are fitted on queries simulated from the reference itself (leave one record out: seen species; leave a
+whole species out: new species), so they act as rank-specific identity thresholds learned from the
+reference. (Query length and the winner's lead over the next name were tried as features too: they
+fitted the simulated queries better but held-out real queries worse, so they are left out. For novelty
+the k-mer similarity separated 1,000 held-out new-species queries from 1,000 seen ones better than the
+alignment identity: AUROC 0.997 against 0.986.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bioscan5m.data.schema import SCORED_RANKS
+
+SPECIES = SCORED_RANKS.index("species")
+
+
+@dataclass
+class Votes:
+    """Outcome of :func:`vote` for Q queries over R = len(SCORED_RANKS) ranks.
+
+    ``labels`` (Q, R) int codes (-1: no name); ``share`` (Q, R) winner's fraction of the vote weight;
+    ``label_similarity`` (Q, R) best similarity of a hit carrying the winner; ``best`` (Q,) best
+    similarity (0 without hits); ``nearest`` (Q,) reference index of the best hit (-1 if none);
+    ``kmer_similarity`` (Q,) k-mer similarity of the closest reference on the identity scale.
+    """
+
+    labels: np.ndarray
+    share: np.ndarray
+    label_similarity: np.ndarray
+    best: np.ndarray
+    nearest: np.ndarray
+    kmer_similarity: np.ndarray
+
+    def features(self, rank: int) -> np.ndarray:
+        """Features of the name chosen at one rank column, float64 ``(Q, 3)``."""
+        return np.column_stack([self.best, self.label_similarity[:, rank], self.share[:, rank]]).astype(np.float64)
+
+    def novelty_features(self) -> np.ndarray:
+        """Features for the novelty model, float64 ``(Q, 1)``: the k-mer similarity."""
+        return self.kmer_similarity[:, None].astype(np.float64)
+
+
+def vote(similarity: np.ndarray, candidates: np.ndarray, labels: np.ndarray, tau: float,
+         kmer_similarity: np.ndarray | None = None) -> Votes:
+    """Similarity-weighted, lineage-consistent vote over each query's hits (see module docstring).
+
+    ``similarity`` (Q, C) in [0, 1] (-inf: no hit), ``candidates`` (Q, C) reference indices (-1: none),
+    ``labels`` (H, R) reference label codes, ``tau`` > 0; ``kmer_similarity`` (Q,) is passed through to
+    the result (default: the best similarity).
+    """
+    q, c = candidates.shape
+    n_ranks = labels.shape[1]
+    order = np.argsort(-np.where(candidates >= 0, similarity, -np.inf), axis=1, kind="stable")
+    similarity = np.take_along_axis(similarity, order, 1).astype(np.float64)
+    candidates = np.take_along_axis(candidates, order, 1)
+    valid = (candidates >= 0) & np.isfinite(similarity)
+    hit_labels = np.where(valid[:, :, None], labels[np.maximum(candidates, 0)], -2)  # (Q, C, R)
+    best = np.where(valid[:, 0], similarity[:, 0], 0.0)
+    weight = np.where(valid, np.exp((np.where(valid, similarity, 0.0) - best[:, None]) / tau), 0.0)
+    species = hit_labels[:, :, SPECIES]
+    earlier = np.tril(np.ones((c, c), dtype=bool), -1)  # [a, b]: b comes before a
+    repeated = ((species[:, :, None] == species[:, None, :]) & (species[:, :, None] >= 0) & earlier).any(2)
+    weight[repeated] = 0.0
+    total_weight = np.maximum(weight.sum(1), 1e-300)
+
+    out_labels = np.full((q, n_ranks), -1, dtype=np.int64)
+    share = np.zeros((q, n_ranks))
+    label_similarity = np.zeros((q, n_ranks))
+    consistent = valid.copy()
+    rows = np.arange(q)
+    for rank in range(n_ranks):
+        names = hit_labels[:, :, rank]
+        eligible = consistent & (names >= 0)
+        same = (names[:, :, None] == names[:, None, :]).astype(np.float64)
+        tally = np.einsum("qab,qb->qa", same, weight * eligible)
+        # Ties go to the name of the better hit.
+        winner = np.argmax(np.where(eligible, tally + 1e-9 * weight, -1.0), axis=1)
+        has = eligible.any(1)
+        chosen = np.where(has, names[rows, winner], -1)
+        out_labels[:, rank] = chosen
+        share[:, rank] = np.where(has, tally[rows, winner] / total_weight, 0.0)
+        carries = valid & (names == chosen[:, None]) & has[:, None]
+        label_similarity[:, rank] = np.where(has, np.where(carries, similarity, -np.inf).max(1), 0.0)
+        consistent &= (names == chosen[:, None]) | (names < 0) | ~has[:, None]
+    nearest = np.where(valid[:, 0], candidates[:, 0], -1)
+    kmer_similarity = best if kmer_similarity is None else np.where(np.isfinite(kmer_similarity), kmer_similarity, 0.0)
+    return Votes(out_labels, share, label_similarity, best, nearest, np.asarray(kmer_similarity, dtype=np.float64))
+
+
+class LogisticCalibrator:
+    """A standardised logistic regression stored as plain numbers (JSON-friendly); constant if one class."""
+
+    def __init__(self, mean=None, scale=None, coef=None, intercept: float = 0.0) -> None:
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.scale = None if scale is None else np.asarray(scale, dtype=np.float64)
+        self.coef = None if coef is None else np.asarray(coef, dtype=np.float64)
+        self.intercept = float(intercept)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, balanced: bool = False) -> LogisticCalibrator:
+        """Fit P(y=1 | x) (``balanced``: as if both outcomes were equally common); with a single class,
+        store its smoothed frequency as a constant."""
+        from sklearn.linear_model import LogisticRegression
+
+        y = np.asarray(y, dtype=bool)
+        if y.all() or not y.any():
+            rate = (y.sum() + 1) / (len(y) + 2)
+            self.mean = self.scale = self.coef = None
+            self.intercept = float(np.log(rate / (1 - rate)))
+            return self
+        self.mean = x.mean(0)
+        self.scale = np.where(x.std(0) > 0, x.std(0), 1.0)
+        model = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced" if balanced else None)
+        model.fit((x - self.mean) / self.scale, y)
+        self.coef, self.intercept = model.coef_[0], float(model.intercept_[0])
+        return self
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """P(y=1 | x) for each row of ``x``, float64 ``(n,)``."""
+        logit = np.full(len(x), self.intercept)
+        if self.coef is not None:
+            logit = logit + ((x - self.mean) / self.scale) @ self.coef
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def to_dict(self) -> dict:
+        as_list = (lambda a: None if a is None else [float(v) for v in a])
+        return {"mean": as_list(self.mean), "scale": as_list(self.scale), "coef": as_list(self.coef),
+                "intercept": self.intercept}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LogisticCalibrator:
+        return cls(data["mean"], data["scale"], data["coef"], data["intercept"])
+
+
+class Calibration:
+    """Per-rank correctness models plus the novelty model, fitted on simulated queries."""
+
+    def __init__(self, ranks: list[LogisticCalibrator] | None = None,
+                 novelty: LogisticCalibrator | None = None) -> None:
+        self.ranks = ranks or []
+        self.novelty = novelty or LogisticCalibrator()
+
+    def fit(self, votes: Votes, truth: np.ndarray, novel: np.ndarray) -> Calibration:
+        """``truth`` (Q, R) true label codes (-1: unknown, left out of that rank); ``novel`` (Q,) bool."""
+        self.ranks = []
+        for rank in range(truth.shape[1]):
+            known = truth[:, rank] >= 0
+            correct = votes.labels[known, rank] == truth[known, rank]
+            self.ranks.append(LogisticCalibrator().fit(votes.features(rank)[known], correct))
+        # The mix of seen and new species among the simulated queries is arbitrary: score as if even.
+        self.novelty = LogisticCalibrator().fit(votes.novelty_features(), novel, balanced=True)
+        return self
+
+    def confidence(self, votes: Votes) -> np.ndarray:
+        """P(name right) per query and rank, ``(Q, R)``; 0 where no name was given."""
+        out = np.column_stack([model.probability(votes.features(rank)) for rank, model in enumerate(self.ranks)])
+        return np.where(votes.labels >= 0, out, 0.0)
+
+    def novelty_score(self, votes: Votes) -> np.ndarray:
+        """P(species absent from the reference) per query, ``(Q,)``; 1 for a query without any hit."""
+        return np.where(votes.nearest >= 0, self.novelty.probability(votes.novelty_features()), 1.0)
+
+    def to_dict(self) -> dict:
+        return {"ranks": [m.to_dict() for m in self.ranks], "novelty": self.novelty.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        return cls([LogisticCalibrator.from_dict(m) for m in data["ranks"]],
+                   LogisticCalibrator.from_dict(data["novelty"]))

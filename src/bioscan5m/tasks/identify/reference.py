@@ -1,0 +1,181 @@
+"""The inputs of identification: a reference of barcodes with taxonomy, and query barcodes.
+
+A reference is reduced to its distinct cleaned barcodes ("haplotypes"): a barcode shared by 500
+records is searched and aligned once. Each haplotype keeps, per scored rank, the name most of its
+records carry (ties: the alphabetically first), the id of its first record and its record count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN, SCORED_RANKS
+from bioscan5m.data.sequences import clean_barcodes
+from bioscan5m.errors import BioscanError
+
+#: How barcodes are cleaned before identification: ambiguity codes become N (N matches any base).
+CLEAN_OPTIONS = {"iupac": "mask"}
+
+
+@dataclass
+class ReferenceSet:
+    """Distinct reference barcodes with their taxonomy.
+
+    ``sequences`` (H,) cleaned barcodes; ``record_ids`` (H,) id of each one's first record;
+    ``n_records`` (H,) int64; ``labels`` (H, len(SCORED_RANKS)) int32 codes into ``names[rank]``
+    (-1 = missing); ``record_haplotype`` (N,) and ``record_labels`` (N, R) describe the records
+    themselves (used only while fitting).
+    """
+
+    sequences: list[str]
+    record_ids: np.ndarray
+    n_records: np.ndarray
+    labels: np.ndarray
+    names: dict[str, tuple[str, ...]]
+    record_haplotype: np.ndarray
+    record_labels: np.ndarray
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def fingerprint(self) -> str:
+        """sha256 of everything identification depends on: barcodes, ids, taxonomy (hex)."""
+        digest = hashlib.sha256()
+        for seq in self.sequences:
+            digest.update(seq.encode("ascii"))
+            digest.update(b"\n")
+        for rank in SCORED_RANKS:
+            digest.update("\t".join(self.names[rank]).encode("utf-8"))
+        digest.update(np.ascontiguousarray(self.labels).tobytes())
+        digest.update(np.ascontiguousarray(self.n_records).tobytes())
+        digest.update("\n".join(map(str, self.record_ids)).encode("utf-8"))
+        return digest.hexdigest()
+
+
+def read_reference(reference: object) -> ReferenceSet:
+    """Build a :class:`ReferenceSet` from a path (anything ``load_records`` reads), a ``Records`` or a
+    pandas DataFrame with ``dna_barcode``, ``processid`` and rank columns.
+
+    Records without a barcode are skipped; a reference without any taxonomy is an error.
+    """
+    frame, source = _as_frame(reference, "reference")
+    missing = [rank for rank in SCORED_RANKS if rank not in frame.columns or frame[rank].isna().all()]
+    if len(missing) == len(SCORED_RANKS):
+        raise BioscanError(
+            f"the reference has no taxonomy: every one of {', '.join(SCORED_RANKS)} is empty; give a "
+            "BOLD/BIOSCAN table, or a FASTA together with a taxonomy TSV",
+            path=source or None,
+        )
+    sequences = _clean(frame, source, "reference record")
+    keep = np.array([len(s) > 0 for s in sequences])
+    if not keep.any():
+        raise BioscanError("the reference has no usable barcode (all empty or all N)", path=source or None)
+    frame = frame.loc[keep].reset_index(drop=True)
+    sequences = [s for s, k in zip(sequences, keep) if k]
+
+    haplotypes, first, record_haplotype = np.unique(np.array(sequences, dtype=object), return_index=True,
+                                                    return_inverse=True)
+    record_haplotype = record_haplotype.astype(np.int64)
+    n_records = np.bincount(record_haplotype, minlength=len(haplotypes)).astype(np.int64)
+    names: dict[str, tuple[str, ...]] = {}
+    record_labels = np.full((len(frame), len(SCORED_RANKS)), -1, dtype=np.int32)
+    labels = np.full((len(haplotypes), len(SCORED_RANKS)), -1, dtype=np.int32)
+    for column, rank in enumerate(SCORED_RANKS):
+        values = frame[rank] if rank in frame.columns else pd.Series([None] * len(frame))
+        values = values.astype(object).where(values.notna(), None)
+        values = values.map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
+        present = values.notna().to_numpy()
+        rank_names, codes = np.unique(values[present].to_numpy(dtype=str), return_inverse=True)
+        names[rank] = tuple(rank_names.tolist())
+        record_labels[present, column] = codes
+        labels[:, column] = _majority(record_haplotype, record_labels[:, column], len(haplotypes))
+    ids = frame[ID_COLUMN].astype(str).to_numpy() if ID_COLUMN in frame.columns else np.arange(len(frame)).astype(str)
+    return ReferenceSet(
+        sequences=[str(s) for s in haplotypes],
+        record_ids=ids[first],
+        n_records=n_records,
+        labels=labels,
+        names=names,
+        record_haplotype=record_haplotype,
+        record_labels=record_labels,
+        source=source,
+    )
+
+
+def read_queries(queries: object) -> tuple[np.ndarray, list[str]]:
+    """Query ids and cleaned barcodes from a path (FASTA or any table ``load_records`` reads), a
+    ``Records``, a DataFrame, a ``{id: barcode}`` mapping or a list of barcodes (ids ``query1``...).
+
+    An empty query set, or a query with nothing left after cleaning (empty or all N), is an error.
+    """
+    if isinstance(queries, Mapping):
+        frame, source = pd.DataFrame({ID_COLUMN: list(queries), DNA_COLUMN: list(queries.values())}), ""
+    elif isinstance(queries, Sequence) and not isinstance(queries, str | os.PathLike):
+        ids = [f"query{i + 1}" for i in range(len(queries))]
+        frame, source = pd.DataFrame({ID_COLUMN: ids, DNA_COLUMN: list(queries)}), ""
+    else:
+        frame, source = _as_frame(queries, "queries")
+    if len(frame) == 0:
+        raise BioscanError("no query barcodes given", path=source or None)
+    sequences = _clean(frame, source, "query")
+    ids = frame[ID_COLUMN].astype(str).to_numpy() if ID_COLUMN in frame.columns else np.array(
+        [f"query{i + 1}" for i in range(len(frame))])
+    for query_id, seq in zip(ids, sequences):
+        if not seq.strip("N"):
+            raise BioscanError(f"query {query_id!r} has no DNA left after cleaning (empty or only N)",
+                               path=source or None, value=query_id)
+    return ids, sequences
+
+
+def _as_frame(source: object, what: str) -> tuple[pd.DataFrame, str]:
+    if isinstance(source, pd.DataFrame):
+        frame, name = source, ""
+    elif hasattr(source, "to_pandas") and hasattr(source, "table"):  # bioscan5m Records
+        frame, name = source.to_pandas(), str(getattr(source, "source", ""))
+    elif isinstance(source, str | os.PathLike):
+        from bioscan5m.data.records import load_records
+
+        path = Path(source)
+        frame, name = load_records(path).to_pandas(), str(path)
+    else:
+        raise BioscanError(f"cannot read {what} from a {type(source).__name__}; give a file path, Records "
+                           "or a pandas DataFrame")
+    if DNA_COLUMN not in frame.columns:
+        raise BioscanError(f"the {what} table has no {DNA_COLUMN!r} column", path=name or None)
+    return frame, name
+
+
+def _clean(frame: pd.DataFrame, source: str, what: str) -> list[str]:
+    raw = frame[DNA_COLUMN].astype(object).where(frame[DNA_COLUMN].notna(), None).tolist()
+    try:
+        return clean_barcodes(raw, **CLEAN_OPTIONS)
+    except BioscanError as error:
+        # clean_barcodes names the position; name the record id instead, which the user can find.
+        position = int(error.reason.split(":")[0].split()[-1]) if error.reason.startswith("barcode ") else None
+        where = f"{what} {frame[ID_COLUMN].iloc[position]!r}: " if position is not None and ID_COLUMN in frame else ""
+        reason = error.reason.split(": ", 1)[-1]
+        raise BioscanError(where + reason, path=source or None, value=error.value) from None
+
+
+def _majority(groups: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group, its most frequent non-negative code (ties: the smallest), -1 if it has none."""
+    out = np.full(n_groups, -1, dtype=np.int32)
+    present = codes >= 0
+    if not present.any():
+        return out
+    pairs, counts = np.unique(np.stack([groups[present], codes[present]]), axis=1, return_counts=True)
+    # Sort by group, then count descending, then code ascending: the first row of each group wins.
+    order = np.lexsort((pairs[1], -counts, pairs[0]))
+    group_sorted = pairs[0][order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = group_sorted[1:] != group_sorted[:-1]
+    out[group_sorted[first]] = pairs[1][order][first]
+    return out
