@@ -7,6 +7,7 @@
   directory or ``.pt`` checkpoint, or a hub id), padding-aware mean pooling.
 - ``hf-dna:<hub id or dir>``: any Hugging Face DNA language model (``trust_remote_code``), mean-pooled
   over non-padding tokens.
+- ``image-stats`` / ``image-stats-<bins>``: colour histogram + grey thumbnail, no training.
 - ``hf-image:<hub id or dir>``: any Hugging Face vision model (DINO, DINOv2, CLIP vision tower, MAE ViT...),
   the [CLS] token (``pooling="cls"``, default) or the mean of the patch tokens (``pooling="mean"``).
 
@@ -263,6 +264,55 @@ def _barcodebert(argument: str | None, device: str | None = None) -> Encoder:
     if not argument:
         raise BioscanError("name the model directory: barcodebert:<dir>", value="barcodebert")
     return BarcodeBertEncoder(argument, device)
+
+
+class ImageStatisticsEncoder(Encoder):
+    """Colour histogram and grey thumbnail of an image: the image counterpart of the k-mer profile.
+
+    Nothing to train: a joint RGB histogram (``bins``³, normalised) concatenated with a ``thumbnail``²
+    grey-level image (mean 0, unit norm) of the centre-cropped specimen. A floor for learned image encoders.
+    """
+
+    modality = "image"
+    default_batch_size = 256
+
+    def __init__(self, bins: int = 6, thumbnail: int = 16) -> None:
+        super().__init__(f"image-stats-{bins}")
+        self.bins = bins
+        self.thumbnail = thumbnail
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "modality": self.modality,
+                "options": {"bins": self.bins, "thumbnail": self.thumbnail},
+                "checkpoint_sha256": None, "code_version": ENCODER_CODE_VERSION}
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        return np.stack([self._features(image) for image in batch]).astype(np.float32)
+
+    def _features(self, image: Any) -> np.ndarray:
+        pixels = np.asarray(image.convert("RGB"), dtype=np.int64)
+        codes = (pixels * self.bins // 256).reshape(-1, 3) @ np.array([self.bins**2, self.bins, 1])
+        histogram = np.bincount(codes, minlength=self.bins**3).astype(np.float64)
+        histogram /= max(histogram.sum(), 1.0)
+        side = min(image.size)
+        left, top = (image.size[0] - side) // 2, (image.size[1] - side) // 2
+        grey = np.asarray(image.convert("L").crop((left, top, left + side, top + side))
+                          .resize((self.thumbnail, self.thumbnail)), dtype=np.float64).ravel()
+        grey -= grey.mean()
+        grey /= max(np.linalg.norm(grey), 1e-9)
+        return np.concatenate([histogram, grey])
+
+
+@register_encoder("image-stats", "colour histogram + grey thumbnail of the image, no training, "
+                                 "e.g. image-stats-6 (default 6 bins per channel)")
+def _image_stats(argument: str | None, device: str | None = None) -> Encoder:
+    try:
+        bins = 6 if argument is None else int(argument)
+    except ValueError:
+        raise BioscanError(f"image-stats needs an integer number of bins, got {argument!r}", value=argument) from None
+    if not 2 <= bins <= 32:
+        raise BioscanError(f"image-stats bins must be between 2 and 32, got {bins}", value=bins)
+    return ImageStatisticsEncoder(bins)
 
 
 class HuggingFaceDnaEncoder(_TorchEncoder):

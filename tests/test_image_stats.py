@@ -1,0 +1,30 @@
+"""The training-free image baseline encoder on real BIOSCAN crops."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bioscan5m.errors import BioscanError
+from bioscan5m.models.encoders import create_encoder
+
+
+def test_image_stats_on_real_crops(shared_data):
+    files = sorted((shared_data / "bioscan_imgfilter_images" / "cropped_clear_imgs").glob("*.jpg"))[:20]
+    images = [Image.open(f) for f in files]
+    encoder = create_encoder("image-stats-6")
+    vectors = encoder.encode(images)
+    assert encoder.modality == "image"
+    assert vectors.shape == (20, 6**3 + 16 * 16) and vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors[:, :216].sum(axis=1), 1.0, rtol=1e-5)  # histograms are distributions
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, 216:], axis=1), 1.0, rtol=1e-4)
+    np.testing.assert_array_equal(encoder.encode(images[:3]), vectors[:3])  # deterministic, batch-independent
+    assert len({v.tobytes() for v in vectors}) == 20
+
+
+def test_image_stats_separates_colours_and_rejects_bad_bins():
+    red, blue = Image.new("RGB", (40, 30), (250, 10, 10)), Image.new("RGB", (40, 30), (10, 10, 250))
+    vectors = create_encoder("image-stats-4").encode([red, blue, red.convert("L")])
+    assert vectors[0, :64].argmax() != vectors[1, :64].argmax()
+    assert vectors[0, :64].max() == 1.0  # one colour fills one bin
+    with pytest.raises(BioscanError, match="between 2 and 32"):
+        create_encoder("image-stats-64")
