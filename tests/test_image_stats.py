@@ -22,9 +22,16 @@ def test_image_stats_on_real_crops(shared_data):
 
 
 def test_image_stats_separates_colours_and_rejects_bad_bins():
-    red, blue = Image.new("RGB", (40, 30), (250, 10, 10)), Image.new("RGB", (40, 30), (10, 10, 250))
-    vectors = create_encoder("image-stats-4").encode([red, blue, red.convert("L")])
+    def specimen(colour):  # a coloured bug on a white plate
+        image = Image.new("RGB", (40, 30), (255, 255, 255))
+        image.paste(colour, (15, 10, 25, 20))
+        return image
+
+    red, blue = specimen((250, 10, 10)), specimen((10, 10, 250))
+    vectors = create_encoder("image-stats-4").encode([red, blue, Image.new("RGB", (8, 8), (9, 9, 9))])
     assert vectors[0, :64].argmax() != vectors[1, :64].argmax()
-    assert vectors[0, :64].max() == 1.0  # one colour fills one bin
+    assert vectors[0, :64].max() == 1.0  # the background is left out: the specimen's one colour fills one bin
+    np.testing.assert_allclose(vectors[0, 64:], vectors[1, 64:])  # same silhouette
+    assert vectors[2, :64].max() == 1.0  # a blank image falls back to all of its pixels
     with pytest.raises(BioscanError, match="between 2 and 32"):
         create_encoder("image-stats-64")

@@ -7,7 +7,7 @@
   directory or ``.pt`` checkpoint, or a hub id), padding-aware mean pooling.
 - ``hf-dna:<hub id or dir>``: any Hugging Face DNA language model (``trust_remote_code``), mean-pooled
   over non-padding tokens.
-- ``image-stats`` / ``image-stats-<bins>``: colour histogram + grey thumbnail, no training.
+- ``image-stats`` / ``image-stats-<bins>``: colour histogram and silhouette of the specimen, no training.
 - ``hf-image:<hub id or dir>``: any Hugging Face vision model (DINO, DINOv2, CLIP vision tower, MAE ViT...),
   the [CLS] token (``pooling="cls"``, default) or the mean of the patch tokens (``pooling="mean"``).
 
@@ -267,14 +267,17 @@ def _barcodebert(argument: str | None, device: str | None = None) -> Encoder:
 
 
 class ImageStatisticsEncoder(Encoder):
-    """Colour histogram and grey thumbnail of an image: the image counterpart of the k-mer profile.
+    """Colour and silhouette statistics of the specimen: the image counterpart of the k-mer profile.
 
-    Nothing to train: a joint RGB histogram (``bins``³, normalised) concatenated with a ``thumbnail``²
-    grey-level image (mean 0, unit norm) of the centre-cropped specimen. A floor for learned image encoders.
+    Nothing to train. The background colour is the median of the border pixels; pixels far from it form
+    the specimen. Features: a joint RGB histogram (``bins``³) of the specimen's pixels, normalised, and its
+    silhouette on a ``thumbnail``² grid of the centre-cropped image (unit norm). A floor for learned encoders.
     """
 
     modality = "image"
     default_batch_size = 256
+    #: RGB distance from the background colour above which a pixel counts as specimen.
+    foreground_distance = 40.0
 
     def __init__(self, bins: int = 6, thumbnail: int = 16) -> None:
         super().__init__(f"image-stats-{bins}")
@@ -284,26 +287,32 @@ class ImageStatisticsEncoder(Encoder):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "modality": self.modality,
                 "options": {"bins": self.bins, "thumbnail": self.thumbnail},
-                "checkpoint_sha256": None, "code_version": ENCODER_CODE_VERSION}
+                "checkpoint_sha256": None, "code_version": ENCODER_CODE_VERSION + 1}
 
     def encode(self, batch: Sequence[Any]) -> np.ndarray:
         return np.stack([self._features(image) for image in batch]).astype(np.float32)
 
     def _features(self, image: Any) -> np.ndarray:
-        pixels = np.asarray(image.convert("RGB"), dtype=np.int64)
-        codes = (pixels * self.bins // 256).reshape(-1, 3) @ np.array([self.bins**2, self.bins, 1])
-        histogram = np.bincount(codes, minlength=self.bins**3).astype(np.float64)
-        histogram /= max(histogram.sum(), 1.0)
+        from PIL import Image
+
         side = min(image.size)
         left, top = (image.size[0] - side) // 2, (image.size[1] - side) // 2
-        grey = np.asarray(image.convert("L").crop((left, top, left + side, top + side))
-                          .resize((self.thumbnail, self.thumbnail)), dtype=np.float64).ravel()
-        grey -= grey.mean()
-        grey /= max(np.linalg.norm(grey), 1e-9)
-        return np.concatenate([histogram, grey])
+        pixels = np.asarray(image.convert("RGB").crop((left, top, left + side, top + side)), dtype=np.int64)
+        border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+        distance = np.linalg.norm(pixels - np.median(border, axis=0), axis=2)
+        mask = distance > self.foreground_distance
+        if mask.sum() < 0.01 * mask.size:  # no clear specimen: describe the whole image
+            mask[:] = True
+        codes = (pixels[mask] * self.bins // 256) @ np.array([self.bins**2, self.bins, 1])
+        histogram = np.bincount(codes, minlength=self.bins**3).astype(np.float64)
+        histogram /= histogram.sum()
+        silhouette = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255)
+                                .resize((self.thumbnail, self.thumbnail), Image.BILINEAR), dtype=np.float64).ravel()
+        silhouette /= max(np.linalg.norm(silhouette), 1e-9)
+        return np.concatenate([histogram, silhouette])
 
 
-@register_encoder("image-stats", "colour histogram + grey thumbnail of the image, no training, "
+@register_encoder("image-stats", "colour histogram and silhouette of the specimen, no training, "
                                  "e.g. image-stats-6 (default 6 bins per channel)")
 def _image_stats(argument: str | None, device: str | None = None) -> Encoder:
     try:
