@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,9 @@ def main() -> None:
                         help="ward-knn variants: clusters left to the exact stage (default 5000, the library's)")
     parser.add_argument("--keep", metavar="DIR", help="keep embeddings and UMAP output here and reuse them")
     parser.add_argument("--umap-threads", action="store_true", help="unseeded UMAP on every core (faster)")
+    parser.add_argument("--skip-umap", action="store_true",
+                        help="cluster the embeddings as they are (with --synthetic: planted 50-d vectors standing "
+                             "in for UMAP output), to measure the clustering stages alone at large N")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -135,11 +139,14 @@ def main() -> None:
             work = Path(args.keep) / f"n{n}-seed{args.seed}" if args.keep else Path(tmp)
             work.mkdir(parents=True, exist_ok=True)
             results = {}
-            for stage, output in (("embed", "labels.npz"), ("umap", "reduced.npy")):
+            stages = [("embed", "labels.npz")] + ([] if args.skip_umap else [("umap", "reduced.npy")])
+            for stage, output in stages:
                 saved = work / f"{stage}.json"
                 if not ((work / output).is_file() and saved.is_file()):
                     saved.write_text(json.dumps(run_stage(stage, work, options)))
                 results[stage] = json.loads(saved.read_text())
+            if args.skip_umap:
+                shutil.copyfile(work / "vectors.npy", work / "reduced.npy")
             if n <= args.exact_max:
                 results["exact"] = run_stage("exact", work, options)
             for top in args.top_clusters:

@@ -214,7 +214,7 @@ def run_dna_benchmark(
 def write_benchmark(table: pd.DataFrame, details: pd.DataFrame, out: str | os.PathLike[str], *,
                     root: str | os.PathLike[str], counts: dict[str, int]) -> dict[str, Path]:
     """Write ``dna_benchmark.tsv`` (percent, 2 decimals), ``dna_benchmark.md`` and ``dna_benchmark_details.tsv``."""
-    from bioscan5m.report.retrieval import markdown_table
+    from bioscan5m.report.tables import markdown_table
 
     out = Path(out)
     files = {key: out / name for key, name in FILES.items()}
