@@ -1,0 +1,79 @@
+"""``bioscan5m align``: train a CLIBD model that puts images, DNA barcodes and taxonomy text in one space."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _modalities(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "align",
+        help="train a model that aligns specimen images, DNA barcodes and taxonomy names (CLIBD)",
+        description="Contrastive alignment (CLIBD, Task III): image, DNA-barcode and taxonomy-text encoders are "
+        "trained so that the embeddings of one specimen lie close together. Trains on the pretrain and train "
+        "splits; text is used only for records named to species. The trained model is written to --out "
+        "(config.json, model.safetensors, tokenizers) with checkpoints and a training log; evaluate it with "
+        "'bioscan5m retrieve'.",
+    )
+    parser.add_argument("--data", required=True, metavar="ROOT",
+                        help="BIOSCAN-5M dataset folder (metadata CSV and image zips or folders)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the model and checkpoints")
+    parser.add_argument("--model", default="tiny",
+                        help="model size: 'tiny' trains on a laptop CPU; 'vit-b16-844-bertsmall' is the paper's "
+                        "ViT-B/16 + BarcodeBERT 8-4-4 + BERT-small (default: tiny)")
+    parser.add_argument("--modalities", type=_modalities, default=("image", "dna", "text"),
+                        help="comma-separated modalities to align, from image, dna, text (default: all three)")
+    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (default: 1000)")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="specimens per step, over all GPUs together (default: 64)")
+    parser.add_argument("--accumulate", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    parser.add_argument("--schedule", default="cosine", help="learning-rate schedule: onecycle, cosine, constant")
+    parser.add_argument("--freeze", type=_modalities, default=(),
+                        help="comma-separated encoders to keep fixed (only their projection trains)")
+    parser.add_argument("--lora", type=_modalities, default=(),
+                        help="comma-separated encoders to tune through LoRA adapters instead of fully")
+    parser.add_argument("--lora-rank", type=int, default=8, help="rank of the LoRA adapters (default: 8)")
+    parser.add_argument("--dna-checkpoint", metavar="DIR",
+                        help="start the DNA encoder from this BarcodeBERT model folder (e.g. from 'bioscan5m pretrain')")
+    parser.add_argument("--no-pretrained", action="store_true",
+                        help="start the image and text encoders from random weights instead of downloading them")
+    parser.add_argument("--text-requires", default="species", choices=("species", "genus"),
+                        help="records need a name at this rank to have text (default: species)")
+    parser.add_argument("--split", default="pretrain+train", help="training splits (default: pretrain+train)")
+    parser.add_argument("--image-package", default="cropped_256", help="image package (default: cropped_256)")
+    parser.add_argument("--no-augment", action="store_true", help="train without image augmentation")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
+    parser.add_argument("--precision", default="auto", help="auto, bf16, fp16 or fp32 (default: auto)")
+    parser.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--save-every", type=int, default=0, metavar="STEPS",
+                        help="write a checkpoint every STEPS steps (default: only at the end)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bioscan5m.train.align import align
+    from bioscan5m.train.engine import TrainConfig
+
+    config = TrainConfig(out_dir=args.out, steps=args.steps, batch_size=args.batch_size,
+                         accumulate=args.accumulate, lr=args.lr, schedule=args.schedule, device=args.device,
+                         precision=args.precision, seed=args.seed, save_every=args.save_every,
+                         num_workers=args.workers, resume=args.resume)
+    options = {"modalities": args.modalities, "freeze": args.freeze, "lora": args.lora,
+               "lora_rank": args.lora_rank, "text_required_rank": args.text_requires,
+               "dna_checkpoint": args.dna_checkpoint}
+    if args.no_pretrained:
+        options.update(pretrained_image=False, pretrained_text=False)
+    model, result = align(args.data, config, model=args.model, split=args.split, image_package=args.image_package,
+                          augment=not args.no_augment, **options)
+    loss = "n/a" if result.loss is None else f"{result.loss:.4f}"
+    print(f"aligned {', '.join(model.modalities)} for {result.steps} steps: final loss {loss}, "
+          f"{result.samples_per_second:.1f} specimens/s on {result.device} ({result.precision}); "
+          f"model written to {args.out}")
+    return 0

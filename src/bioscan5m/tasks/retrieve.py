@@ -1,0 +1,359 @@
+"""Task III (CLIBD): taxonomic identification by nearest-neighbour retrieval in an aligned embedding space.
+
+Keys are the ``train`` and ``key_unseen`` records, queries the ``test`` (seen species) and
+``test_unseen`` (unseen species) records. Every query takes the labels of its nearest keys by exact
+inner product on L2-normalised embeddings (FAISS ``IndexFlatIP``; HNSW or IVF for millions of keys).
+A query is correct at top-k for a rank when any of its k nearest keys carries its name at that rank.
+Accuracy is reported micro (per query) and macro (mean over the true classes), per rank from order to
+species, for image→image, DNA→DNA, image→DNA, DNA→image and image/DNA→text (the text keys are one
+embedding per distinct taxonomy sentence of the keys).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bioscan5m.errors import BioscanError
+from bioscan5m.models.text import TEXT_RANKS, taxonomy_text, tokenize_texts
+
+if TYPE_CHECKING:
+    from bioscan5m.models.multimodal import MultimodalModel
+
+#: Ranks scored in Task III (the paper's order, family, genus, species).
+RETRIEVAL_RANKS: tuple[str, ...] = TEXT_RANKS
+#: Approximate and exact FAISS indexes that ``build_index`` can make.
+INDEX_KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf")
+
+
+def build_index(keys: np.ndarray, kind: str = "flat", *, hnsw_neighbors: int = 32, ivf_lists: int | None = None,
+                ivf_probe: int = 16):
+    """A FAISS inner-product index over ``keys`` (N, D), to search with normalised queries.
+
+    kind: ``flat`` (exact, the paper's choice), ``hnsw`` (graph; fast, approximate, no training) or
+    ``ivf`` (inverted lists over ``ivf_lists`` k-means cells, default ≈ 4·√N; ``ivf_probe`` cells are
+    visited per query). Approximate kinds are for millions of keys.
+    """
+    import faiss
+
+    keys = np.ascontiguousarray(keys, dtype=np.float32)
+    if keys.ndim != 2 or len(keys) == 0:
+        raise BioscanError(f"need a non-empty (keys, dimensions) array of key embeddings, got shape {keys.shape}")
+    dim = keys.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_neighbors, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = max(64, hnsw_neighbors * 2)
+    elif kind == "ivf":
+        # FAISS wants at least 39 training keys per cell.
+        lists = ivf_lists or max(1, min(len(keys) // 39, int(4 * np.sqrt(len(keys)))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.train(keys)
+        index.nprobe = min(ivf_probe, lists)
+    else:
+        raise BioscanError(f"unknown index kind {kind!r}; choose from {', '.join(INDEX_KINDS)}", value=kind)
+    index.add(keys)
+    return index
+
+
+def nearest_keys(keys: np.ndarray, queries: np.ndarray, k: int = 5, index_kind: str = "flat"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` keys with the largest inner product for each query.
+
+    keys (N, D), queries (Q, D), both L2-normalised float32. Returns ``(similarities (Q, k) float32,
+    indices (Q, k) int64)``, best first; fewer than k keys are padded with index -1.
+    """
+    index = build_index(keys, index_kind)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if queries.ndim != 2 or queries.shape[1] != keys.shape[1]:
+        raise BioscanError(f"query embeddings of shape {queries.shape} do not match keys of width {keys.shape[1]}")
+    if len(queries) == 0:
+        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+    similarities, indices = index.search(queries, k)
+    return similarities, indices.astype(np.int64)
+
+
+def neighbour_labels(key_labels: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """The labels of each query's neighbours, best first: int64 (Q, k); -1 for padding neighbours."""
+    key_labels = np.asarray(key_labels)
+    return np.where(neighbours >= 0, key_labels[np.clip(neighbours, 0, None)], -1)
+
+
+def retrieval_accuracy(query_labels: Mapping[str, np.ndarray], key_labels: Mapping[str, np.ndarray],
+                       neighbours: np.ndarray, ks: Sequence[int] = (1, 3, 5)) -> list[dict]:
+    """Top-k micro and macro accuracy per rank for one query set against one key set.
+
+    query_labels / key_labels: rank → integer codes (Q,) / (N,) from the same LabelMap, -1 missing.
+    neighbours: (Q, max k) key indices from :func:`nearest_keys`. A query is right at top-k when any
+    of its first k keys has its label; queries without a label at a rank are left out of that rank,
+    keys without one never match. Returns rows ``{"rank", "k", "micro", "macro", "n_queries",
+    "n_classes"}`` (accuracies in [0, 1], NaN when no query has that rank).
+    """
+    from bioscan5m.tasks.metrics import labelled_mask, topk_accuracy
+
+    rows = []
+    for rank, truth in query_labels.items():
+        truth = np.asarray(truth)
+        ranked = neighbour_labels(key_labels[rank], neighbours)
+        labelled = labelled_mask(truth)
+        for k in ks:
+            rows.append({
+                "rank": rank,
+                "k": int(k),
+                "micro": topk_accuracy(truth, ranked, k, average="micro"),
+                "macro": topk_accuracy(truth, ranked, k, average="macro"),
+                "n_queries": int(labelled.sum()),
+                "n_classes": len(np.unique(truth[labelled])),
+            })
+    return rows
+
+
+# -- embedding ---------------------------------------------------------------------------------------------
+#: (query modality, key modality) pairs evaluated, in the paper's order, then the text keys.
+DIRECTIONS: tuple[tuple[str, str], ...] = (
+    ("image", "image"), ("dna", "dna"), ("image", "dna"), ("dna", "image"), ("image", "text"), ("dna", "text"),
+)
+#: Keys and the two query sets of the paper.
+KEY_SPLITS = "train+key_unseen"
+QUERY_SPLITS: dict[str, str] = {"seen": "test", "unseen": "test_unseen"}
+
+
+class _EmbedCollate:
+    """Dataset dicts → model inputs: stacked evaluation-transformed images, tokenized barcodes."""
+
+    def __init__(self, dna_tokenizer: Any) -> None:
+        self.dna_tokenizer = dna_tokenizer
+
+    def __call__(self, items: Sequence[dict]) -> dict:
+        from bioscan5m.train.align import tokenize_barcodes
+
+        batch = {}
+        if "image" in items[0]:
+            batch["image"] = torch.stack([item["image"] for item in items])
+        if "dna" in items[0]:
+            batch.update(tokenize_barcodes(self.dna_tokenizer, [item["dna"] for item in items]))
+        return batch
+
+
+@torch.no_grad()
+def embed_dataset(model: MultimodalModel, dataset: Any, *, batch_size: int = 64, num_workers: int = 0,
+                  desc: str = "embedding") -> dict[str, np.ndarray]:
+    """Embeddings of every item of a dataset of dicts with ``image`` (evaluation-transformed tensor)
+    and/or ``dna`` (barcode) keys: ``{modality: float32 (N, embed_dim)}``, L2-normalised."""
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    device = model.device
+    chunks: dict[str, list[np.ndarray]] = {}
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=_EmbedCollate(model.dna_tokenizer))
+    try:
+        for batch in tqdm(loader, desc=desc, unit="batch", disable=None, leave=False):
+            out = model({key: value.to(device) for key, value in batch.items()})
+            for modality in ("image", "dna"):
+                if modality in out:
+                    chunks.setdefault(modality, []).append(out[modality].float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    width = model.config.embed_dim
+    return {m: np.concatenate(c) if c else np.zeros((0, width), np.float32) for m, c in chunks.items()}
+
+
+@torch.no_grad()
+def embed_texts(model: MultimodalModel, sentences: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    """Embeddings of taxonomy sentences: float32 (N, embed_dim), L2-normalised."""
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for start in range(0, len(sentences), batch_size):
+            tokens = tokenize_texts(model.text_tokenizer, sentences[start:start + batch_size])
+            out.append(model.encode_text(tokens["input_ids"].to(model.device),
+                                         tokens["attention_mask"].to(model.device)).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, model.config.embed_dim), np.float32)
+
+
+def _split_dataset(model: MultimodalModel, eval_transform: Any, root: str | os.PathLike[str], split: str,
+                   image_package: str, cache_dir: str | os.PathLike[str] | None):
+    from bioscan5m.data.datasets import BIOSCAN5M
+
+    modalities = [m for m in ("image", "dna") if m in model.modalities]
+    return BIOSCAN5M(root, split=split, modality=modalities, image_package=image_package, target_type=(),
+                     output_format="dict", transform=eval_transform, cache_dir=cache_dir)
+
+
+def _text_keys(records: Any, required: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """One taxonomy sentence per distinct (order, family, genus, species) of the keys, and its labels."""
+    codes = np.stack([records.labels(rank) for rank in TEXT_RANKS], axis=1)
+    codes = codes[codes[:, TEXT_RANKS.index(required)] >= 0]
+    unique = np.unique(codes, axis=0) if len(codes) else codes
+    names = [records.label_map(rank).decode(unique[:, i]) for i, rank in enumerate(TEXT_RANKS)]
+    sentences = [taxonomy_text(list(row), required) for row in zip(*names)]
+    return sentences, {rank: unique[:, i] for i, rank in enumerate(TEXT_RANKS) if rank in RETRIEVAL_RANKS}
+
+
+def evaluate_retrieval(
+    model: MultimodalModel,
+    root: str | os.PathLike[str],
+    *,
+    eval_transform: Any = None,
+    ks: Sequence[int] = (1, 3, 5),
+    index_kind: str = "flat",
+    image_package: str = "cropped_256",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """Task III on a BIOSCAN-5M dataset root: keys ``train`` + ``key_unseen``, queries ``test`` (seen)
+    and ``test_unseen`` (unseen), every direction the model's modalities allow.
+
+    Returns a long table: ``direction, queries (seen/unseen), rank, k, micro, macro, n_queries,
+    n_classes`` with accuracies in [0, 1].
+    """
+    from bioscan5m.models.image import clibd_image_transforms
+
+    if eval_transform is None and "image" in model.modalities:
+        eval_transform = clibd_image_transforms(model.config.image_size, model.config.image_mean,
+                                                model.config.image_std)[1]
+    keys = _split_dataset(model, eval_transform, root, KEY_SPLITS, image_package, cache_dir)
+    key_embeddings = embed_dataset(model, keys, batch_size=batch_size, num_workers=num_workers, desc="keys")
+    key_labels = {m: {rank: keys.records.labels(rank) for rank in RETRIEVAL_RANKS} for m in key_embeddings}
+    if "text" in model.modalities:
+        sentences, key_labels["text"] = _text_keys(keys.records, model.config.text_required_rank)
+        key_embeddings["text"] = embed_texts(model, sentences)
+    rows = []
+    for query_set, split in QUERY_SPLITS.items():
+        queries = _split_dataset(model, eval_transform, root, split, image_package, cache_dir)
+        query_embeddings = embed_dataset(model, queries, batch_size=batch_size, num_workers=num_workers,
+                                         desc=f"{query_set} queries")
+        query_labels = {rank: queries.records.labels(rank) for rank in RETRIEVAL_RANKS}
+        for query_modality, key_modality in DIRECTIONS:
+            if query_modality not in query_embeddings or key_modality not in key_embeddings:
+                continue
+            if len(key_embeddings[key_modality]) == 0 or len(query_embeddings[query_modality]) == 0:
+                continue
+            _, neighbours = nearest_keys(key_embeddings[key_modality], query_embeddings[query_modality],
+                                         max(ks), index_kind)
+            for row in retrieval_accuracy(query_labels, key_labels[key_modality], neighbours, ks):
+                rows.append({"direction": f"{query_modality}→{key_modality}", "queries": query_set, **row})
+    columns = ["direction", "queries", "rank", "k", "micro", "macro", "n_queries", "n_classes"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def paper_table(long: pd.DataFrame) -> pd.DataFrame:
+    """The paper's layout: one row per (direction, average, k), columns ``seen order`` … ``unseen
+    species``, accuracies in percent."""
+    melted = long.melt(id_vars=["direction", "queries", "rank", "k"], value_vars=["micro", "macro"],
+                       var_name="average", value_name="accuracy")
+    melted["column"] = melted["queries"] + " " + melted["rank"]
+    wide = melted.pivot_table(index=["direction", "average", "k"], columns="column", values="accuracy",
+                              sort=False, dropna=False)
+    order = [f"{q} {rank}" for q in QUERY_SPLITS for rank in RETRIEVAL_RANKS if f"{q} {rank}" in wide.columns]
+    directions = [f"{q}→{k}" for q, k in DIRECTIONS]
+    wide = (wide[order] * 100).round(2).reset_index()
+    wide["_d"] = wide["direction"].map(directions.index)
+    return wide.sort_values(["_d", "average", "k"], ascending=[True, False, True]).drop(columns="_d")
+
+
+# -- identifying new specimens ------------------------------------------------------------------------------
+def query_embeddings(model: MultimodalModel, *, images: Sequence[str | os.PathLike[str]] = (),
+                     fasta: str | os.PathLike[str] | None = None, batch_size: int = 64
+                     ) -> tuple[str, list[str], np.ndarray]:
+    """Embed query image files or the barcodes of a FASTA file: ``(modality, query names, (Q, D))``."""
+    from bioscan5m.data.images import decode_image
+    from bioscan5m.models.image import clibd_image_transforms
+
+    if bool(images) == (fasta is not None):
+        raise BioscanError("give query images or a FASTA file of barcodes (one of the two)")
+    if fasta is not None:
+        from bioscan5m.data.records import load_records
+        from bioscan5m.train.align import tokenize_barcodes
+
+        records = load_records(fasta, use_cache=False)
+        barcodes, names = records.barcodes(clean=True), [str(i) for i in records.ids]
+        if not barcodes:
+            raise BioscanError("no sequences", path=fasta)
+        out = []
+        with torch.no_grad():
+            model.eval()
+            for start in range(0, len(barcodes), batch_size):
+                tokens = tokenize_barcodes(model.dna_tokenizer, barcodes[start:start + batch_size])
+                out.append(model.encode_dna(tokens["dna_input_ids"].to(model.device),
+                                            tokens["dna_attention_mask"].to(model.device)).float().cpu().numpy())
+        return "dna", names, np.concatenate(out)
+    eval_transform = clibd_image_transforms(model.config.image_size, model.config.image_mean,
+                                            model.config.image_std)[1]
+    pixels = []
+    for path in images:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise BioscanError(f"cannot read image ({error.strerror})", path=path) from None
+        pixels.append(eval_transform(decode_image(data, where=str(path))))
+    with torch.no_grad():
+        model.eval()
+        embedded = torch.cat([model.encode_image(torch.stack(pixels[s:s + batch_size]).to(model.device))
+                              for s in range(0, len(pixels), batch_size)])
+    return "image", [Path(p).name for p in images], embedded.float().cpu().numpy()
+
+
+def identify(
+    model: MultimodalModel,
+    root: str | os.PathLike[str],
+    *,
+    images: Sequence[str | os.PathLike[str]] = (),
+    fasta: str | os.PathLike[str] | None = None,
+    key_modality: str | None = None,
+    k: int = 5,
+    key_splits: str = KEY_SPLITS,
+    image_package: str = "cropped_256",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    index_kind: str = "flat",
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """The ``k`` nearest reference records of each query image or barcode, with their taxonomy.
+
+    Keys are the ``key_splits`` records of the dataset at ``root``, embedded as ``key_modality``
+    (default: the query's own modality; ``dna`` for image queries gives image→DNA retrieval).
+    Returns one row per (query, neighbour): ``query, neighbour (1..k), processid, similarity`` and the
+    neighbour's names from order to species. The first neighbour's names are the predicted taxonomy.
+    """
+    from bioscan5m.data.datasets import BIOSCAN5M
+
+    modality, names, queries = query_embeddings(model, images=images, fasta=fasta, batch_size=batch_size)
+    key_modality = key_modality or modality
+    if key_modality not in ("image", "dna") or key_modality not in model.modalities:
+        raise BioscanError(f"keys must be image or dna embeddings the model makes, not {key_modality!r}",
+                           value=key_modality)
+    transform = None
+    if key_modality == "image":
+        from bioscan5m.models.image import clibd_image_transforms
+
+        transform = clibd_image_transforms(model.config.image_size, model.config.image_mean,
+                                           model.config.image_std)[1]
+    keys = BIOSCAN5M(root, split=key_splits, modality=[key_modality], image_package=image_package,
+                     target_type=(), output_format="dict", transform=transform, cache_dir=cache_dir)
+    key_embeddings = embed_dataset(model, keys, batch_size=batch_size, num_workers=num_workers, desc="keys")
+    similarity, neighbours = nearest_keys(key_embeddings[key_modality], queries, min(k, len(keys)), index_kind)
+    ids = keys.records.ids
+    taxonomy = {rank: keys.records.column(rank) for rank in RETRIEVAL_RANKS}
+    rows = []
+    for q, name in enumerate(names):
+        for position, (score, key) in enumerate(zip(similarity[q], neighbours[q]), start=1):
+            if key < 0:
+                continue
+            rows.append({"query": name, "neighbour": position, "processid": ids[key], "similarity": float(score),
+                         **{rank: taxonomy[rank][key] for rank in RETRIEVAL_RANKS}})
+    return pd.DataFrame(rows)
