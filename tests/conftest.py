@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -16,3 +18,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         raise RuntimeError(f"real test data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def unseen_barcodes(shared_data) -> list[str]:
+    """The 4,278 real barcodes of BarcodeBERT's unseen-species set (1,232 contain N)."""
+    table = pd.read_csv(shared_data / "barcodebert_unseen" / "unseen_2024-02-29_aab3f82.tsv", sep="\t")
+    return table["nucleotides"].tolist()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one torch thread, and CI runs two test processes on two cores.
+
+    Use it for a whole module with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -22,13 +22,7 @@ from bioscan5m.tasks.dna_benchmark import (
 )
 from bioscan5m.tasks.probes import with_barcodes
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ import json
 import logging
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -20,20 +19,12 @@ from bioscan5m.train.engine import StepContext
 from bioscan5m.train.losses import IGNORE, mask_tokens
 from bioscan5m.train.pretrain import MLMStep
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and CI runs two test processes on two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def barcodes(shared_data) -> list[str]:
-    table = pd.read_csv(shared_data / "barcodebert_unseen" / "unseen_2024-02-29_aab3f82.tsv", sep="\t")
-    return table["nucleotides"].tolist()
+def barcodes(unseen_barcodes) -> list[str]:
+    return unseen_barcodes
 
 
 def tiny(**overrides) -> BarcodeBERT:

@@ -5,7 +5,6 @@ import os
 import socket
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.distributed as dist
@@ -22,20 +21,12 @@ from bioscan5m.train.pretrain import MLMStep, pretrain
 from bioscan5m.train.schedules import one_cycle
 from bioscan5m.train.seeding import hashed_uniform, sample_seeds
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and CI runs two test processes on two cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def barcodes(shared_data) -> list[str]:
-    table = pd.read_csv(shared_data / "barcodebert_unseen" / "unseen_2024-02-29_aab3f82.tsv", sep="\t")
-    return table["nucleotides"].tolist()
+def barcodes(unseen_barcodes) -> list[str]:
+    return unseen_barcodes
 
 
 def tiny_model(dropout: float = 0.1) -> BarcodeBERT:

@@ -16,13 +16,7 @@ from bioscan5m.models.registry import create_dna_model
 from bioscan5m.tasks.finetune import BarcodeClassifier, evaluate_classifier, finetune
 from bioscan5m.tasks.probes import with_barcodes
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from bioscan5m.cli import main
 from bioscan5m.data.records import load_records
@@ -27,12 +26,7 @@ BOLD = "insect_bold_degobbi/insect_bold_records.tsv.gz"
 COLUMNS = ["dna_barcode", "split", *SCORED_RANKS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from functools import lru_cache
 from itertools import product
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -13,9 +12,8 @@ from bioscan5m.models.tokenizer import AUTHORS_SPECIALS, SPECIALS, KmerTokenizer
 
 
 @pytest.fixture(scope="module")
-def unseen(shared_data) -> list[str]:
-    table = pd.read_csv(shared_data / "barcodebert_unseen" / "unseen_2024-02-29_aab3f82.tsv", sep="\t")
-    return table["nucleotides"].tolist()
+def unseen(unseen_barcodes) -> list[str]:
+    return unseen_barcodes
 
 
 @lru_cache

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bioscan5m.peers.programs import read_tabular, run_program, write_fasta
+from bioscan5m.peers.programs import fasta_pair, read_tabular, run_program
 
 #: Columns of every hit table returned by the peers (identity in [0, 1]).
 HIT_COLUMNS = ("query_id", "subject_id", "identity", "alignment_length", "bitscore")
@@ -59,10 +59,8 @@ def blast_top_hits(
     max_hits: int = 1,
 ) -> pd.DataFrame:
     """Build a throw-away database from the reference and search the queries (see :func:`blast_search`)."""
-    with tempfile.TemporaryDirectory(prefix="bioscan5m-blast-") as tmp:
-        tmp = Path(tmp)
-        reference_fasta = write_fasta(tmp / "reference.fasta", reference_ids, reference_sequences)
-        query_fasta = write_fasta(tmp / "queries.fasta", query_ids, query_sequences)
+    with fasta_pair("bioscan5m-blast-", reference_ids, reference_sequences, query_ids, query_sequences
+                    ) as (tmp, reference_fasta, query_fasta):
         database = make_blast_db(reference_fasta, tmp / "reference")
         return blast_search(database, query_fasta, threads=threads, max_hits=max_hits)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +47,16 @@ def write_fasta(path: str | os.PathLike[str], ids: Sequence[str], sequences: Seq
     with open(path, "w", encoding="ascii") as handle:
         handle.writelines(f">{seq_id}\n{seq}\n" for seq_id, seq in zip(ids, sequences))
     return path
+
+
+@contextlib.contextmanager
+def fasta_pair(prefix: str, reference_ids: Sequence[str], reference_sequences: Sequence[str],
+               query_ids: Sequence[str], query_sequences: Sequence[str]) -> Iterator[tuple[Path, Path, Path]]:
+    """A throw-away folder holding ``reference.fasta`` and ``queries.fasta``: yields (folder, reference, queries)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        folder = Path(tmp)
+        yield (folder, write_fasta(folder / "reference.fasta", reference_ids, reference_sequences),
+               write_fasta(folder / "queries.fasta", query_ids, query_sequences))
 
 
 def read_tabular(path: str | os.PathLike[str], columns: Sequence[int], names: Sequence[str]) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bioscan5m.peers.blast import HIT_COLUMNS
-from bioscan5m.peers.programs import read_tabular, run_program, write_fasta
+from bioscan5m.peers.programs import fasta_pair, read_tabular, run_program
 
 
 def vsearch_search(
@@ -52,8 +52,6 @@ def vsearch_top_hits(
     max_hits: int = 1,
 ) -> pd.DataFrame:
     """Write both sets to FASTA in a temporary folder and search (see :func:`vsearch_search`)."""
-    with tempfile.TemporaryDirectory(prefix="bioscan5m-vsearch-") as tmp:
-        tmp = Path(tmp)
-        reference_fasta = write_fasta(tmp / "reference.fasta", reference_ids, reference_sequences)
-        query_fasta = write_fasta(tmp / "queries.fasta", query_ids, query_sequences)
+    with fasta_pair("bioscan5m-vsearch-", reference_ids, reference_sequences, query_ids, query_sequences
+                    ) as (_, reference_fasta, query_fasta):
         return vsearch_search(reference_fasta, query_fasta, threads=threads, max_hits=max_hits)
