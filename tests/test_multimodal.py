@@ -347,3 +347,17 @@ def test_alignment_batches_mask_text_of_unnamed_records(synthetic_root):
     model.eval()
     with torch.no_grad():
         assert float(step(model, batch, ctx)["loss"]) == float(step(model, batch, ctx)["loss"])
+
+
+def test_mae_backbone_sees_every_patch_and_embeds_the_same_each_call():
+    from bioscan5m.models.hf_backbone import backbone_from_config
+
+    mae = backbone_from_config({"model_type": "vit_mae", "hidden_size": 32, "num_hidden_layers": 1,
+                                "num_attention_heads": 2, "intermediate_size": 64, "image_size": 32,
+                                "patch_size": 8}).eval()
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        first, second = (mae(pixel_values=pixels).last_hidden_state for _ in range(2))
+    assert first.shape == (2, 1 + 16, 32)  # [CLS] + all 16 patches: nothing masked
+    torch.testing.assert_close(first[:, 0], second[:, 0])  # MAE shuffles patch order, not the result
+    torch.testing.assert_close(first[:, 1:].mean(1), second[:, 1:].mean(1))

@@ -401,10 +401,11 @@ class HuggingFaceImageEncoder(_TorchEncoder):
     def load(self) -> Any:
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
 
+        from bioscan5m.models.hf_backbone import embedding_overrides
+
         try:
             config = AutoConfig.from_pretrained(self.checkpoint)
-            if config.model_type == "vit_mae":
-                config.mask_ratio = 0.0  # MAE masks 75% of patches at random by default: keep them all
+            config.update(embedding_overrides(config.model_type))
             model = AutoModel.from_pretrained(self.checkpoint, config=config)
         except OSError as error:
             raise BioscanError(f"cannot load image model {self.checkpoint!r}: {error}", value=self.checkpoint

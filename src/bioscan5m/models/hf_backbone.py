@@ -22,6 +22,14 @@ def _pooler_kwargs(model_type: str) -> dict[str, Any]:
     return {"add_pooling_layer": False} if model_type in _POOLER_MODEL_TYPES else {}
 
 
+def embedding_overrides(model_type: str) -> dict[str, Any]:
+    """Config fields that make a backbone embed every input whole and the same way each call.
+
+    MAE (``vit_mae``) hides 75% of the patches at random by default; an encoder must see them all.
+    """
+    return {"mask_ratio": 0.0} if model_type == "vit_mae" else {}
+
+
 def backbone_from_config(config: dict[str, Any]) -> nn.Module:
     """A randomly initialised backbone from a config dict holding ``model_type`` and its fields."""
     from transformers import AutoConfig, AutoModel
@@ -30,6 +38,7 @@ def backbone_from_config(config: dict[str, Any]) -> nn.Module:
     model_type = values.pop("model_type", None)
     if not model_type:
         raise BioscanError("backbone configuration has no model_type", value=config)
+    values.update(embedding_overrides(model_type))
     return AutoModel.from_config(AutoConfig.for_model(model_type, **values), **_pooler_kwargs(model_type))
 
 
@@ -38,7 +47,8 @@ def backbone_from_hub(name: str) -> nn.Module:
     from transformers import AutoConfig, AutoModel
 
     config = AutoConfig.from_pretrained(name)
-    return AutoModel.from_pretrained(name, **_pooler_kwargs(config.model_type))
+    config.update(embedding_overrides(config.model_type))
+    return AutoModel.from_pretrained(name, config=config, **_pooler_kwargs(config.model_type))
 
 
 def load_backbone(config: dict[str, Any], hub: str | None, pretrained: bool | None, what: str) -> nn.Module:
