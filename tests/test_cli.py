@@ -21,3 +21,52 @@ def test_parse_splits_groups_and_combinations():
     assert parse_splits("seen") == ("train", "val", "test")
     assert parse_splits("unseen+pretrain") == ("pretrain", "key_unseen", "val_unseen", "test_unseen")
     assert len(parse_splits("all")) == 8
+
+
+def _bioscan_csv(rows: list[str]) -> str:
+    from bioscan5m.data.schema import COLUMN_NAMES
+
+    return ",".join(COLUMN_NAMES) + "\n" + "".join(row + "\n" for row in rows)
+
+
+_GOOD_ROW = "AAA1-20,S1,Aus bus,Arthropoda,Insecta,Diptera,Fam,,Aus,Aus bus,BOLD:AAA0001,ACGTACGT,Canada,,1,2,3,0.5,1,0,train,,0"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing_column.csv", _bioscan_csv([_GOOD_ROW]).replace(",chunk", "", 1), "chunk"),
+        ("ragged.csv", _bioscan_csv([_GOOD_ROW, _GOOD_ROW + ",extra"]), ":3"),
+        ("latin1.csv", _bioscan_csv([_GOOD_ROW.replace("Canada", "Canad\xe1")]), ":2"),
+        ("letters.fasta", ">q1\nACGTACGT\n>q2\nACGTXQZ\n", ":4"),
+        ("empty.fasta", ">q1\nACGTACGT\n>q2\n>q3\nACGT\n", "q2"),
+    ],
+)
+def test_bad_input_gives_one_line_error_and_no_output(tmp_path, capsys, name, content, message):
+    source = tmp_path / name
+    source.write_bytes(content.encode("latin-1"))
+    out = tmp_path / "stats"
+    assert main(["stats", str(source), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(source) in err and message in err
+    assert not out.exists()
+
+
+def test_unknown_split_and_unsafe_zip_exit_2_without_traceback(tmp_path, capsys):
+    import zipfile
+
+    source = tmp_path / "meta.csv"
+    source.write_text(_bioscan_csv([_GOOD_ROW]))
+    assert main(["stats", str(source), "--split", "trian"]) == 2
+    assert "unknown split 'trian'" in capsys.readouterr().err
+
+    from bioscan5m.data.download import extract_archive
+    from bioscan5m.errors import BioscanError
+
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("../escape.txt", "x")
+    with pytest.raises(BioscanError, match=r"\.\./escape\.txt"):
+        extract_archive(archive, tmp_path / "root")
+    assert not (tmp_path / "escape.txt").exists()
