@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bioscan5m.tasks.cluster import run_zsc_benchmark
+from bioscan5m.tasks.cluster import CLUSTERERS, ClusteringProtocol, run_zsc_benchmark
 
 BOLD = Path(__file__).resolve().parents[2] / "shared" / "data" / "insect_bold_degobbi" / "insect_bold_records.tsv.gz"
 
@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--min-per-species", type=int, default=10, help="species with fewer records are left out")
     parser.add_argument("--max-per-species", type=int, default=20,
                         help="records drawn per species (default 20; 0 = all of them)")
-    parser.add_argument("--clusterer", default="ward", help="ward (default), ward-knn, kmeans, hdbscan")
+    parser.add_argument("--clusterer", default="ward", choices=CLUSTERERS,
+                        help="ward (default), ward-knn, kmeans, hdbscan")
     parser.add_argument("--device", help="cpu, cuda... for BarcodeBERT (default: a GPU when there is one)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="zsc_bold", help="output folder (default: ./zsc_bold)")
@@ -42,7 +43,8 @@ def main() -> None:
     table = run_zsc_benchmark(args.source, encoders, args.split, args.out, max_records=args.records,
                               min_records_per_species=args.min_per_species,
                               max_records_per_species=args.max_per_species or None, seed=args.seed,
-                              clusterer=args.clusterer, device=args.device)
+                              protocol=ClusteringProtocol(clusterer=args.clusterer, seed=args.seed),
+                              device=args.device)
     seconds = time.perf_counter() - start
     first = table[table["encoder"] == table["encoder"].iloc[0]]
     print(f"{first['n_records'].max():,} records; classes per rank: "

@@ -14,7 +14,9 @@ from bioscan5m.cli import main
 from bioscan5m.data.records import load_records
 from bioscan5m.errors import BioscanError
 from bioscan5m.tasks.cluster import (
+    PAPER_PROTOCOL,
     ZSC_RANKS,
+    ClusteringProtocol,
     WardClusterer,
     combine_embeddings,
     cut_tree,
@@ -129,6 +131,21 @@ def test_ward_switches_to_the_scalable_tree_above_the_exact_limit():
         make_clusterer("single", 10)
 
 
+def test_protocol_rejects_unknown_names_and_empty_sizes_before_any_work():
+    assert ClusteringProtocol() == PAPER_PROTOCOL
+    assert (PAPER_PROTOCOL.reducer, PAPER_PROTOCOL.n_components, PAPER_PROTOCOL.n_neighbors) == ("umap", 50, 30)
+    assert (PAPER_PROTOCOL.min_dist, PAPER_PROTOCOL.clusterer) == (0.0, "ward")
+    with pytest.raises(BioscanError, match="unknown reducer 'tsne'; choose from umap, pca, none"):
+        ClusteringProtocol(reducer="tsne")
+    with pytest.raises(BioscanError, match="unknown clusterer 'single'"):
+        ClusteringProtocol(clusterer="single")
+    with pytest.raises(BioscanError, match="n_components must be at least 1, got 0"):
+        ClusteringProtocol(n_components=0)
+    assert ClusteringProtocol(exact_limit=100).clusterer_for(101) == "ward-knn"
+    assert ClusteringProtocol(exact_limit=None).clusterer_for(10**6) == "ward"
+    assert ClusteringProtocol(clusterer="kmeans").clusterer_for(10**6) == "kmeans"
+
+
 def test_kmeans_and_hdbscan_recover_separated_groups():
     vectors, truth = make_planted_hierarchy(600, (3, 4), dim=8, spread=0.2, seed=2)
     kmeans = make_clusterer("kmeans", 600).fit(vectors).cut(12)
@@ -156,8 +173,9 @@ def test_paper_protocol_on_real_barcodes_clusters_species(bold_sample, bold_kmer
 
 
 def test_records_without_a_label_are_left_out_at_that_rank(bold_sample, bold_kmer):
-    table = zero_shot_clustering(bold_kmer, bold_sample, ["genus", "subfamily", "dna_bin"], reducer="pca",
-                                 n_components=10).set_index("rank")
+    protocol = ClusteringProtocol(reducer="pca", n_components=10)
+    table = zero_shot_clustering(bold_kmer, bold_sample, ["genus", "subfamily", "dna_bin"], protocol)
+    table = table.set_index("rank")
     for rank in ("genus", "subfamily", "dna_bin"):
         labels = bold_sample.labels(rank)
         assert table.loc[rank, "n_records"] == (labels >= 0).sum()
@@ -170,7 +188,7 @@ def test_ids_missing_from_the_labels_raise_a_clear_error(bold_sample, bold_kmer)
     ids[:3] = ["NOT-A-RECORD-1", "NOT-A-RECORD-2", "NOT-A-RECORD-3"]
     stray = Embeddings(ids=ids, vectors=bold_kmer.vectors, manifest=bold_kmer.manifest)
     with pytest.raises(BioscanError) as error:
-        zero_shot_clustering(stray, bold_sample, reducer="none")
+        zero_shot_clustering(stray, bold_sample, protocol=ClusteringProtocol(reducer="none"))
     message = str(error.value)
     assert f"3 of {len(ids)} embedding ids are not in the labels table" in message
     assert "NOT-A-RECORD-1" in message and "insect_bold_records" in message
@@ -229,3 +247,21 @@ def test_cluster_command_rejects_ids_from_another_source(bold_kmer, shared_data,
     assert "error:" in error and f"of {len(bold_kmer)} embedding ids are not in the labels table" in error
     assert "Traceback" not in error
     assert not (tmp_path / "z" / "ami.tsv").exists()
+
+
+def test_benchmark_zsc_command_applies_the_protocol_options(shared_data, tmp_path, capsys):
+    out = tmp_path / "zsc"
+    status = main(["benchmark", "zsc", "--data", str(shared_data / BOLD), "--split", "none", "--encoders",
+                   "kmer-profile-4", "--max-records", "300", "--ranks", "family", "genus", "--reducer", "pca",
+                   "--dims", "10", "--clusterer", "ward-knn", "--knn", "5", "--scatter-rank", "none",
+                   "--out", str(out)])
+    assert status == 0
+    assert "kmer-profile-4" in capsys.readouterr().out
+    table = pd.read_csv(out / "ami.tsv", sep="\t").set_index("rank")
+    assert list(table.index) == ["family", "genus"]
+    assert (table["clusterer"] == "ward-knn").all()
+    assert table["n_records"].max() <= 300
+    assert (table["n_clusters"] == table["n_classes"]).all()
+    assert table.loc["family", "ami"] > 0.4
+    assert (out / "ami_by_rank.png").is_file()
+    assert not list(out.glob("pca_*.png")) and not list(out.glob("umap_*.png"))  # --scatter-rank none

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options
 from bioscan5m.data.schema import TARGET_RANKS
 
 
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
                      help="subsample to at most N records (default: all)")
     zsc.add_argument("--out", required=True, metavar="DIR", help="folder for the AMI table and plots")
     zsc.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
-    zsc.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_protocol_arguments(zsc)
     zsc.set_defaults(func=run_zsc)
 
     retrieval = tasks.add_parser(
@@ -98,7 +99,7 @@ def run_zsc(args: argparse.Namespace) -> int:
     table = run_zsc_benchmark(
         args.data, args.encoders, None if args.split == "none" else args.split, args.out,
         ranks=args.ranks or ZSC_RANKS, min_records_per_species=1, max_records=args.max_records, seed=args.seed,
-        device=args.device)
+        device=args.device, **protocol_options(args))
     print(table.to_string())
     print(f"wrote {args.out}")
     return 0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options
 from bioscan5m.data.schema import TARGET_RANKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bioscan5m.tasks.cluster import CLUSTERERS, EXACT_WARD_LIMIT, REDUCERS, ZSC_RANKS
+    from bioscan5m.tasks.cluster import ZSC_RANKS
 
     parser = subparsers.add_parser(
         "cluster",
@@ -34,31 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for ami.tsv and the PNG plots")
     parser.add_argument("--ranks", nargs="+", choices=TARGET_RANKS, default=list(ZSC_RANKS),
                         help="ranks to score (default: %(default)s; dna_bin = Barcode Index Number)")
-    parser.add_argument("--reducer", choices=REDUCERS, default="umap",
-                        help="dimension reduction before clustering (default: umap, as in the paper)")
-    parser.add_argument("--clusterer", choices=CLUSTERERS, default="ward",
-                        help="ward (paper; exact up to --exact-limit records, then ward-knn), ward-knn (scales "
-                             "to 200k+ records), kmeans, hdbscan (finds its own number of clusters)")
-    parser.add_argument("--exact-limit", type=int, default=EXACT_WARD_LIMIT, metavar="N",
-                        help="largest number of records clustered by exact Ward, which needs N*N*4 bytes "
-                             "(default: %(default)s; 0 = always ward-knn)")
-    parser.add_argument("--dims", type=int, default=50, metavar="D", help="UMAP/PCA output dimensions (default 50)")
-    parser.add_argument("--neighbors", type=int, default=30, metavar="K", help="UMAP neighbours (default 30)")
-    parser.add_argument("--metric", default="euclidean", help="UMAP distance: euclidean (default) or cosine")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--scatter-rank", default="species", choices=(*TARGET_RANKS, "none"),
-                        help="colour the 2-D map by this rank, or 'none' to skip the map (default: species)")
+    add_protocol_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from bioscan5m.tasks.cluster import run_zero_shot_clustering
 
-    table = run_zero_shot_clustering(
-        args.embeddings, args.labels, args.out, args.ranks, reducer=args.reducer, clusterer=args.clusterer,
-        exact_limit=args.exact_limit, n_components=args.dims, n_neighbors=args.neighbors, metric=args.metric,
-        seed=args.seed, scatter_rank=None if args.scatter_rank == "none" else args.scatter_rank,
-    )
+    table = run_zero_shot_clustering(args.embeddings, args.labels, args.out, args.ranks, **protocol_options(args))
     wide = table.pivot(index="encoder", columns="rank", values="ami")[list(dict.fromkeys(table["rank"]))]
     print("AMI per rank (1 = clusters match the taxa exactly, 0 = chance):")
     print(wide.to_string(float_format=lambda v: f"{v:.3f}"))

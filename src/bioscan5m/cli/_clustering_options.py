@@ -1,0 +1,46 @@
+"""The clustering-protocol options shared by ``bioscan5m cluster`` and ``bioscan5m benchmark zsc``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bioscan5m.data.schema import TARGET_RANKS
+
+
+def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the reducer, clusterer and seed options; their defaults are the paper's protocol."""
+    from bioscan5m.tasks.cluster import CLUSTERERS, PAPER_PROTOCOL, REDUCERS
+
+    paper = PAPER_PROTOCOL
+    group = parser.add_argument_group("clustering protocol (defaults: the paper's)")
+    group.add_argument("--reducer", choices=REDUCERS, default=paper.reducer,
+                       help="dimension reduction before clustering (default: umap, as in the paper)")
+    group.add_argument("--dims", type=int, default=paper.n_components, metavar="D",
+                       help="UMAP/PCA output dimensions (default: %(default)s)")
+    group.add_argument("--neighbors", type=int, default=paper.n_neighbors, metavar="K",
+                       help="UMAP neighbours (default: %(default)s)")
+    group.add_argument("--min-dist", type=float, default=paper.min_dist, metavar="X",
+                       help="UMAP min_dist (default: %(default)s)")
+    group.add_argument("--metric", default=paper.metric, help="UMAP distance: euclidean (default) or cosine")
+    group.add_argument("--clusterer", choices=CLUSTERERS, default=paper.clusterer,
+                       help="ward (paper; exact up to --exact-limit records, then ward-knn), ward-knn (scales "
+                            "to 200k+ records), kmeans, hdbscan (finds its own number of clusters)")
+    group.add_argument("--exact-limit", type=int, default=paper.exact_limit, metavar="N",
+                       help="largest number of records clustered by exact Ward, which needs N*N*4 bytes "
+                            "(default: %(default)s; 0 = always ward-knn)")
+    group.add_argument("--knn", type=int, default=paper.knn, metavar="K",
+                       help="neighbours per record in the ward-knn graph (default: %(default)s)")
+    group.add_argument("--seed", type=int, default=paper.seed, help="random seed (default: %(default)s)")
+    group.add_argument("--scatter-rank", default="species", choices=(*TARGET_RANKS, "none"), metavar="RANK",
+                       help="colour the 2-D map by this rank, or 'none' to skip the map (default: species)")
+
+
+def protocol_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``protocol`` (a ``ClusteringProtocol``) and ``scatter_rank`` from the parsed options."""
+    from bioscan5m.tasks.cluster import ClusteringProtocol
+
+    protocol = ClusteringProtocol(
+        reducer=args.reducer, n_components=args.dims, n_neighbors=args.neighbors, min_dist=args.min_dist,
+        metric=args.metric, clusterer=args.clusterer, exact_limit=args.exact_limit, knn=args.knn, seed=args.seed)
+    return {"protocol": protocol, "scatter_rank": None if args.scatter_rank == "none" else args.scatter_rank}

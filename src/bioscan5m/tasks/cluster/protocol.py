@@ -1,0 +1,186 @@
+"""The zero-shot clustering protocol (BIOSCAN-5M Task II) and its score: AMI per rank.
+
+The paper's protocol, the default :class:`ClusteringProtocol`: reduce the embeddings with UMAP to 50
+dimensions (30 neighbours, min_dist 0, seeded), cluster them with Ward's method into k clusters, k = the
+number of true classes at the rank, and score the partition with the adjusted mutual information (AMI)
+against the true labels. Records without a label at a rank are left out at that rank. Several modalities
+(e.g. image and DNA) are z-scored per dimension and concatenated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bioscan5m.data.schema import TARGET_RANKS, check_rank
+from bioscan5m.errors import BioscanError
+from bioscan5m.tasks.cluster.clusterers import EXACT_WARD_LIMIT, make_clusterer, resolve_clusterer
+from bioscan5m.tasks.cluster.reduce import check_reducer, reduce_embeddings
+from bioscan5m.tasks.cluster.ward import WARD_KNN_NEIGHBORS
+from bioscan5m.tasks.embed import Embeddings
+
+log = logging.getLogger(__name__)
+
+#: The ranks the paper scores zero-shot clustering at: class down to species, then BIN.
+ZSC_RANKS: tuple[str, ...] = TARGET_RANKS[TARGET_RANKS.index("class") :]
+
+
+@dataclass(frozen=True)
+class ClusteringProtocol:
+    """How embeddings become clusters; the defaults are the paper's protocol.
+
+    ``reducer`` (``umap``, ``pca``, ``none``) with ``n_components``, and for UMAP ``n_neighbors``,
+    ``min_dist`` and ``metric``; ``clusterer`` (``ward``, ``ward-knn``, ``kmeans``, ``hdbscan``), where
+    ``ward`` becomes ``ward-knn`` above ``exact_limit`` records (None: never) and ``knn`` is the neighbour
+    count of its graph; ``seed`` for UMAP, PCA and k-means (None: UMAP on every core, not reproducible).
+    """
+
+    reducer: str = "umap"
+    n_components: int = 50
+    n_neighbors: int = 30
+    min_dist: float = 0.0
+    metric: str = "euclidean"
+    clusterer: str = "ward"
+    exact_limit: int | None = EXACT_WARD_LIMIT
+    knn: int = WARD_KNN_NEIGHBORS
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        check_reducer(self.reducer)  # unknown names fail here, before hours of UMAP
+        resolve_clusterer(self.clusterer, 0)
+        for name in ("n_components", "n_neighbors", "knn"):
+            value = getattr(self, name)
+            if value < 1:
+                raise BioscanError(f"{name} must be at least 1, got {value}", value=value)
+
+    def reduce(self, vectors: np.ndarray) -> np.ndarray:
+        """``vectors [N, D]`` → ``float32 [N, n_components]`` (unchanged with ``reducer="none"``)."""
+        return reduce_embeddings(vectors, self.reducer, n_components=self.n_components,
+                                 n_neighbors=self.n_neighbors, min_dist=self.min_dist, metric=self.metric,
+                                 seed=self.seed)
+
+    def clusterer_for(self, n_samples: int) -> str:
+        """The clusterer used for ``n_samples`` records (``ward`` may become ``ward-knn``)."""
+        return resolve_clusterer(self.clusterer, n_samples, self.exact_limit)
+
+    def make_clusterer(self, n_samples: int) -> Any:
+        """An unfitted clusterer for ``n_samples`` reduced vectors: ``fit(x)``, then ``cut(k)``."""
+        return make_clusterer(self.clusterer, n_samples, exact_limit=self.exact_limit, knn=self.knn,
+                              seed=self.seed)
+
+
+#: The paper's protocol: UMAP to 50 d (30 neighbours, min_dist 0, seed 0) and Ward.
+PAPER_PROTOCOL = ClusteringProtocol()
+
+
+def cluster_embeddings(vectors: np.ndarray, n_clusters: int,
+                       protocol: ClusteringProtocol = PAPER_PROTOCOL) -> np.ndarray:
+    """Cluster ``vectors [N, D]`` into ``n_clusters``: reduce, then cluster. Returns ``int64 [N]`` labels."""
+    reduced = protocol.reduce(vectors)
+    return protocol.make_clusterer(len(reduced)).fit(reduced).cut(n_clusters)
+
+
+def combine_embeddings(parts: Embeddings | Sequence[Embeddings]) -> Embeddings:
+    """One embedding per record from several modalities: z-score every dimension, then concatenate.
+
+    Records are joined by id (those missing from any part are dropped, with a warning); a single part (or a
+    lone :class:`Embeddings`) is returned unchanged.
+    """
+    if isinstance(parts, Embeddings):
+        return parts
+    if not parts:
+        raise BioscanError("no embeddings given")
+    if len(parts) == 1:
+        return parts[0]
+    common = parts[0].ids
+    for part in parts[1:]:
+        common = common[np.isin(common, part.ids)]
+    if len(common) == 0:
+        raise BioscanError("the embeddings share no record id: " + ", ".join(
+            f"{p.name} (e.g. {', '.join(map(str, p.ids[:2]))})" for p in parts))
+    blocks = []
+    for part in parts:
+        if len(part) != len(common):
+            log.warning("%s: %d of %d records have no other-modality embedding; left out",
+                        part.name, len(part) - len(common), len(part))
+        rows = pd.Index(part.ids).get_indexer(common)
+        blocks.append(standardize(part.vectors[rows]))
+    name = " + ".join(p.name for p in parts)
+    manifest = {"encoder": {"name": name}, "parts": [p.manifest for p in parts]}
+    return Embeddings(ids=common, vectors=np.concatenate(blocks, axis=1), manifest=manifest)
+
+
+def standardize(vectors: np.ndarray) -> np.ndarray:
+    """Z-score every column (mean 0, standard deviation 1; constant columns become 0): ``float32``."""
+    x = np.asarray(vectors, dtype=np.float64)
+    std = x.std(axis=0)
+    return ((x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+
+
+def record_rows(ids: np.ndarray, records: Any) -> np.ndarray:
+    """Row of each embedding id in ``records``; ids that are not there raise a BioscanError with examples."""
+    ids = np.asarray(ids).astype(str)
+    duplicated = pd.Index(ids).duplicated()
+    if duplicated.any():
+        raise BioscanError(f"{int(duplicated.sum())} record ids occur twice in the embeddings, "
+                           f"e.g. {', '.join(ids[duplicated][:3])}")
+    record_ids = pd.Index(np.asarray(records.ids).astype(str))
+    first = ~record_ids.duplicated(keep="first")  # a table listing an id twice: use its first row
+    found = record_ids[first].get_indexer(ids)
+    rows = np.where(found >= 0, np.flatnonzero(first)[found], -1)
+    missing = rows < 0
+    if missing.any():
+        examples = ", ".join(ids[missing][:5])
+        raise BioscanError(
+            f"{int(missing.sum())} of {len(ids)} embedding ids are not in the labels table "
+            f"({len(records.ids)} records), e.g. {examples}; were the embeddings made from another source?",
+            path=getattr(records, "source", None),
+        )
+    return rows
+
+
+
+
+def zero_shot_clustering(
+    embeddings: Embeddings | Sequence[Embeddings],
+    records: Any,
+    ranks: Iterable[str] = ZSC_RANKS,
+    protocol: ClusteringProtocol = PAPER_PROTOCOL,
+) -> pd.DataFrame:
+    """AMI of clustering ``embeddings`` against the labels in ``records`` at each rank.
+
+    ``embeddings``: one :class:`Embeddings` or several modalities to z-score and concatenate. ``records``:
+    a ``Records`` holding every embedded id (it may hold more). The embeddings are reduced once; at each rank
+    the records with a label are clustered into as many clusters as they have classes (one tree is built per
+    distinct set of labelled records and cut at each k). Returns one row per rank: ``rank``, ``n_records``,
+    ``n_classes``, ``n_clusters``, ``clusterer``, ``ami`` (NaN when a rank has fewer than 2 classes).
+    """
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    ranks = [check_rank(rank) for rank in ranks]
+    combined = combine_embeddings(embeddings)
+    rows = record_rows(combined.ids, records)
+    reduced = protocol.reduce(combined.vectors)
+    fitted: dict[bytes, Any] = {}
+    results = []
+    for rank in ranks:
+        labels = np.asarray(records.labels(rank))[rows]
+        labelled = labels >= 0
+        n_classes = len(np.unique(labels[labelled]))
+        row = {"rank": rank, "n_records": int(labelled.sum()), "n_classes": n_classes, "n_clusters": 0,
+               "clusterer": "", "ami": float("nan")}
+        if n_classes >= 2:
+            key = hashlib.sha1(np.packbits(labelled).tobytes()).digest()
+            if key not in fitted:
+                fitted[key] = protocol.make_clusterer(row["n_records"]).fit(reduced[labelled])
+            predicted = fitted[key].cut(n_classes)
+            row.update(n_clusters=len(np.unique(predicted)), clusterer=protocol.clusterer_for(row["n_records"]),
+                       ami=float(adjusted_mutual_info_score(labels[labelled], predicted)))
+        results.append(row)
+    return pd.DataFrame(results)
