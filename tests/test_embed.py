@@ -101,7 +101,7 @@ def test_kmer_profiles_of_real_barcodes(shared_data):
 
 
 def test_encoder_registry_names():
-    assert {"kmer-profile", "barcodebert", "hf-dna", "hf-image"} <= set(list_encoders())
+    assert {"kmer-profile", "barcodebert", "hf-dna", "hf-image", "timm"} <= set(list_encoders())
     assert create_encoder("kmer-profile").name == "kmer-profile-5"
     assert create_encoder("kmer-profile-3").describe()["options"] == {"k": 3}
     with pytest.raises(BioscanError, match="unknown encoder 'dnabert'.*kmer-profile"):
@@ -325,6 +325,41 @@ def test_mae_encoder_sees_every_patch(tmp_path):
     first, second = encoder.encode(images), encoder.encode(images)
     np.testing.assert_allclose(first, second, atol=1e-6)  # no random masking at inference
     assert encoder._model.config.mask_ratio == 0.0
+
+
+def test_timm_encoder_without_timm_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "timm", None)  # as on a machine without timm: `import timm` fails
+    with pytest.raises(BioscanError, match=r"timm encoders need the timm package.*pip install 'bioscan5m\[timm\]'"):
+        create_encoder("timm:vit_small_patch16_224.dino")
+
+
+def test_timm_encoder_on_real_crops(image_dataset, tmp_path):
+    """Runs where timm and a matching torchvision are installed (``pip install 'bioscan5m[timm]'``); timm
+    cannot import beside the CPU torch wheel CI uses, so CI covers the error path above instead."""
+    timm = pytest.importorskip("timm")
+    from PIL import Image
+
+    torch.manual_seed(0)
+    sizes = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, **sizes).eval()
+    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 32, 32)}  # preprocessing follows it
+    timm.models.save_for_hf(model, tmp_path / "tiny-timm", model_args=sizes)
+    records = load_records(image_dataset, split="test+test_unseen")
+    default = extract_embeddings(records, f"timm:{tmp_path / 'tiny-timm'}", tmp_path / "e1", device="cpu",
+                                 progress=False)
+    assert default.vectors.shape == (6, 32) and np.isfinite(default.vectors).all()
+    assert len(np.unique(default.vectors.round(5), axis=0)) == 6
+    # The same vectors as the model itself on timm's own preprocessing of the crops.
+    transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
+    crops = sorted((image_dataset / "bioscan5m" / "images" / "cropped_256").rglob("*.jpg"))
+    by_id = {path.stem: path for path in crops}
+    with torch.inference_mode():
+        expected = model(torch.stack([transform(Image.open(by_id[i]).convert("RGB")) for i in default.ids]))
+    np.testing.assert_allclose(default.vectors, expected.numpy(), atol=1e-5)
+    mean = extract_embeddings(records, create_encoder(f"timm:{tmp_path / 'tiny-timm'}", pooling="mean"),
+                              tmp_path / "e1", progress=False)
+    assert not mean.from_cache and not np.allclose(mean.vectors, default.vectors)
+    assert mean.manifest["encoder"]["checkpoint_sha256"] == default.manifest["encoder"]["checkpoint_sha256"]
 
 
 # --------------------------------------------------------------------------------------------- torchrun

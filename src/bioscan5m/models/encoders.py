@@ -10,6 +10,8 @@
 - ``image-stats`` / ``image-stats-<bins>``: colour histogram and silhouette of the specimen, no training.
 - ``hf-image:<hub id or dir>``: any Hugging Face vision model (DINO, DINOv2, CLIP vision tower, MAE ViT...),
   the [CLS] token (``pooling="cls"``, default) or the mean of the patch tokens (``pooling="mean"``).
+- ``timm:<name, hub id or dir>``: any timm image model (``vit_base_patch16_224.dino``,
+  ``vit_base_patch14_dinov2.lvd142m``...), its pooled features; needs the optional ``timm`` package.
 
 Every encoder reports ``describe()``: its name, options and a content hash of its checkpoint, which is what
 the embedding cache is keyed on. Weights are loaded lazily, on the first ``encode``.
@@ -34,6 +36,8 @@ from bioscan5m.errors import BioscanError
 ENCODER_CODE_VERSION = 1
 
 POOLINGS = ("cls", "mean")
+#: Our pooling names in timm's ``global_pool`` vocabulary.
+TIMM_GLOBAL_POOL = {"cls": "token", "mean": "avg"}
 
 
 class Encoder(ABC):
@@ -446,3 +450,91 @@ def _hf_image(argument: str | None, device: str | None = None, pooling: str = "c
     if not argument:
         raise BioscanError("name the model: hf-image:<hub id or directory>", value="hf-image")
     return HuggingFaceImageEncoder(argument, device, pooling)
+
+
+class TimmImageEncoder(_TorchEncoder):
+    """Any timm image model: its pooled features (``num_classes=0``), with its own preprocessing.
+
+    ``checkpoint`` is a timm name (``vit_base_patch16_224.dino``; weights from the Hub), a Hub id
+    (``timm/vit_small_patch14_dinov2.lvd142m``) or a folder written by ``timm.models.save_for_hf``
+    (offline). ``pooling``: the model's own (None), the class token (``cls``) or the mean of the patch
+    tokens / feature map (``mean``).
+    """
+
+    modality = "image"
+    default_batch_size = 64
+
+    def __init__(self, checkpoint: str, device: str | None = None, pooling: str | None = None) -> None:
+        super().__init__(f"timm:{checkpoint}", checkpoint, device)
+        self.pooling = None if pooling is None else _check_pooling(pooling)
+
+    def options(self) -> dict[str, Any]:
+        return {"pooling": self.pooling or "model default"}
+
+    def describe(self) -> dict[str, Any]:
+        if self._sha256 is None and not Path(self.checkpoint).exists():
+            self._sha256 = state_dict_sha256(self._load())  # a timm name is not a Hugging Face cache entry
+        return super().describe()
+
+    def load(self) -> Any:
+        timm = import_timm()
+        name = self.checkpoint
+        if Path(name).is_dir():
+            name = f"local-dir:{name}"
+        elif name.startswith(("/", "./", "../", "~")):
+            raise BioscanError(f"no timm model folder {name}", path=name)
+        elif "/" in name and ":" not in name:
+            name = f"hf-hub:{name}"
+        try:
+            model = timm.create_model(name, pretrained=True, num_classes=0)
+        except (OSError, RuntimeError, ValueError) as error:
+            raise BioscanError(f"cannot load timm model {self.checkpoint!r}: {error}", value=self.checkpoint
+                               ) from None
+        if self.pooling:  # after loading: rebuilding with another pooling can change which weights exist
+            try:
+                model.reset_classifier(0, global_pool=TIMM_GLOBAL_POOL[self.pooling])
+            except (AssertionError, ValueError, TypeError, NotImplementedError):
+                raise BioscanError(f"timm model {self.checkpoint!r} has no {self.pooling!r} pooling",
+                                   value=self.pooling) from None
+        self.transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
+        return model.to(self.device).eval()
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        import torch
+
+        model = self._load()
+        pixels = torch.stack([self.transform(image.convert("RGB")) for image in batch])
+        with torch.inference_mode():
+            features = model(pixels.to(self.device))
+        return features.float().cpu().numpy().astype(np.float32)
+
+
+def import_timm() -> Any:
+    """The ``timm`` package, or a BioscanError saying how to install it (it needs a matching torchvision)."""
+    try:
+        import timm
+        import timm.data
+    except (ImportError, RuntimeError, OSError) as error:
+        raise BioscanError("timm encoders need the timm package and a torchvision built for this torch: "
+                           f"pip install 'bioscan5m[timm]' ({type(error).__name__}: {error})") from None
+    return timm
+
+
+def state_dict_sha256(model: Any) -> str:
+    """SHA-256 over a torch model's parameter and buffer names and values: what its weights are."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}\0{tuple(tensor.shape)}\0{tensor.dtype}\0".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@register_encoder("timm", "a timm image model name, Hub id or saved folder, e.g. timm:vit_base_patch16_224.dino "
+                          "(needs pip install 'bioscan5m[timm]')")
+def _timm(argument: str | None, device: str | None = None, pooling: str | None = None) -> Encoder:
+    if not argument:
+        raise BioscanError("name the model: timm:<model name, hub id or directory>", value="timm")
+    import_timm()
+    return TimmImageEncoder(argument, device, pooling)
