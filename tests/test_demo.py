@@ -5,7 +5,7 @@ import pytest
 
 from bioscan5m.cli import main
 from bioscan5m.data.records import load_records
-from bioscan5m.demo import DemoSettings, run_demo
+from bioscan5m.demo import DemoReport, DemoSettings, run_demo
 
 
 @pytest.mark.slow
@@ -37,3 +37,25 @@ def test_demo_help_names_every_part(capsys):
         main(["demo", "--help"])
     text = capsys.readouterr().out
     assert all(part in text for part in ("data", "dna", "identify", "cluster"))
+
+
+def test_report_keeps_the_sections_of_parts_not_run_again(tmp_path, capsys):
+    path = tmp_path / "REPORT.md"
+    first = DemoReport.load(path)
+    for part, title in (("data", "Synthetic BIOSCAN-5M"), ("cluster", "Task II"), ("dna", "Task I")):
+        first.start(part)
+        first.add(title, f"{part} table, first run")
+    text = path.read_text()
+    assert text.index("## Synthetic") < text.index("## Task I") < text.index("## Task II")  # in PARTS order
+
+    again = DemoReport.load(path)  # `bioscan5m demo --parts cluster` in the same folder
+    again.start("cluster")
+    again.add("Task II", "cluster table, second run")
+    again.add("Task II, images", "a second section of the same part")
+    text = path.read_text()
+    assert text.startswith("# bioscan5m demo\n")
+    assert "data table, first run" in text and "dna table, first run" in text
+    assert "cluster table, first run" not in text and "cluster table, second run" in text
+    assert text.count("## Task II") == 2 and text.count("## Synthetic") == 1
+    assert text.index("## Task I\n") < text.index("## Task II\n") < text.index("## Task II, images")
+    assert DemoReport.load(path).sections.keys() == {"data", "dna", "cluster"}

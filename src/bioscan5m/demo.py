@@ -8,6 +8,7 @@ the official layout, then runs each part on it exactly as on the real data, and 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,15 +38,38 @@ class DemoSettings:
 
 @dataclass
 class DemoReport:
-    """Markdown sections, one per part, written to ``REPORT.md`` as they complete."""
+    """``REPORT.md``: Markdown sections grouped by part, rewritten as each completes.
+
+    A part that runs again replaces its own sections; parts not run this time keep theirs from the report
+    already on disk (so ``bioscan5m demo --parts cluster`` updates the clustering table and nothing else).
+    """
 
     path: Path
-    sections: list[str] = field(default_factory=list)
+    sections: dict[str, str] = field(default_factory=dict)
+    part: str = ""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DemoReport:
+        """The report at ``path`` with the sections of every part it holds (empty if there is none)."""
+        path = Path(path)
+        sections: dict[str, str] = {}
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            pieces = re.split(r"^<!-- demo part: (\S+) -->\n", text, flags=re.MULTILINE)
+            sections = {name: body for name, body in zip(pieces[1::2], pieces[2::2]) if name in PARTS}
+        return cls(path, sections)
+
+    def start(self, part: str) -> None:
+        """Begin ``part``: its earlier sections are dropped."""
+        self.part = part
+        self.sections[part] = ""
 
     def add(self, title: str, text: str) -> None:
-        self.sections.append(f"## {title}\n\n{text.strip()}\n")
+        self.sections[self.part] = self.sections.get(self.part, "") + f"## {title}\n\n{text.strip()}\n\n"
+        body = "".join(f"<!-- demo part: {part} -->\n{self.sections[part]}" for part in PARTS
+                       if self.sections.get(part))
         with atomic_write(self.path) as handle:
-            handle.write("# bioscan5m demo\n\n" + "\n".join(self.sections))
+            handle.write("# bioscan5m demo\n\n" + body)
         print(f"\n== {title} ==\n{text.strip()}\n", flush=True)
 
 
@@ -166,10 +190,11 @@ def run_demo(out: str | os.PathLike[str] = "bioscan5m-demo", parts: Sequence[str
     settings = settings or DemoSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = DemoReport(out / "REPORT.md")
+    report = DemoReport.load(out / "REPORT.md")
     for part in PARTS:
         if part in parts:
             started = time.perf_counter()
+            report.start(part)
             PART_FUNCTIONS[part](out, settings, report)
             print(f"[demo] {part} done in {time.perf_counter() - started:.0f} s", flush=True)
     return report.path

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--out", default="bioscan5m-demo", metavar="DIR", help="output folder (default: %(default)s)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
-                        help="parts to run (default: all, in order; later parts need 'data' and 'dna')")
+                        help="parts to run (default: all, in order; later parts need 'data' and 'dna'); REPORT.md "
+                             "keeps the sections of parts not run again")
     parser.add_argument("--records", type=int, default=defaults.records,
                         help="specimens in the synthetic dataset (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
