@@ -169,6 +169,7 @@ def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys):
     assert main(["retrieve", "--model", str(model_dir), "--data", str(root), "--query-fasta", str(fasta),
                  "-k", "2", "--out", str(tmp_path)]) == 0
     hits = pd.read_csv(tmp_path / "neighbours.tsv", sep="\t")
+    assert len(list((model_dir / ".cache" / "embeddings").glob("train+key_unseen-dna-[0-9a-f]*.npz"))) == 1  # kept
     assert hits["query"].tolist() == [i for i in ids for _ in range(2)] and hits["neighbour"].tolist() == [1, 2] * 3
     # A reference barcode finds itself (or an identical copy) first.
     first = hits[hits["neighbour"] == 1]
@@ -184,6 +185,40 @@ def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys):
     assert main(["retrieve", "--model", str(model_dir), "--data", str(root), "--query-image",
                  str(tmp_path / "bug.jpg"), "--keys", "dna"]) == 0
     assert capsys.readouterr().out.startswith("bug.jpg: ")
+
+
+@pytest.mark.slow
+def test_split_embeddings_are_reused_until_the_weights_change(aligned, tmp_path, monkeypatch):
+    import torch
+
+    from bioscan5m.data.records import load_records
+    from bioscan5m.models.multimodal import load_multimodal_model
+    from bioscan5m.tasks import retrieve
+
+    root, model_dir = aligned
+    model = load_multimodal_model(model_dir)[0]
+    cache = tmp_path / "cache"
+    first = retrieve.evaluate_retrieval(model, root, embeddings_cache=cache)
+    assert sorted(p.name.split("-")[0] for p in cache.glob("*.npz")) == ["test", "test_unseen", "train+key_unseen"]
+
+    embedded = []
+    real = retrieve.embed_dataset
+    monkeypatch.setattr(retrieve, "embed_dataset", lambda *a, **k: embedded.append(k["desc"]) or real(*a, **k))
+    again = retrieve.evaluate_retrieval(model, root, embeddings_cache=cache)
+    assert embedded == []  # every split came from the cache
+    pd.testing.assert_frame_equal(first, again)
+
+    train = load_records(root, split="train")
+    fasta = tmp_path / "q.fasta"
+    fasta.write_text(f">q1\n{train.barcodes()[0]}\n")
+    hits = retrieve.identify(model, root, fasta=fasta, embeddings_cache=cache)
+    assert embedded == ["keys"]  # DNA-only keys are a set of their own
+    pd.testing.assert_frame_equal(retrieve.identify(model, root, fasta=fasta, embeddings_cache=cache), hits)
+    assert embedded == ["keys"]
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # new weights: the saved vectors no longer apply
+    retrieve.identify(model, root, fasta=fasta, embeddings_cache=cache)
+    assert embedded == ["keys", "keys"]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -78,6 +78,8 @@ def register(subparsers) -> None:
                            help="exact search (flat, default) or an approximate index for millions of keys")
     retrieval.add_argument("--batch-size", type=int, default=64, help="specimens embedded at a time (default 64)")
     retrieval.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
+    retrieval.add_argument("--no-cache", action="store_true",
+                           help="do not keep or reuse split embeddings (default: MODEL/.cache/embeddings)")
     retrieval.set_defaults(func=run_retrieval)
 
 
@@ -108,10 +110,11 @@ def run_zsc(args: argparse.Namespace) -> int:
 def run_retrieval(args: argparse.Namespace) -> int:
     from bioscan5m.models.multimodal import load_multimodal_model
     from bioscan5m.report.retrieval import write_retrieval_report
-    from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table
+    from bioscan5m.tasks.retrieve import default_embeddings_cache, evaluate_retrieval, paper_table
 
     model = load_multimodal_model(args.model, device=args.device)[0]
-    long = evaluate_retrieval(model, args.data, index_kind=args.index, batch_size=args.batch_size)
+    long = evaluate_retrieval(model, args.data, index_kind=args.index, batch_size=args.batch_size,
+                              embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model))
     table = paper_table(long)
     paths = write_retrieval_report(long, table, args.out)
     print(table[table["k"] == 1].to_string(index=False))

@@ -35,11 +35,15 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="specimens embedded at a time (default: 64)")
     parser.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default: 0)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="embed every split afresh and keep nothing; by default each split's embeddings are kept "
+                        "in MODEL/.cache/embeddings and reused while the model and data stay the same")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from bioscan5m.models.multimodal import load_multimodal_model
+    from bioscan5m.tasks.retrieve import default_embeddings_cache
 
     querying = bool(args.query_image or args.query_fasta)
     if not querying and not args.out:
@@ -51,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table
 
     long = evaluate_retrieval(model, args.data, index_kind=args.index, image_package=args.image_package,
-                              batch_size=args.batch_size, num_workers=args.workers)
+                              batch_size=args.batch_size, num_workers=args.workers,
+                              embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model))
     paths = write_retrieval_report(long, paper_table(long), args.out)
     top1 = long[(long["k"] == 1) & (long["rank"] == "species")]
     for row in top1.itertuples(index=False):
@@ -63,11 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _identify(model, args: argparse.Namespace) -> int:
     from bioscan5m.fileio import atomic_write
-    from bioscan5m.tasks.retrieve import RETRIEVAL_RANKS, identify
+    from bioscan5m.tasks.retrieve import RETRIEVAL_RANKS, default_embeddings_cache, identify
 
     neighbours = identify(model, args.data, images=args.query_image or (), fasta=args.query_fasta,
                           key_modality=args.keys, k=args.k, image_package=args.image_package,
-                          batch_size=args.batch_size, num_workers=args.workers, index_kind=args.index)
+                          batch_size=args.batch_size, num_workers=args.workers, index_kind=args.index,
+                          embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model))
     for row in neighbours[neighbours["neighbour"] == 1].itertuples(index=False):
         names = " > ".join(str(getattr(row, rank)) for rank in RETRIEVAL_RANKS if getattr(row, rank))
         print(f"{row.query}: {names or 'no name'} (nearest {row.processid}, similarity {row.similarity:.3f})")
@@ -77,3 +83,4 @@ def _identify(model, args: argparse.Namespace) -> int:
             neighbours.to_csv(handle, sep="\t", index=False)
         print(f"{len(neighbours)} neighbours written to {dest}")
     return 0
+

@@ -303,7 +303,7 @@ def extract_embeddings(
     if images:
         root = Path(image_root) if image_root is not None else default_image_root(records.source)
         data_info["images"] = {"root": str(root.resolve()), "package": image_package,
-                               "files": _image_files_fingerprint(root, image_package)}
+                               "files": image_files_fingerprint(root, image_package)}
     encoder_info = encoder.describe()
     key = _cache_key(encoder_info, data_info)
 
@@ -339,7 +339,7 @@ def extract_embeddings(
     return _gather_shards(vectors, ids, manifest, cache_dir, rank, world)
 
 
-def _image_files_fingerprint(root: Path, package: str) -> list[list[Any]]:
+def image_files_fingerprint(root: Path, package: str) -> list[list[Any]]:
     """Name, size and modification time of the package's zips (an extracted folder counts as its mtime)."""
     found = sorted(root.glob(f"BIOSCAN_5M_{package}*.zip"))
     folder = root / "bioscan5m" / "images" / package

@@ -7,10 +7,17 @@ A query is correct at top-k for a rank when any of its k nearest keys carries it
 Accuracy is reported micro (per query) and macro (mean over the true classes), per rank from order to
 species, for image→image, DNA→DNA, image→DNA, DNA→image and image/DNA→text (the text keys are one
 embedding per distinct taxonomy sentence of the keys).
+
+With ``embeddings_cache`` the image and DNA embeddings of each split are saved there, keyed by the model's
+weights, the metadata file, the split's records and the image package, and reused: identifying one new
+photo against millions of references then costs one forward pass and a search.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +28,7 @@ import pandas as pd
 import torch
 
 from bioscan5m.errors import BioscanError
+from bioscan5m.fileio import atomic_write
 from bioscan5m.models.text import TEXT_RANKS, taxonomy_text, tokenize_texts
 
 if TYPE_CHECKING:
@@ -184,6 +192,60 @@ def embed_texts(model: MultimodalModel, sentences: Sequence[str], batch_size: in
     return np.concatenate(out) if out else np.zeros((0, model.config.embed_dim), np.float32)
 
 
+def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.PathLike[str] | None = None,
+                         *, weights: str | None = None, batch_size: int = 64, num_workers: int = 0,
+                         desc: str = "embedding") -> dict[str, np.ndarray]:
+    """:func:`embed_dataset` of a ``BIOSCAN5M`` dataset, saved in ``cache`` (None: not saved) and reused
+    while the model's weights (``weights``: their SHA-256, computed when not given), the metadata file,
+    the split's record ids, the image package and its files stay the same."""
+    if cache is None:
+        return embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
+    from bioscan5m.models.encoders import state_dict_sha256
+    from bioscan5m.tasks.embed import data_fingerprint, ids_sha256, image_files_fingerprint
+
+    modalities = sorted(set(dataset.modality) & {"image", "dna"})
+    description = {
+        "model": weights or state_dict_sha256(model), "modalities": modalities,
+        "data": data_fingerprint(dataset.root), "split": dataset.split, "ids": ids_sha256(dataset.records.ids),
+        "images": [dataset.image_package, image_files_fingerprint(dataset.root, dataset.image_package)]
+        if "image" in modalities else None,
+    }
+    key = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    path = Path(cache) / f"{dataset.split}-{'-'.join(modalities)}-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as saved:
+                return {modality: saved[modality] for modality in saved.files}
+        except (OSError, ValueError, KeyError):
+            pass  # damaged: embed again and replace it
+    embedded = embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as handle:
+        np.savez(handle, **embedded)
+    return embedded
+
+
+def default_embeddings_cache(model_dir: str | os.PathLike[str]) -> Path:
+    """Where the CLI keeps a model's retrieval embeddings: ``<model>/.cache/embeddings`` (a dot folder,
+    so checkpoint hashes ignore it), or the user cache folder when the model folder is read-only."""
+    from bioscan5m.data.cache import default_cache_dir
+
+    model_dir = Path(model_dir).resolve()
+    if os.access(model_dir, os.W_OK):
+        return model_dir / ".cache" / "embeddings"
+    digest = hashlib.sha256(str(model_dir).encode()).hexdigest()[:12]
+    return default_cache_dir() / "embeddings" / f"{model_dir.name}-{digest}"
+
+
+def _split_embedder(model: MultimodalModel, cache: str | os.PathLike[str] | None, batch_size: int,
+                    num_workers: int) -> Any:
+    """``embed(dataset, desc=...)`` for one model and cache; the weights are hashed once, not per split."""
+    from bioscan5m.models.encoders import state_dict_sha256
+
+    return functools.partial(cached_embed_dataset, model, cache=cache, batch_size=batch_size,
+                             num_workers=num_workers, weights=state_dict_sha256(model) if cache else None)
+
+
 def _split_dataset(model: MultimodalModel, eval_transform: Any, root: str | os.PathLike[str], split: str,
                    image_package: str, cache_dir: str | os.PathLike[str] | None):
     from bioscan5m.data.datasets import BIOSCAN5M
@@ -214,20 +276,26 @@ def evaluate_retrieval(
     batch_size: int = 64,
     num_workers: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
+    embeddings_cache: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Task III on a BIOSCAN-5M dataset root: keys ``train`` + ``key_unseen``, queries ``test`` (seen)
-    and ``test_unseen`` (unseen), every direction the model's modalities allow.
+    and ``test_unseen`` (unseen), every direction the model's modalities allow. ``cache_dir``: the
+    metadata's Parquet cache; ``embeddings_cache``: where split embeddings are kept and reused (see
+    :func:`cached_embed_dataset`; only with the default ``eval_transform``).
 
     Returns a long table: ``direction, queries (seen/unseen), rank, k, micro, macro, n_queries,
     n_classes`` with accuracies in [0, 1].
     """
     from bioscan5m.models.image import clibd_image_transforms
 
-    if eval_transform is None and "image" in model.modalities:
+    if eval_transform is not None:
+        embeddings_cache = None  # a custom transform is not part of the cache key
+    elif "image" in model.modalities:
         eval_transform = clibd_image_transforms(model.config.image_size, model.config.image_mean,
                                                 model.config.image_std)[1]
+    embed = _split_embedder(model, embeddings_cache, batch_size, num_workers)
     keys = _split_dataset(model, eval_transform, root, KEY_SPLITS, image_package, cache_dir)
-    key_embeddings = embed_dataset(model, keys, batch_size=batch_size, num_workers=num_workers, desc="keys")
+    key_embeddings = embed(keys, desc="keys")
     key_labels = {m: {rank: keys.records.labels(rank) for rank in RETRIEVAL_RANKS} for m in key_embeddings}
     if "text" in model.modalities:
         sentences, key_labels["text"] = _text_keys(keys.records, model.config.text_required_rank)
@@ -235,8 +303,7 @@ def evaluate_retrieval(
     rows = []
     for query_set, split in QUERY_SPLITS.items():
         queries = _split_dataset(model, eval_transform, root, split, image_package, cache_dir)
-        query_embeddings = embed_dataset(model, queries, batch_size=batch_size, num_workers=num_workers,
-                                         desc=f"{query_set} queries")
+        query_embeddings = embed(queries, desc=f"{query_set} queries")
         query_labels = {rank: queries.records.labels(rank) for rank in RETRIEVAL_RANKS}
         for query_modality, key_modality in DIRECTIONS:
             if query_modality not in query_embeddings or key_modality not in key_embeddings:
@@ -322,11 +389,13 @@ def identify(
     num_workers: int = 0,
     index_kind: str = "flat",
     cache_dir: str | os.PathLike[str] | None = None,
+    embeddings_cache: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """The ``k`` nearest reference records of each query image or barcode, with their taxonomy.
 
     Keys are the ``key_splits`` records of the dataset at ``root``, embedded as ``key_modality``
-    (default: the query's own modality; ``dna`` for image queries gives image→DNA retrieval).
+    (default: the query's own modality; ``dna`` for image queries gives image→DNA retrieval) or read
+    from ``embeddings_cache`` when an earlier call embedded them with the same model.
     Returns one row per (query, neighbour): ``query, neighbour (1..k), processid, similarity`` and the
     neighbour's names from order to species. The first neighbour's names are the predicted taxonomy.
     """
@@ -345,7 +414,7 @@ def identify(
                                            model.config.image_std)[1]
     keys = BIOSCAN5M(root, split=key_splits, modality=[key_modality], image_package=image_package,
                      target_type=(), output_format="dict", transform=transform, cache_dir=cache_dir)
-    key_embeddings = embed_dataset(model, keys, batch_size=batch_size, num_workers=num_workers, desc="keys")
+    key_embeddings = _split_embedder(model, embeddings_cache, batch_size, num_workers)(keys, desc="keys")
     similarity, neighbours = nearest_keys(key_embeddings[key_modality], queries, min(k, len(keys)), index_kind)
     ids = keys.records.ids
     taxonomy = {rank: keys.records.column(rank) for rank in RETRIEVAL_RANKS}
