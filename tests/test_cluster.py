@@ -172,9 +172,11 @@ def test_paper_protocol_on_real_barcodes_clusters_species(bold_sample, bold_kmer
     assert table.loc["dna_bin", "n_records"] == (bin_labels >= 0).sum() < len(bold_sample)
 
 
-def test_records_without_a_label_are_left_out_at_that_rank(bold_sample, bold_kmer):
+def test_records_without_a_label_are_left_out_at_that_rank(bold_sample, bold_kmer, capsys):
     protocol = ClusteringProtocol(reducer="pca", n_components=10)
-    table = zero_shot_clustering(bold_kmer, bold_sample, ["genus", "subfamily", "dna_bin"], protocol)
+    table = zero_shot_clustering(bold_kmer, bold_sample, ["genus", "subfamily", "dna_bin"], protocol,
+                                 progress=True)
+    assert f"pca of {len(bold_kmer):,} x 1024" in capsys.readouterr().err  # the bar names its stage
     table = table.set_index("rank")
     for rank in ("genus", "subfamily", "dna_bin"):
         labels = bold_sample.labels(rank)

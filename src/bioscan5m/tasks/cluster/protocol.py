@@ -152,6 +152,8 @@ def zero_shot_clustering(
     records: Any,
     ranks: Iterable[str] = ZSC_RANKS,
     protocol: ClusteringProtocol = PAPER_PROTOCOL,
+    *,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """AMI of clustering ``embeddings`` against the labels in ``records`` at each rank.
 
@@ -160,27 +162,36 @@ def zero_shot_clustering(
     the records with a label are clustered into as many clusters as they have classes (one tree is built per
     distinct set of labelled records and cut at each k). Returns one row per rank: ``rank``, ``n_records``,
     ``n_classes``, ``n_clusters``, ``clusterer``, ``ami`` (NaN when a rank has fewer than 2 classes).
+    A progress bar names the stage running (``progress``: None shows it on a terminal only).
     """
     from sklearn.metrics import adjusted_mutual_info_score
+    from tqdm.auto import tqdm
 
     ranks = [check_rank(rank) for rank in ranks]
     combined = combine_embeddings(embeddings)
     rows = record_rows(combined.ids, records)
-    reduced = protocol.reduce(combined.vectors)
     fitted: dict[bytes, Any] = {}
     results = []
-    for rank in ranks:
-        labels = np.asarray(records.labels(rank))[rows]
-        labelled = labels >= 0
-        n_classes = len(np.unique(labels[labelled]))
-        row = {"rank": rank, "n_records": int(labelled.sum()), "n_classes": n_classes, "n_clusters": 0,
-               "clusterer": "", "ami": float("nan")}
-        if n_classes >= 2:
-            key = hashlib.sha1(np.packbits(labelled).tobytes()).digest()
-            if key not in fitted:
-                fitted[key] = protocol.make_clusterer(row["n_records"]).fit(reduced[labelled])
-            predicted = fitted[key].cut(n_classes)
-            row.update(n_clusters=len(np.unique(predicted)), clusterer=protocol.clusterer_for(row["n_records"]),
-                       ami=float(adjusted_mutual_info_score(labels[labelled], predicted)))
-        results.append(row)
+    with tqdm(total=1 + len(ranks), desc=combined.name, unit="stage", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        bar.set_postfix_str(f"{protocol.reducer} of {len(combined):,} x {combined.dim}")
+        reduced = protocol.reduce(combined.vectors)
+        bar.update()
+        for rank in ranks:
+            labels = np.asarray(records.labels(rank))[rows]
+            labelled = labels >= 0
+            n_classes = len(np.unique(labels[labelled]))
+            row = {"rank": rank, "n_records": int(labelled.sum()), "n_classes": n_classes, "n_clusters": 0,
+                   "clusterer": "", "ami": float("nan")}
+            if n_classes >= 2:
+                row["clusterer"] = protocol.clusterer_for(row["n_records"])
+                bar.set_postfix_str(f"{rank}: {row['clusterer']}, {n_classes:,} clusters of {row['n_records']:,}")
+                key = hashlib.sha1(np.packbits(labelled).tobytes()).digest()
+                if key not in fitted:
+                    fitted[key] = protocol.make_clusterer(row["n_records"]).fit(reduced[labelled])
+                predicted = fitted[key].cut(n_classes)
+                row.update(n_clusters=len(np.unique(predicted)),
+                           ami=float(adjusted_mutual_info_score(labels[labelled], predicted)))
+            results.append(row)
+            bar.update()
     return pd.DataFrame(results)
