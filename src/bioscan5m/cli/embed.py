@@ -26,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--encoder", required=True, metavar="NAME",
         help="kmer-profile[-K] (k-mer frequencies, default K=5), barcodebert:DIR (a BarcodeBERT model), "
              "hf-dna:MODEL (a Hugging Face DNA model id or folder), hf-image:MODEL (a Hugging Face image "
-             "model, e.g. facebook/dino-vitb16, facebook/dinov2-base, openai/clip-vit-base-patch16), timm:MODEL (a "
-             "timm image model, e.g. vit_base_patch16_224.dino; needs pip install 'bioscan5m[timm]')",
+             "model, e.g. facebook/dino-vitb16, facebook/dinov2-base, openai/clip-vit-base-patch16), "
+             "timm:MODEL (a timm image model, e.g. vit_base_patch16_224.dino; needs pip install "
+             "'bioscan5m[timm]')",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the vectors, ids and manifest")
     parser.add_argument("--images", metavar="ROOT",
@@ -36,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-package", default="cropped_256",
                         help="image package to read: cropped_256 (default), original_256, cropped, original_full")
     parser.add_argument("--pooling", choices=("cls", "mean"),
-                        help="image models: one vector from the [CLS] token (hf-image default) or the mean of the patches "
-                             "(timm default: the model's own pooling)")
+                        help="image models: one vector from the [CLS] token (hf-image default) or the mean of the "
+                             "patches (timm default: the model's own pooling)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="items per forward pass (default: per encoder)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: a GPU when there is one)")
     parser.add_argument("--force", action="store_true", help="recompute even when saved vectors match")

@@ -45,18 +45,18 @@ def run(args: argparse.Namespace) -> int:
     from bioscan5m.models.multimodal import load_multimodal_model
     from bioscan5m.tasks.retrieve import default_embeddings_cache
 
+    cache = None if args.no_cache else default_embeddings_cache(args.model)
     querying = bool(args.query_image or args.query_fasta)
     if not querying and not args.out:
         raise BioscanError("give --out for the evaluation report, or --query-image/--query-fasta to identify")
     model = load_multimodal_model(args.model, device=args.device)[0]
     if querying:
-        return _identify(model, args)
+        return _identify(model, args, cache)
     from bioscan5m.report.retrieval import write_retrieval_report
     from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table
 
     long = evaluate_retrieval(model, args.data, index_kind=args.index, image_package=args.image_package,
-                              batch_size=args.batch_size, num_workers=args.workers,
-                              embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model))
+                              batch_size=args.batch_size, num_workers=args.workers, embeddings_cache=cache)
     paths = write_retrieval_report(long, paper_table(long), args.out)
     top1 = long[(long["k"] == 1) & (long["rank"] == "species")]
     for row in top1.itertuples(index=False):
@@ -66,14 +66,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _identify(model, args: argparse.Namespace) -> int:
+def _identify(model, args: argparse.Namespace, cache: Path | None) -> int:
     from bioscan5m.fileio import atomic_write
-    from bioscan5m.tasks.retrieve import RETRIEVAL_RANKS, default_embeddings_cache, identify
+    from bioscan5m.tasks.retrieve import RETRIEVAL_RANKS, identify
 
     neighbours = identify(model, args.data, images=args.query_image or (), fasta=args.query_fasta,
                           key_modality=args.keys, k=args.k, image_package=args.image_package,
                           batch_size=args.batch_size, num_workers=args.workers, index_kind=args.index,
-                          embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model))
+                          embeddings_cache=cache)
     for row in neighbours[neighbours["neighbour"] == 1].itertuples(index=False):
         names = " > ".join(str(getattr(row, rank)) for rank in RETRIEVAL_RANKS if getattr(row, rank))
         print(f"{row.query}: {names or 'no name'} (nearest {row.processid}, similarity {row.similarity:.3f})")
@@ -83,4 +83,3 @@ def _identify(model, args: argparse.Namespace) -> int:
             neighbours.to_csv(handle, sep="\t", index=False)
         print(f"{len(neighbours)} neighbours written to {dest}")
     return 0
-
