@@ -20,6 +20,7 @@ from bioscan5m.tasks.cluster import (
     WardClusterer,
     combine_embeddings,
     cut_tree,
+    evaluate_encoders,
     knn_connectivity,
     make_clusterer,
     make_planted_hierarchy,
@@ -183,6 +184,38 @@ def test_records_without_a_label_are_left_out_at_that_rank(bold_sample, bold_kme
         assert table.loc[rank, "n_records"] == (labels >= 0).sum()
         assert table.loc[rank, "n_classes"] == len(np.unique(labels[labels >= 0]))
     assert table.loc["genus", "ami"] > 0.8  # PCA-10 + Ward is weaker than UMAP, still far above chance
+
+
+def test_reduced_vectors_are_reused_until_the_embeddings_or_settings_change(bold_sample, bold_kmer, tmp_path,
+                                                                          monkeypatch):
+    from bioscan5m.tasks.cluster import protocol as protocol_module
+
+    calls = []
+    real = protocol_module.reduce_embeddings
+    monkeypatch.setattr(protocol_module, "reduce_embeddings", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    pca = ClusteringProtocol(reducer="pca", n_components=10)
+    first = evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path, ["genus"], pca, scatter_rank="genus")
+    assert calls == ["pca", "pca"]  # the 10-d reduction and the 2-d map
+    assert len(list((tmp_path / "reduced").glob("pca10-*.npy"))) == 1
+    again = evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path, ["genus"],
+                              ClusteringProtocol(reducer="pca", n_components=10, clusterer="kmeans"),
+                              scatter_rank="genus")
+    assert calls == ["pca", "pca"]  # another clusterer: nothing reduced again
+    assert again.loc[0, "clusterer"] == "kmeans" and first.loc[0, "clusterer"] == "ward"
+    evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path, ["genus"],
+                      ClusteringProtocol(reducer="pca", n_components=12), scatter_rank=None)
+    assert calls == ["pca", "pca", "pca"]  # other settings: a new reduction
+    shifted = Embeddings(bold_kmer.ids, bold_kmer.vectors + 1e-3, bold_kmer.manifest)
+    evaluate_encoders({"k": shifted}, bold_sample, tmp_path, ["genus"], pca, scatter_rank=None)
+    assert calls == ["pca", "pca", "pca", "pca"]  # other vectors: a new reduction
+    for saved in (tmp_path / "reduced").glob("pca10-*.npy"):
+        saved.write_bytes(b"damaged")
+    table = evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path, ["genus"], pca, scatter_rank=None)
+    assert calls[-1] == "pca" and len(calls) == 5  # a damaged file is recomputed ...
+    assert table.loc[0, "ami"] == pytest.approx(first.loc[0, "ami"])  # ... to the same result
+    evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path / "fresh", ["genus"], pca, scatter_rank=None,
+                      reuse_reduced=False)
+    assert len(calls) == 6 and not (tmp_path / "fresh" / "reduced").exists()
 
 
 def test_ids_missing_from_the_labels_raise_a_clear_error(bold_sample, bold_kmer):

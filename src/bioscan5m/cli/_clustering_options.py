@@ -34,13 +34,17 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=paper.seed, help="random seed (default: %(default)s)")
     group.add_argument("--scatter-rank", default="species", choices=(*TARGET_RANKS, "none"), metavar="RANK",
                        help="colour the 2-D map by this rank, or 'none' to skip the map (default: species)")
+    group.add_argument("--no-cache", action="store_true",
+                       help="reduce afresh and keep nothing; by default UMAP/PCA outputs are kept in OUT/reduced/ "
+                            "and reused by the next run on the same embeddings with the same settings")
 
 
 def protocol_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``protocol`` (a ``ClusteringProtocol``) and ``scatter_rank`` from the parsed options."""
+    """``protocol`` (a ``ClusteringProtocol``), ``scatter_rank`` and ``reuse_reduced`` from the parsed options."""
     from bioscan5m.tasks.cluster import ClusteringProtocol
 
     protocol = ClusteringProtocol(
         reducer=args.reducer, n_components=args.dims, n_neighbors=args.neighbors, min_dist=args.min_dist,
         metric=args.metric, clusterer=args.clusterer, exact_limit=args.exact_limit, knn=args.knn, seed=args.seed)
-    return {"protocol": protocol, "scatter_rank": None if args.scatter_rank == "none" else args.scatter_rank}
+    return {"protocol": protocol, "scatter_rank": None if args.scatter_rank == "none" else args.scatter_rank,
+            "reuse_reduced": not args.no_cache}

@@ -23,8 +23,10 @@ from bioscan5m.tasks.cluster.protocol import (
     record_rows,
     zero_shot_clustering,
 )
-from bioscan5m.tasks.cluster.reduce import reduce_embeddings
 from bioscan5m.tasks.embed import Embeddings, load_embeddings
+
+#: Sub-folder of a report folder where reduced vectors are kept for the next run.
+REDUCED_DIR = "reduced"
 
 
 def slug(name: str) -> str:
@@ -41,12 +43,15 @@ def evaluate_encoders(
     *,
     scatter_rank: str | None = "species",
     scatter_max_points: int = 20_000,
+    reuse_reduced: bool = True,
 ) -> pd.DataFrame:
     """Zero-shot clustering (:func:`zero_shot_clustering`) of each named entry, reported in ``out``.
 
     Writes ``ami.tsv`` (encoder × rank), ``ami_by_rank.png`` (AMI against rank, one line per encoder) and,
     unless ``scatter_rank`` is None, ``umap_<encoder>_<rank>.png`` (a 2-D UMAP of up to
     ``scatter_max_points`` records coloured by ``scatter_rank``; ``pca_...`` when the reducer is not UMAP).
+    With ``reuse_reduced`` the UMAP/PCA outputs are kept in ``out/reduced/`` and reused by the next run on
+    the same embeddings with the same reduction settings (another clusterer or rank list costs no UMAP).
     Returns the AMI table.
     """
     from bioscan5m.report.cluster_plots import plot_ami_by_rank, plot_embedding_scatter
@@ -54,14 +59,15 @@ def evaluate_encoders(
     ranks = list(ranks)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    cache_dir = out / REDUCED_DIR if reuse_reduced else None
     tables = []
     for name, embeddings in entries.items():
-        table = zero_shot_clustering(embeddings, records, ranks, protocol)
+        table = zero_shot_clustering(embeddings, records, ranks, protocol, cache_dir=cache_dir)
         table.insert(0, "encoder", name)
         tables.append(table)
         if scatter_rank is not None:
             _write_scatter(name, embeddings, records, check_rank(scatter_rank), out, scatter_max_points,
-                           protocol, plot_embedding_scatter)
+                           protocol, cache_dir, plot_embedding_scatter)
     table = pd.concat(tables, ignore_index=True)
     with atomic_write(out / "ami.tsv") as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
@@ -70,7 +76,8 @@ def evaluate_encoders(
 
 
 def _write_scatter(name: str, embeddings: Embeddings | Sequence[Embeddings], records: Any, rank: str,
-                   out: Path, max_points: int, protocol: ClusteringProtocol, plot: Any) -> None:
+                   out: Path, max_points: int, protocol: ClusteringProtocol, cache_dir: Path | None,
+                   plot: Any) -> None:
     combined = combine_embeddings(embeddings)
     seed = protocol.seed
     rows = record_rows(combined.ids, records)
@@ -78,8 +85,8 @@ def _write_scatter(name: str, embeddings: Embeddings | Sequence[Embeddings], rec
     if len(take) > max_points:  # a picture of 20k points says as much as one of 200k, in far less time
         take = np.sort(np.random.default_rng(seed).choice(len(take), max_points, replace=False))
     method = "umap" if protocol.reducer == "umap" else "pca"  # a map needs 2 dimensions, even with reducer "none"
-    coords = reduce_embeddings(combined.vectors[take], method, n_components=2, n_neighbors=30, min_dist=0.1,
-                               seed=seed)
+    layout = ClusteringProtocol(reducer=method, n_components=2, n_neighbors=30, min_dist=0.1, seed=seed)
+    coords = layout.reduce(combined.vectors[take], cache_dir)
     codes = np.asarray(records.labels(rank))[rows[take]]
     names = np.asarray(records.label_map(rank).decode(codes), dtype=object)
     plot(coords, names, out / f"{method}_{slug(name)}_{rank}.png",
@@ -94,6 +101,7 @@ def run_zero_shot_clustering(
     protocol: ClusteringProtocol = PAPER_PROTOCOL,
     *,
     scatter_rank: str | None = "species",
+    reuse_reduced: bool = True,
 ) -> pd.DataFrame:
     """The ``bioscan5m cluster`` command: each group of embedding directories is one encoder (several
     directories in a group are modalities to combine); ``labels`` is any source ``load_records`` reads."""
@@ -107,7 +115,8 @@ def run_zero_shot_clustering(
         entries[name if name not in entries else f"{name} ({len(entries) + 1})"] = parts
     needed = list(dict.fromkeys([ID_COLUMN, *ranks, *([scatter_rank] if scatter_rank else [])]))
     records = load_records(labels, columns=needed)
-    return evaluate_encoders(entries, records, out, ranks, protocol, scatter_rank=scatter_rank)
+    return evaluate_encoders(entries, records, out, ranks, protocol, scatter_rank=scatter_rank,
+                             reuse_reduced=reuse_reduced)
 
 
 def run_zsc_benchmark(
@@ -124,6 +133,7 @@ def run_zsc_benchmark(
     device: str | None = None,
     protocol: ClusteringProtocol | None = None,
     scatter_rank: str | None = "species",
+    reuse_reduced: bool = True,
 ) -> pd.DataFrame:
     """Zero-shot clustering of each encoder on one source: embed (cached under ``out/embeddings/``), cluster,
     report (``out/ami.tsv`` and plots, see :func:`evaluate_encoders`).
@@ -147,7 +157,8 @@ def run_zsc_benchmark(
                                         device=device)
         entries[embeddings.name] = embeddings
     protocol = protocol or ClusteringProtocol(seed=seed)
-    return evaluate_encoders(entries, records, out, ranks, protocol, scatter_rank=scatter_rank)
+    return evaluate_encoders(entries, records, out, ranks, protocol, scatter_rank=scatter_rank,
+                             reuse_reduced=reuse_reduced)
 
 
 def select_species_sample(species: np.ndarray, min_records: int, max_records: int | None, seed: int = 0,

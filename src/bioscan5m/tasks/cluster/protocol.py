@@ -10,9 +10,12 @@ against the true labels. Records without a label at a rank are left out at that 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,7 @@ import pandas as pd
 
 from bioscan5m.data.schema import TARGET_RANKS, check_rank
 from bioscan5m.errors import BioscanError
+from bioscan5m.fileio import atomic_write
 from bioscan5m.tasks.cluster.clusterers import EXACT_WARD_LIMIT, make_clusterer, resolve_clusterer
 from bioscan5m.tasks.cluster.reduce import check_reducer, reduce_embeddings
 from bioscan5m.tasks.cluster.ward import WARD_KNN_NEIGHBORS
@@ -59,8 +63,32 @@ class ClusteringProtocol:
             if value < 1:
                 raise BioscanError(f"{name} must be at least 1, got {value}", value=value)
 
-    def reduce(self, vectors: np.ndarray) -> np.ndarray:
-        """``vectors [N, D]`` → ``float32 [N, n_components]`` (unchanged with ``reducer="none"``)."""
+    def reduce(self, vectors: np.ndarray, cache_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
+        """``vectors [N, D]`` → ``float32 [N, n_components]`` (unchanged with ``reducer="none"``).
+
+        With ``cache_dir`` the result is saved there, keyed by the vectors' bytes and the reduction
+        settings, and a later call with the same vectors and settings reads it instead of running UMAP again.
+        """
+        if cache_dir is None or self.reducer == "none":
+            return self._reduce(vectors)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        settings = [self.reducer, self.n_components, self.n_neighbors, self.min_dist, self.metric, self.seed,
+                    vectors.shape]
+        digest = hashlib.sha256(json.dumps(settings).encode())
+        digest.update(memoryview(vectors).cast("B"))
+        path = Path(cache_dir) / f"{self.reducer}{self.n_components}-{digest.hexdigest()[:24]}.npy"
+        if path.is_file():
+            try:
+                return np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                log.warning("%s is damaged; reducing again", path)
+        reduced = self._reduce(vectors)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "wb") as handle:
+            np.save(handle, reduced)
+        return reduced
+
+    def _reduce(self, vectors: np.ndarray) -> np.ndarray:
         return reduce_embeddings(vectors, self.reducer, n_components=self.n_components,
                                  n_neighbors=self.n_neighbors, min_dist=self.min_dist, metric=self.metric,
                                  seed=self.seed)
@@ -153,6 +181,7 @@ def zero_shot_clustering(
     ranks: Iterable[str] = ZSC_RANKS,
     protocol: ClusteringProtocol = PAPER_PROTOCOL,
     *,
+    cache_dir: str | os.PathLike[str] | None = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
     """AMI of clustering ``embeddings`` against the labels in ``records`` at each rank.
@@ -162,7 +191,8 @@ def zero_shot_clustering(
     the records with a label are clustered into as many clusters as they have classes (one tree is built per
     distinct set of labelled records and cut at each k). Returns one row per rank: ``rank``, ``n_records``,
     ``n_classes``, ``n_clusters``, ``clusterer``, ``ami`` (NaN when a rank has fewer than 2 classes).
-    A progress bar names the stage running (``progress``: None shows it on a terminal only).
+    ``cache_dir``: keep the reduced vectors there and reuse them (see :meth:`ClusteringProtocol.reduce`). A
+    progress bar names the stage running (``progress``: None shows it on a terminal only).
     """
     from sklearn.metrics import adjusted_mutual_info_score
     from tqdm.auto import tqdm
@@ -175,7 +205,7 @@ def zero_shot_clustering(
     with tqdm(total=1 + len(ranks), desc=combined.name, unit="stage", leave=False,
               disable=None if progress is None else not progress) as bar:
         bar.set_postfix_str(f"{protocol.reducer} of {len(combined):,} x {combined.dim}")
-        reduced = protocol.reduce(combined.vectors)
+        reduced = protocol.reduce(combined.vectors, cache_dir)
         bar.update()
         for rank in ranks:
             labels = np.asarray(records.labels(rank))[rows]
