@@ -80,7 +80,7 @@ class ClusteringProtocol:
         if path.is_file():
             try:
                 return np.load(path, allow_pickle=False)
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError):
                 log.warning("%s is damaged; reducing again", path)
         reduced = self._reduce(vectors)
         path.parent.mkdir(parents=True, exist_ok=True)
