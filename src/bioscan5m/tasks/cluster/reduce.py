@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import numpy as np
 
 from bioscan5m.errors import BioscanError
 
+log = logging.getLogger(__name__)
+
 REDUCERS: tuple[str, ...] = ("umap", "pca", "none")
+#: Below this many records UMAP computes exact distances and lays out small graphs quickly itself.
+UMAP_EXACT_BELOW = 4096
 
 
 def check_reducer(name: str) -> str:
@@ -45,14 +52,49 @@ def reduce_embeddings(
     import warnings
 
     import umap
+    from sklearn.utils import check_random_state
 
     # UMAP's spectral start needs n_components < N - 1; tiny inputs get fewer components.
     components = min(n_components, n - 2)
-    model = umap.UMAP(n_components=components, n_neighbors=min(n_neighbors, n - 1), min_dist=min_dist,
-                      metric=metric, random_state=seed, n_jobs=1 if seed is not None else -1)
+    n_neighbors = min(n_neighbors, n - 1)
+    n_jobs = 1 if seed is not None else -1
+    random_state = check_random_state(seed)
+    options: dict = {}
+    if n >= UMAP_EXACT_BELOW:
+        options = _umap_start(vectors, components, n_neighbors, metric, random_state, n_jobs)
+    model = umap.UMAP(n_components=components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+                      random_state=random_state if seed is not None else None, n_jobs=n_jobs, **options)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*n_jobs value 1 overridden.*")
         warnings.filterwarnings("ignore", message=".*random_state.*parallelism.*")
         warnings.filterwarnings("ignore", message="Graph is not fully connected")  # UMAP copes
         return model.fit_transform(vectors).astype(np.float32)
 
+
+def _umap_start(vectors: np.ndarray, components: int, n_neighbors: int, metric: str, random_state: Any,
+                n_jobs: int) -> dict[str, Any]:
+    """UMAP's neighbour search, done ahead of UMAP (which then reuses it) to choose its starting layout.
+
+    UMAP starts from a spectral layout; when the neighbour graph falls into more than 2 × ``components``
+    separate pieces, it first lays out the pieces by a dense spectral embedding of their centroids, which
+    can run for hours once there are thousands of far-apart pieces (many tight species clusters). Then a
+    PCA start is used instead. The search is UMAP's own call with the same random state, so a connected
+    graph gives exactly the embedding UMAP alone would.
+    """
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+    from umap.umap_ import nearest_neighbors
+
+    knn = nearest_neighbors(vectors, n_neighbors, metric, {}, False, random_state, low_memory=True,
+                            use_pynndescent=True, n_jobs=n_jobs)
+    n = len(vectors)
+    rows = np.repeat(np.arange(n), knn[0].shape[1])
+    cols = knn[0].ravel()
+    valid = cols >= 0
+    graph = sparse.coo_matrix((np.ones(valid.sum(), dtype=np.int8), (rows[valid], cols[valid])), shape=(n, n))
+    pieces = connected_components(graph, directed=False)[0]
+    if pieces > 2 * components:
+        log.warning("the %d-neighbour graph of %d records has %d separate pieces: UMAP starts from PCA "
+                    "instead of its spectral layout, which can take hours there", n_neighbors, n, pieces)
+        return {"precomputed_knn": knn, "init": "pca"}
+    return {"precomputed_knn": knn}
