@@ -147,6 +147,29 @@ def test_protocol_rejects_unknown_names_and_empty_sizes_before_any_work():
     assert ClusteringProtocol(clusterer="kmeans").clusterer_for(10**6) == "kmeans"
 
 
+@pytest.mark.slow
+def test_umap_is_unchanged_on_a_connected_graph_and_starts_from_pca_on_a_fragmented_one(caplog):
+    import umap
+
+    from bioscan5m.tasks.cluster import reduce_embeddings
+    from bioscan5m.tasks.cluster.reduce import UMAP_EXACT_BELOW
+
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(size=(UMAP_EXACT_BELOW + 100, 8)).astype(np.float32)  # one connected neighbour graph
+    ours = reduce_embeddings(cloud, "umap", n_components=5, seed=0)
+    plain = umap.UMAP(n_components=5, n_neighbors=30, min_dist=0.0, random_state=0, n_jobs=1).fit_transform(cloud)
+    np.testing.assert_array_equal(ours, plain)  # the paper's UMAP, bit for bit
+    assert "separate pieces" not in caplog.text
+
+    # 60 tight, far-apart groups: more than 2 x 5 pieces, so UMAP's spectral start is skipped.
+    groups, truth = make_planted_hierarchy(UMAP_EXACT_BELOW + 100, (60,), dim=8, spread=0.01, seed=1)
+    reduced = reduce_embeddings(groups, "umap", n_components=5, seed=0)
+    assert "has 60 separate pieces: UMAP starts from PCA" in caplog.text
+    assert reduced.shape == (len(groups), 5) and np.isfinite(reduced).all()
+    labels = WardClusterer().fit(reduced).cut(60)
+    assert adjusted_mutual_info_score(truth[:, 0], labels) > 0.99  # the groups stay apart
+
+
 def test_kmeans_and_hdbscan_recover_separated_groups():
     vectors, truth = make_planted_hierarchy(600, (3, 4), dim=8, spread=0.2, seed=2)
     kmeans = make_clusterer("kmeans", 600).fit(vectors).cut(12)
