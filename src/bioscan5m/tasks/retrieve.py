@@ -15,6 +15,7 @@ photo against millions of references then costs one forward pass and a search.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -196,8 +197,9 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
                          *, weights: str | None = None, batch_size: int = 64, num_workers: int = 0,
                          desc: str = "embedding") -> dict[str, np.ndarray]:
     """:func:`embed_dataset` of a ``BIOSCAN5M`` dataset, saved in ``cache`` (None: not saved) and reused
-    while the model's weights (``weights``: their SHA-256, computed when not given), the metadata file,
-    the split's record ids, the image package and its files stay the same."""
+    while the model's weights (``weights``: their SHA-256, computed when not given) and configuration (which
+    sets the image preprocessing), the metadata file, the split's record ids, the image package and its
+    files stay the same."""
     if cache is None:
         return embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
     from bioscan5m.models.encoders import state_dict_sha256
@@ -205,7 +207,8 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
 
     modalities = sorted(set(dataset.modality) & {"image", "dna"})
     description = {
-        "model": weights or state_dict_sha256(model), "modalities": modalities,
+        "model": weights or state_dict_sha256(model), "config": dataclasses.asdict(model.config),
+        "modalities": modalities,
         "data": data_fingerprint(dataset.root), "split": dataset.split, "ids": ids_sha256(dataset.records.ids),
         "images": [dataset.image_package, image_files_fingerprint(dataset.root, dataset.image_package)]
         if "image" in modalities else None,
