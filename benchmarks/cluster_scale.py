@@ -166,8 +166,9 @@ def main() -> None:
                                      f"{ami - exact[rank]:+.3f} |")
                 else:
                     ami_table.append(f"| {n:,} | {rank} | – | {top} | {ami:.3f} | – |")
-        print("\n".join(stages_table[:2] + [row for row in stages_table[2:] if row.startswith(f"| {n:,} ")]),
-              flush=True)
+        # Each size's rows as soon as they exist, so a run stopped later keeps them in its log.
+        for table in (stages_table, ami_table):
+            print("\n".join(table[:2] + [row for row in table[2:] if row.startswith(f"| {n:,} ")]), flush=True)
     print()
     print("\n".join(stages_table))
     print()
