@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -186,27 +187,50 @@ def test_split_combinations_and_labels_stable_across_splits(tiny):
         BIOSCAN5M(root, split="training")
 
 
-def test_reduce_repeated_barcodes_keeps_one_record_per_barcode(tiny, shared_data):
-    root, files = tiny
-    barcodes = barcodes_for_rows(shared_data)
-    # The authors' rule, over the records in load order (by split in the paper's order, then file order):
-    # shuffle with RandomState(0), keep the first record of each cleaned, cut barcode.
-    load_order = sorted(range(len(ROWS)), key=lambda row: SPLITS.index(ROWS[row][0]))
-    keys = [barcodes[row].replace("-", "").upper().strip("N")[:660] for row in load_order]
-    seen, kept = set(), set()
-    for position in np.random.RandomState(0).permutation(len(ROWS)):
-        if keys[position] not in seen:
-            seen.add(keys[position])
-            kept.add(load_order[position])
-    assert len(kept) == len(ROWS) - len(REPEATS)
+def authors_reduce_repeated_barcodes(csv_path: Path, split: str, max_nucleotides: int = 660) -> list[str]:
+    """bioscan-dataset's ``load_bioscan5m_metadata(reduce_repeated_barcodes=True, split=...)``, the steps that
+    decide which records survive, written out with pandas."""
+    df = pd.read_csv(csv_path, dtype=str)
+    df["dna_barcode"] = df["dna_barcode"].str[:max_nucleotides]
+    df = df.sample(frac=1, random_state=0)
+    df["dna_barcode_strip"] = df["dna_barcode"].str.rstrip("N")
+    df = df.drop_duplicates(subset=["dna_barcode_strip"]).sort_index()
+    if split != "all":
+        df = df.loc[df["split"].isin(split.split("+"))]
+    return df["processid"].tolist()
+
+
+def test_reduce_repeated_barcodes_keeps_the_authors_records(tiny, monkeypatch):
+    root, _ = tiny
     everything = BIOSCAN5M(root, split="all", modality="processid", reduce_repeated_barcodes=True)
-    assert sorted(everything[i][0] for i in range(len(everything))) == sorted(ids_of(sorted(kept), files))
+    expected = authors_reduce_repeated_barcodes(root / METADATA, "all")
+    # Rows 1 (trailing Ns) and 9 (identical) repeat a barcode; rows 12 (a gap, lower case) and 15 (leading Ns)
+    # differ as raw strings, and the authors' rule keeps them.
+    assert len(expected) == len(ROWS) - 2
+    assert sorted(everything[i][0] for i in range(len(everything))) == sorted(expected)
     for split in ("train", "val+test", "pretrain"):
         part = BIOSCAN5M(root, split=split, modality=["processid", "dna"], reduce_repeated_barcodes=True)
-        wanted = [r for r in kept if ROWS[r][0] in split.split("+")]
-        assert sorted(part[i][0] for i in range(len(part))) == sorted(ids_of(wanted, files)), split
-        assert len({part[i][1] for i in range(len(part))}) == len(part)
+        assert sorted(part[i][0] for i in range(len(part))) == sorted(
+            authors_reduce_repeated_barcodes(root / METADATA, split)), split
     assert "reduce_repeated_barcodes: True" in repr(everything)
+    # The answer is kept beside the record cache: the next dataset does not read the file again.
+    from bioscan5m.data import readers
+
+    monkeypatch.setattr(readers, "read_batches", lambda *a, **k: pytest.fail("metadata read again"))
+    again = BIOSCAN5M(root, split="train", modality="processid", reduce_repeated_barcodes=True)
+    assert sorted(again[i][0] for i in range(len(again))) == sorted(
+        authors_reduce_repeated_barcodes(root / METADATA, "train"))
+
+
+def test_reduce_repeated_barcodes_matches_the_authors_on_a_synthetic_dataset(tmp_path):
+    from bioscan5m.data.synthetic import write_synthetic_dataset
+
+    root = write_synthetic_dataset(tmp_path / "synth", 3000, images=False, seed=4)
+    for split in ("pretrain", "train+val", "all"):
+        ours = BIOSCAN5M(root, split=split, modality="processid", reduce_repeated_barcodes=True)
+        expected = authors_reduce_repeated_barcodes(root / METADATA, split)
+        assert len(expected) < len(BIOSCAN5M(root, split=split, modality="processid")), split  # repeats exist
+        assert sorted(ours[i][0] for i in range(len(ours))) == sorted(expected), split
 
 
 def test_one_record_per_barcode_keeps_records_without_barcode():

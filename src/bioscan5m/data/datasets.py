@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from bioscan5m.data.dedup import DEDUPLICATION_SEED
 from bioscan5m.data.images import ImageStore, check_package, image_path
 from bioscan5m.data.schema import (
     DNA_COLUMN,
@@ -46,8 +47,6 @@ DNA_MODALITIES = ("dna", "dna_barcode", "barcode")
 IMAGE_MODALITY = "image"
 TARGET_FORMATS = ("index", "text")
 OUTPUT_FORMATS = ("tuple", "dict")
-#: Seed of the shuffle that decides which record of a repeated barcode is kept (as the authors' loader).
-DEDUPLICATION_SEED = 0
 
 
 def _as_list(value: str | Iterable[str] | None) -> list[str]:
@@ -69,11 +68,10 @@ def image_paths(table: pa.Table) -> pa.ChunkedArray:
 def one_record_per_barcode(barcodes: Sequence[str], seed: int = DEDUPLICATION_SEED) -> np.ndarray:
     """Boolean mask keeping one record per distinct barcode, the one picked after a seeded shuffle.
 
-    As ``reduce_repeated_barcodes`` in the authors' loader: records are shuffled with
-    ``numpy.random.RandomState(seed)`` and the first of each barcode is kept, so the choice is not biased
-    by collection order. The shuffle runs over the order given (``load_records`` gives split order, then
-    file order; the authors shuffled raw CSV rows), so the record kept for a barcode can differ from
-    theirs; which barcodes survive cannot. ``barcodes`` should be cleaned; records without one are all kept.
+    ``RecordsDataset(reduce_repeated_barcodes=True)`` uses it for any table: records are shuffled in the
+    order given with ``numpy.random.RandomState(seed)`` and the first of each barcode is kept, so the choice
+    is not biased by collection order. ``barcodes`` should be cleaned; records without one are all kept.
+    (``BIOSCAN5M`` follows the authors' rule on the raw metadata file instead: :mod:`bioscan5m.data.dedup`.)
     """
     from bioscan5m.data.sequences import deduplicate_barcodes
 
@@ -377,8 +375,9 @@ class BIOSCAN5M(RecordsDataset):
         split: a split (``"train"``, ...), a group (``"seen"``, ``"unseen"``, ``"all"``) or a ``+``
             combination (``"pretrain+train"``), or a list of any of these; ``"validation"`` means ``"val"``.
         image_package: ``"original_full"``, ``"cropped"``, ``"original_256"`` or ``"cropped_256"``.
-        reduce_repeated_barcodes: one record per barcode, chosen over the whole dataset before the split is
-            taken (as the authors' loader), so the same records survive in every split combination.
+        reduce_repeated_barcodes: one record per barcode, chosen over the whole metadata file before the split
+            is taken, exactly as the authors' loader does (:mod:`bioscan5m.data.dedup`; computed once per file
+            and kept beside the record cache), so the same records survive in every split combination.
         download: fetch what is missing first (metadata, and images if ``"image"`` is a modality) through
             :func:`bioscan5m.data.download.download_dataset`.
         cache_dir: where :func:`~bioscan5m.data.records.load_records` keeps its Parquet cache.
@@ -445,13 +444,12 @@ class BIOSCAN5M(RecordsDataset):
 
     def _kept_by_deduplication(self, records: Records, max_nucleotides: int | None,
                                cache_dir: str | os.PathLike[str] | None) -> np.ndarray:
-        """Mask over ``records`` of those kept when deduplicating barcodes over the whole dataset."""
-        from bioscan5m.data.records import load_records
+        """Mask over ``records`` of those the authors' loader keeps when deduplicating the whole file."""
+        from bioscan5m.data.dedup import kept_record_ids
+        from bioscan5m.data.records import resolve_source
 
-        everything = load_records(self.root, columns=[ID_COLUMN, DNA_COLUMN, SPLIT_COLUMN], cache_dir=cache_dir)
-        kept = one_record_per_barcode(everything.barcodes(clean=True, max_length=max_nucleotides))
-        kept_ids = everything.table.column(ID_COLUMN).filter(pa.array(kept))
-        mask = pc.is_in(records.table.column(ID_COLUMN), value_set=kept_ids.combine_chunks())
+        kept_ids = kept_record_ids(resolve_source(self.root), max_nucleotides, cache_dir)
+        mask = pc.is_in(records.table.column(ID_COLUMN), value_set=kept_ids)
         return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
     def extra_repr(self) -> str:
