@@ -59,6 +59,8 @@ def kept_record_ids(source: str | os.PathLike[str], max_nucleotides: int | None,
         ids.append(batch.column(ID_COLUMN))
         keys = b"".join(barcode_key(b, max_nucleotides) for b in batch.column(DNA_COLUMN).to_pylist())
         digests.append(np.frombuffer(keys, dtype="V16"))
+    if not ids:
+        return pa.array([], pa.string())
     order = np.random.RandomState(DEDUPLICATION_SEED).permutation(sum(len(d) for d in digests))
     _, first = np.unique(np.concatenate(digests)[order], return_index=True)
     kept = pa.concat_arrays(ids).take(pa.array(np.sort(order[first])))
