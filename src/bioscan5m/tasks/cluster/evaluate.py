@@ -57,17 +57,19 @@ def evaluate_encoders(
     from bioscan5m.report.cluster_plots import plot_ami_by_rank, plot_embedding_scatter
 
     ranks = list(ranks)
+    scatter_rank = None if scatter_rank is None else check_rank(scatter_rank)  # before any UMAP runs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = out / REDUCED_DIR if reuse_reduced else None
     tables = []
     for name, embeddings in entries.items():
-        table = zero_shot_clustering(embeddings, records, ranks, protocol, cache_dir=cache_dir)
+        combined = combine_embeddings(embeddings)  # once, for the scores and the map
+        table = zero_shot_clustering(combined, records, ranks, protocol, cache_dir=cache_dir)
         table.insert(0, "encoder", name)
         tables.append(table)
         if scatter_rank is not None:
-            _write_scatter(name, embeddings, records, check_rank(scatter_rank), out, scatter_max_points,
-                           protocol, cache_dir, plot_embedding_scatter)
+            _write_scatter(name, combined, records, scatter_rank, out, scatter_max_points, protocol, cache_dir,
+                           plot_embedding_scatter)
     table = pd.concat(tables, ignore_index=True)
     with atomic_write(out / "ami.tsv") as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
@@ -75,10 +77,8 @@ def evaluate_encoders(
     return table
 
 
-def _write_scatter(name: str, embeddings: Embeddings | Sequence[Embeddings], records: Any, rank: str,
-                   out: Path, max_points: int, protocol: ClusteringProtocol, cache_dir: Path | None,
-                   plot: Any) -> None:
-    combined = combine_embeddings(embeddings)
+def _write_scatter(name: str, combined: Embeddings, records: Any, rank: str, out: Path, max_points: int,
+                   protocol: ClusteringProtocol, cache_dir: Path | None, plot: Any) -> None:
     seed = protocol.seed
     rows = record_rows(combined.ids, records)
     take = np.arange(len(rows))
