@@ -69,11 +69,11 @@ def cache_location(
 ) -> Path:
     """Where the cache of ``source`` read with (non-default) ``options`` lives (see the module docstring)."""
     source = Path(source).resolve()
-    tag = f".{_digest(options)[:8]}" if options else ""
+    tag = f".{json_digest(options)[:8]}" if options else ""
     if cache_dir is None and _writable_dir(source.parent):
         return source.parent / f"{source.name}{tag}.parquet"
     base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return base / f"{source.name}.{_digest(str(source))[:12]}{tag}.parquet"
+    return base / f"{source.name}.{json_digest(str(source))[:12]}{tag}.parquet"
 
 
 class LabelNames:
@@ -241,5 +241,6 @@ def _writable_dir(directory: Path) -> bool:
     return os.access(directory, os.W_OK | os.X_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def _digest(value: object) -> str:
+def json_digest(value: object) -> str:
+    """SHA-256 (hex) of a JSON-able value, keys sorted: the one way cache keys are made from descriptions."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()

@@ -32,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bioscan5m import __version__
+from bioscan5m.data.cache import json_digest
 from bioscan5m.data.schema import ID_COLUMN
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path, atomic_write
@@ -151,7 +152,7 @@ def ids_sha256(ids: Sequence[str]) -> str:
 
 def _cache_key(encoder_info: dict[str, Any], data_info: dict[str, Any]) -> str:
     stable = {"encoder": encoder_info, "data": {k: v for k, v in data_info.items() if k != "n_input_records"}}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(stable)
 
 
 def cached_embeddings(directory: str | os.PathLike[str], cache_key: str) -> Embeddings | None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -202,6 +200,7 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
     files stay the same."""
     if cache is None:
         return embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
+    from bioscan5m.data.cache import json_digest
     from bioscan5m.models.encoders import state_dict_sha256
     from bioscan5m.tasks.embed import data_fingerprint, ids_sha256, image_files_fingerprint
 
@@ -213,7 +212,7 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
         "images": [dataset.image_package, image_files_fingerprint(dataset.root, dataset.image_package)]
         if "image" in modalities else None,
     }
-    key = hashlib.sha256(json.dumps(description, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    key = json_digest(description)[:24]
     path = Path(cache) / f"{dataset.split}-{'-'.join(modalities)}-{key}.npz"
     if path.is_file():
         try:
@@ -231,12 +230,12 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
 def default_embeddings_cache(model_dir: str | os.PathLike[str]) -> Path:
     """Where the CLI keeps a model's retrieval embeddings: ``<model>/.cache/embeddings`` (a dot folder,
     so checkpoint hashes ignore it), or the user cache folder when the model folder is read-only."""
-    from bioscan5m.data.cache import default_cache_dir
+    from bioscan5m.data.cache import default_cache_dir, json_digest
 
     model_dir = Path(model_dir).resolve()
     if os.access(model_dir, os.W_OK):
         return model_dir / ".cache" / "embeddings"
-    digest = hashlib.sha256(str(model_dir).encode()).hexdigest()[:12]
+    digest = json_digest(str(model_dir))[:12]
     return default_cache_dir() / "embeddings" / f"{model_dir.name}-{digest}"
 
 
