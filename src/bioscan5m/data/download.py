@@ -71,7 +71,7 @@ class DatasetFile:
     contents_md5: tuple[tuple[str, str], ...] = ()
 
 
-#: Every archive this module knows. MD5s are the published ones (PAPER.md, and the authors'
+#: Every archive this module knows. MD5s are the published ones (docs/paper.md, and the authors'
 #: ``bioscan-dataset`` loader); the other file names follow the authors' published package lists.
 FILES: tuple[DatasetFile, ...] = (
     DatasetFile(

@@ -29,7 +29,7 @@ from bioscan5m.data.synthetic.taxonomy import Taxonomy, build_taxonomy
 RECORDS_PER_SPECIES = 10
 #: Spread (sigma of the log) of species abundances.
 ABUNDANCE_SIGMA = 2.0
-#: Records of BIOSCAN-5M per split (PAPER.md), used as target shares.
+#: Records of BIOSCAN-5M per split (docs/paper.md), used as target shares.
 PAPER_SPLIT_RECORDS = {
     "pretrain": 4_677_756,
     "train": 289_203,
