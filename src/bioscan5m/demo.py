@@ -212,7 +212,7 @@ def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
                           freeze=("dna",))
     long = evaluate_retrieval(model, out / "data")
     table = paper_table(long)
-    write_retrieval_report(long, table, out / "task3")
+    write_retrieval_report(long, table, out / "task3", data=out / "data")
     top1 = table[(table["k"] == 1) & (table["average"] == "macro")].drop(columns=["average", "k"])
     report.add("Task III: image-DNA-text alignment and retrieval", f"Tiny CLIBD model (image ViT, the demo's "
                f"BarcodeBERT frozen, text BERT) aligned for {result.steps} steps on `pretrain`+`train` "

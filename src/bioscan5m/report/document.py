@@ -88,7 +88,7 @@ def section_markdown(section: ReportSection, base: PathLike) -> str:
     """``section`` as Markdown; plots are image links relative to ``base`` (the Markdown file's folder)."""
     blocks = [f"## {section.title}", section.text.strip()]
     for table in section.tables:
-        blocks += [table.caption, markdown_table(table.frame, index=table.index, digits=table.digits).rstrip()]
+        blocks += [f"*{table.caption}*" if table.caption else "", markdown_table(table.frame, index=table.index, digits=table.digits).rstrip()]
     blocks += [f"![{plot.caption}]({_link(plot.path, base)})" for plot in section.plots]
     return "\n\n".join(block for block in blocks if block) + "\n\n"
 
