@@ -78,10 +78,12 @@ class RunFacts:
 
 
 def _command_line() -> str:
-    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    if program in ("bioscan5m", "__main__.py"):  # the console script, or python -m bioscan5m
-        program = "bioscan5m"
-    return shlex.join([program, *sys.argv[1:]])
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    if script.name == "__main__.py":  # python -m PACKAGE
+        program = "bioscan5m" if script.parent.name == "bioscan5m" else f"python -m {script.parent.name}"
+    else:
+        program = script.name
+    return " ".join([program, shlex.join(sys.argv[1:])]).strip()
 
 
 def section_markdown(section: ReportSection, base: PathLike) -> str:
