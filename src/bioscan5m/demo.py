@@ -193,8 +193,8 @@ def _cluster_part(out: Path, settings: DemoSettings, report: DemoReport) -> None
                f"training-free image encoder (colour and silhouette statistics); plots in `{out / 'task2'}`.",
                tables=[ReportTable(wide.dropna(axis=1, how="all"), index=True, digits=3)],
                plots=[ReportPlot(out / "task2" / "ami_by_rank.png", "AMI at each rank, one line per encoder")]
-               + [ReportPlot(p, "2-D UMAP of one encoder's embeddings, coloured by species")
-                  for p in sorted((out / "task2").glob("umap_*_species.png"))])
+               + [ReportPlot(p, f"2-D UMAP of {p.stem.removeprefix('umap_').removesuffix('_species')}, coloured "
+                             "by species") for p in sorted((out / "task2").glob("umap_*_species.png"))])
 
 
 def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:

@@ -37,7 +37,7 @@ nav.toc { font-size: 0.95rem; } nav.toc ol { margin: 0.3rem 0; }
 .table-wrap { overflow-x: auto; margin: 1rem 0; }
 table { border-collapse: collapse; font-size: 0.9rem; }
 caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: 0.3rem; }
-th, td { padding: 0.3rem 0.7rem; border-bottom: 1px solid #e2e6ea; text-align: left; white-space: nowrap; }
+th, td { padding: 0.3rem 0.6rem; border-bottom: 1px solid #e2e6ea; text-align: left; white-space: nowrap; }
 thead th { border-bottom: 2px solid #aab3bd; background: #f1f4f7; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:hover { background: #f7f9fb; }
