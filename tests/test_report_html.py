@@ -244,3 +244,11 @@ def test_zsc_report_writes_markdown_and_page(tmp_path):
     assert len(parts.images) == 2  # AMI by rank, and the 2-D map
     assert decode_png(parts.images[1]).size == Image.open(out / "pca_toy_species.png").size
     assert str(root) in page  # the data read, among the run's facts
+
+
+def test_a_damaged_report_json_is_named(tmp_path):
+    from bioscan5m.errors import BioscanError
+
+    (tmp_path / "report.json").write_text('{"data": [{"title": "x"}]}')  # a section without its fields
+    with pytest.raises(BioscanError, match="report.json.*not a demo report's data"):
+        DemoReport.load(tmp_path / "REPORT.md")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
 from bioscan5m.report.document import (
     HTML_NAME,
@@ -76,7 +77,11 @@ class DemoReport:
         """The report at ``path`` with the sections of every part it holds (empty if there is none)."""
         report = cls(Path(path), facts=facts or RunFacts.collect())
         if report.data_path.is_file():
-            sections = sections_from_json(report.data_path.read_text(encoding="utf-8"), report.path.parent)
+            try:
+                sections = sections_from_json(report.data_path.read_text(encoding="utf-8"), report.path.parent)
+            except (ValueError, KeyError, TypeError) as error:
+                raise BioscanError(f"not a demo report's data ({error}); delete it to start a new report",
+                                   path=report.data_path) from None
             report.sections = {name: group for name, group in sections.items() if name in PARTS}
         elif report.path.is_file():  # a report from before report.json: its sections as text
             pieces = re.split(r"^<!-- demo part: (\S+) -->\n", report.path.read_text(encoding="utf-8"),

@@ -118,29 +118,41 @@ def write_report(markdown_path: PathLike, title: str, sections: Sequence[ReportS
 
 def sections_to_json(sections: dict[str, list[ReportSection]], base: PathLike) -> str:
     """Named groups of sections as JSON; plot paths are stored relative to ``base``."""
-
-    def table(item: ReportTable) -> dict:
-        frame = item.frame.reset_index() if item.index else item.frame
-        cells = json.loads(frame.to_json(orient="split", index=False, double_precision=15))
-        return {"columns": cells["columns"], "rows": cells["data"], "index_levels": item.frame.index.nlevels
-                if item.index else 0, "digits": item.digits, "caption": item.caption}
-
-    data = {name: [{"title": s.title, "text": s.text, "tables": [table(t) for t in s.tables],
-                    "plots": [{"path": Path(os.path.relpath(p.path, base)).as_posix(), "caption": p.caption}
-                              for p in s.plots]} for s in group] for name, group in sections.items()}
+    data = {name: [_section_to_dict(section, base) for section in group] for name, group in sections.items()}
     return json.dumps(data, ensure_ascii=False, indent=1)
 
 
 def sections_from_json(text: str, base: PathLike) -> dict[str, list[ReportSection]]:
-    """The sections :func:`sections_to_json` wrote; plot paths are resolved against ``base``."""
+    """The sections :func:`sections_to_json` wrote; plot paths are resolved against ``base``.
 
-    def table(item: dict) -> ReportTable:
-        frame = pd.DataFrame(item["rows"], columns=item["columns"])
-        levels = item["index_levels"]
-        if levels:
-            frame = frame.set_index(list(frame.columns[:levels]))
-        return ReportTable(frame, index=bool(levels), digits=item["digits"], caption=item["caption"])
+    Raises ``ValueError`` or ``KeyError`` when ``text`` is not such JSON.
+    """
+    return {name: [_section_from_dict(item, base) for item in group] for name, group in json.loads(text).items()}
 
-    return {name: [ReportSection(s["title"], s["text"], [table(t) for t in s["tables"]],
-                                 [ReportPlot(Path(base) / p["path"], p["caption"]) for p in s["plots"]])
-                   for s in group] for name, group in json.loads(text).items()}
+
+def _section_to_dict(section: ReportSection, base: PathLike) -> dict:
+    return {"title": section.title, "text": section.text, "tables": [_table_to_dict(t) for t in section.tables],
+            "plots": [{"path": Path(os.path.relpath(plot.path, base)).as_posix(), "caption": plot.caption}
+                      for plot in section.plots]}
+
+
+def _section_from_dict(item: dict, base: PathLike) -> ReportSection:
+    return ReportSection(item["title"], item["text"], [_table_from_dict(t) for t in item["tables"]],
+                         [ReportPlot(Path(base) / plot["path"], plot["caption"]) for plot in item["plots"]])
+
+
+def _table_to_dict(table: ReportTable) -> dict:
+    frame = table.frame.reset_index() if table.index else table.frame
+    # pandas' JSON gives plain numbers (NaN as null) at full precision, whatever the column dtypes.
+    cells = json.loads(frame.to_json(orient="split", index=False, double_precision=15))
+    return {"columns": cells["columns"], "rows": cells["data"],
+            "index_levels": table.frame.index.nlevels if table.index else 0,
+            "digits": table.digits, "caption": table.caption}
+
+
+def _table_from_dict(item: dict) -> ReportTable:
+    frame = pd.DataFrame(item["rows"], columns=item["columns"])
+    levels = item["index_levels"]
+    if levels:
+        frame = frame.set_index(list(frame.columns[:levels]))
+    return ReportTable(frame, index=bool(levels), digits=item["digits"], caption=item["caption"])
