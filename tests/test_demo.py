@@ -17,6 +17,9 @@ def test_demo_runs_every_dna_and_clustering_part(tmp_path):
     for title in ("Synthetic BIOSCAN-5M", "BarcodeBERT pretraining", "Task I", "Identification", "Task II"):
         assert f"## {title}" in text
     assert (tmp_path / "barcodebert" / "model.safetensors").is_file()
+    page = (tmp_path / "report.html").read_text()  # the same tables, every plot embedded
+    assert page.count("<table>") == sum(line.startswith("|---") for line in text.splitlines()) == 4
+    assert page.count('<img src="data:image/png;base64,') == text.count("![") >= 5  # 3 stats plots, AMI, maps
 
     task1 = pd.read_csv(tmp_path / "task1" / "dna_benchmark.tsv", sep="\t")
     assert {"paper", "this run"} <= set(task1["source"])

@@ -79,6 +79,9 @@ def test_benchmark_writes_the_paper_table_with_our_rows(dataset, tmp_path):
     assert "| model | source | fine-tuned species acc. | linear probe | 1-NN genus (unseen) |" in markdown
     assert "| BLAST (top hit) | paper | 99.78 | – | 58.74 |" in markdown
     assert f"| kmer-profile-4 | this run | – | {ours.loc['kmer-profile-4', LINEAR]:.2f} |" in markdown
+    page = result.files["html"].read_text()  # report.html: the same table, as HTML
+    assert result.files["html"] == out / "report.html" and page.count("<tr>") == len(table) + 1
+    assert f"<td class=\"num\">{ours.loc['kmer-profile-4', LINEAR]:.2f}</td>" in page
     assert (out / "finetuned" / "classifier.json").is_file()
     assert pd.read_csv(out / "dna_benchmark_details.tsv", sep="\t").shape == result.details.shape
 

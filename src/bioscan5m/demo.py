@@ -2,7 +2,7 @@
 
 The demo is the package's main job on a built-in default. It writes a synthetic BIOSCAN-5M dataset in
 the official layout, then runs each part on it exactly as on the real data, and gathers the tables into
-``<out>/REPORT.md``. Sizes are chosen so that the whole demo finishes in minutes on a 2-core laptop.
+``<out>/REPORT.md`` and ``<out>/report.html`` (one self-contained page, every plot embedded). Sizes are chosen so that the whole demo finishes in minutes on a 2-core laptop.
 """
 
 from __future__ import annotations
@@ -17,11 +17,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
-from bioscan5m.report.tables import markdown_table
+from bioscan5m.report.document import (
+    HTML_NAME,
+    ReportPlot,
+    ReportSection,
+    ReportTable,
+    RunFacts,
+    section_markdown,
+    sections_from_json,
+    sections_to_json,
+)
+from bioscan5m.report.html import write_html
 
 #: The parts in the order they run; later parts reuse what earlier ones wrote.
 PARTS: tuple[str, ...] = ("data", "dna", "identify", "cluster", "align")
+#: The title of ``REPORT.md`` and ``report.html``.
+TITLE = "bioscan5m demo"
 
 
 @dataclass
@@ -38,39 +51,74 @@ class DemoSettings:
 
 @dataclass
 class DemoReport:
-    """``REPORT.md``: Markdown sections grouped by part, rewritten as each completes.
+    """``REPORT.md`` and ``report.html``: sections grouped by part, both rewritten as each section completes.
 
     A part that runs again replaces its own sections; parts not run this time keep theirs from the report
     already on disk (so ``bioscan5m demo --parts cluster`` updates the clustering table and nothing else).
+    The sections themselves (text, tables, plot paths) are kept in ``report.json`` beside ``REPORT.md``: the
+    Markdown and the HTML page are both written from them.
     """
 
     path: Path
-    sections: dict[str, str] = field(default_factory=dict)
+    sections: dict[str, list[ReportSection]] = field(default_factory=dict)
     part: str = ""
+    facts: RunFacts = field(default_factory=RunFacts.collect)
+
+    @property
+    def html_path(self) -> Path:
+        return self.path.with_name(HTML_NAME)
+
+    @property
+    def data_path(self) -> Path:
+        return self.path.with_name("report.json")
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> DemoReport:
+    def load(cls, path: str | os.PathLike[str], facts: RunFacts | None = None) -> DemoReport:
         """The report at ``path`` with the sections of every part it holds (empty if there is none)."""
-        path = Path(path)
-        sections: dict[str, str] = {}
-        if path.is_file():
-            text = path.read_text(encoding="utf-8")
-            pieces = re.split(r"^<!-- demo part: (\S+) -->\n", text, flags=re.MULTILINE)
-            sections = {name: body for name, body in zip(pieces[1::2], pieces[2::2]) if name in PARTS}
-        return cls(path, sections)
+        report = cls(Path(path), facts=facts or RunFacts.collect())
+        if report.data_path.is_file():
+            try:
+                sections = sections_from_json(report.data_path.read_text(encoding="utf-8"), report.path.parent)
+            except (ValueError, KeyError, TypeError) as error:
+                raise BioscanError(f"not a demo report's data ({error}); delete it to start a new report",
+                                   path=report.data_path) from None
+            report.sections = {name: group for name, group in sections.items() if name in PARTS}
+        elif report.path.is_file():  # a report from before report.json: its sections as text
+            pieces = re.split(r"^<!-- demo part: (\S+) -->\n", report.path.read_text(encoding="utf-8"),
+                              flags=re.MULTILINE)
+            report.sections = {name: _text_sections(body) for name, body in zip(pieces[1::2], pieces[2::2])
+                               if name in PARTS}
+        return report
 
     def start(self, part: str) -> None:
         """Begin ``part``: its earlier sections are dropped."""
         self.part = part
-        self.sections[part] = ""
+        self.sections[part] = []
 
-    def add(self, title: str, text: str) -> None:
-        self.sections[self.part] = self.sections.get(self.part, "") + f"## {title}\n\n{text.strip()}\n\n"
-        body = "".join(f"<!-- demo part: {part} -->\n{self.sections[part]}" for part in PARTS
-                       if self.sections.get(part))
+    def add(self, title: str, text: str, *, tables: Sequence[ReportTable] = (),
+            plots: Sequence[ReportPlot] = ()) -> None:
+        """Add a section to the current part and rewrite the report files."""
+        section = ReportSection(title, text.strip(), list(tables), list(plots))
+        self.sections.setdefault(self.part, []).append(section)
+        self.write()
+        print(f"\n{section_markdown(section, self.path.parent).strip()}\n", flush=True)
+
+    def write(self) -> None:
+        """Write ``REPORT.md``, ``report.html`` and ``report.json`` (each atomically)."""
+        base = self.path.parent
+        ordered = [(part, self.sections[part]) for part in PARTS if self.sections.get(part)]
+        body = "".join(f"<!-- demo part: {part} -->\n" + "".join(section_markdown(s, base) for s in group)
+                       for part, group in ordered)
         with atomic_write(self.path) as handle:
-            handle.write("# bioscan5m demo\n\n" + body)
-        print(f"\n== {title} ==\n{text.strip()}\n", flush=True)
+            handle.write(f"# {TITLE}\n\n" + body)
+        write_html(self.html_path, TITLE, [s for _, group in ordered for s in group], self.facts)
+        with atomic_write(self.data_path) as handle:
+            handle.write(sections_to_json(dict(ordered), base))
+
+
+def _text_sections(markdown: str) -> list[ReportSection]:
+    pieces = re.split(r"^## (.+)\n", markdown, flags=re.MULTILINE)
+    return [ReportSection(title, text.strip()) for title, text in zip(pieces[1::2], pieces[2::2])]
 
 
 def _data_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
@@ -86,8 +134,8 @@ def _data_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
     table = stats_table(records)
     files = write_stats_report(records, out / "stats", table=table)
     report.add("Synthetic BIOSCAN-5M", f"{len(records):,} records in `{root}` (metadata CSV and image zip in "
-               f"the official layout).\n\n{markdown_table(table, index=True)}\n\nPlots: "
-               + ", ".join(f"`{p}`" for p in files if p.suffix == ".png"))
+               f"the official layout).", tables=[ReportTable(table, index=True)],
+               plots=[ReportPlot(p, p.stem.replace("_", " ").capitalize()) for p in files if p.suffix == ".png"])
 
 
 def _dna_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
@@ -110,7 +158,7 @@ def _dna_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
     task1 = run_dna_benchmark(out / "data", model_dir, out / "task1", epochs=settings.finetune_epochs,
                               batch_size=32, lr=2e-3, head_lr_scale=10.0, device=settings.device, seed=settings.seed, probe_epochs=10)
     report.add("Task I: DNA-based classification", "Paper rows are the published numbers on BIOSCAN-5M; ours "
-               "are on the synthetic data.\n\n" + markdown_table(task1.table))
+               "are on the synthetic data.", tables=[ReportTable(task1.table)])
 
 
 def _identify_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
@@ -134,8 +182,8 @@ def _identify_part(out: Path, settings: DemoSettings, report: DemoReport) -> Non
         ("test flagged novel_species", float(predictions["novel_species"][~unseen].mean())),
     ], columns=["measure", "value"])
     report.add("Identification of new barcodes", f"`bioscan5m identify` (default method) with reference `train`, "
-               f"{len(queries):,} queries from `test` and `test_unseen`; predictions in `{out / 'identify.tsv'}`."
-               f"\n\n{markdown_table(table, digits=3)}")
+               f"{len(queries):,} queries from `test` and `test_unseen`; predictions in `{out / 'identify.tsv'}`.",
+               tables=[ReportTable(table, digits=3)])
 
 
 def _cluster_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
@@ -147,8 +195,11 @@ def _cluster_part(out: Path, settings: DemoSettings, report: DemoReport) -> None
     wide = table.pivot(index="encoder", columns="rank", values="ami")[list(dict.fromkeys(table["rank"]))]
     report.add("Task II: zero-shot clustering (AMI)", "UMAP to 50 dimensions, Ward with k = true classes, "
                f"on `test`+`test_unseen`; DNA encoders (k-mer profile, the demo's BarcodeBERT) and a "
-               f"training-free image encoder (colour and silhouette statistics); plots in `{out / 'task2'}`."
-               f"\n\n{markdown_table(wide.dropna(axis=1, how='all'), index=True, digits=3)}")
+               f"training-free image encoder (colour and silhouette statistics); plots in `{out / 'task2'}`.",
+               tables=[ReportTable(wide.dropna(axis=1, how="all"), index=True, digits=3)],
+               plots=[ReportPlot(out / "task2" / "ami_by_rank.png", "AMI at each rank, one line per encoder")]
+               + [ReportPlot(p, f"2-D UMAP of {p.stem.removeprefix('umap_').removesuffix('_species')}, coloured "
+                             "by species") for p in sorted((out / "task2").glob("umap_*_species.png"))])
 
 
 def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
@@ -166,13 +217,14 @@ def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
                           freeze=("dna",))
     long = evaluate_retrieval(model, out / "data")
     table = paper_table(long)
-    write_retrieval_report(long, table, out / "task3")
+    write_retrieval_report(long, table, out / "task3", data=out / "data")
     top1 = table[(table["k"] == 1) & (table["average"] == "macro")].drop(columns=["average", "k"])
     report.add("Task III: image-DNA-text alignment and retrieval", f"Tiny CLIBD model (image ViT, the demo's "
                f"BarcodeBERT frozen, text BERT) aligned for {result.steps} steps on `pretrain`+`train` "
                f"({result.samples_per_second:.1f} specimens/s on {result.device}); keys `train`+`key_unseen`, "
                f"queries `test` (seen) and `test_unseen` (unseen); top-1 macro accuracy in %. Full table and plot "
-               f"in `{out / 'task3'}`.\n\n{markdown_table(top1)}")
+               f"in `{out / 'task3'}`.", tables=[ReportTable(top1)],
+               plots=[ReportPlot(out / "task3" / "retrieval.png", "Top-1 macro accuracy per direction and rank")])
 
 
 PART_FUNCTIONS: dict[str, Callable[[Path, DemoSettings, DemoReport], None]] = {
@@ -186,11 +238,11 @@ PART_FUNCTIONS: dict[str, Callable[[Path, DemoSettings, DemoReport], None]] = {
 
 def run_demo(out: str | os.PathLike[str] = "bioscan5m-demo", parts: Sequence[str] = PARTS,
              settings: DemoSettings | None = None) -> Path:
-    """Run the chosen demo parts into ``out``; return the path of ``REPORT.md``."""
+    """Run the chosen demo parts into ``out``; return the path of ``REPORT.md`` (``report.html`` is beside it)."""
     settings = settings or DemoSettings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = DemoReport.load(out / "REPORT.md")
+    report = DemoReport.load(out / "REPORT.md", RunFacts.collect(data=out / "data"))
     for part in PARTS:
         if part in parts:
             started = time.perf_counter()

@@ -116,7 +116,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
     long = evaluate_retrieval(model, args.data, index_kind=args.index, batch_size=args.batch_size,
                               embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model))
     table = paper_table(long)
-    paths = write_retrieval_report(long, table, args.out)
+    paths = write_retrieval_report(long, table, args.out, data=args.data)
     print(table[table["k"] == 1].to_string(index=False))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -17,12 +17,13 @@ def register(subparsers) -> None:
             "then run the package on it as on the real data: statistics and plots, BarcodeBERT pretraining, "
             "fine-tuning and probes (Task I), identification of new barcodes with novelty flags, zero-shot "
             "clustering (Task II) and image-DNA-text alignment with retrieval (Task III). Tables are gathered "
-            "in OUT/REPORT.md. Rerunning reuses what is already there."),
+            "in OUT/REPORT.md and, with every plot embedded, in OUT/report.html (one file that opens in any "
+            "browser, offline). Rerunning reuses what is already there."),
     )
     parser.add_argument("--out", default="bioscan5m-demo", metavar="DIR", help="output folder (default: %(default)s)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
-                        help="parts to run (default: all, in order; later parts need 'data' and 'dna'); REPORT.md "
-                             "keeps the sections of parts not run again")
+                        help="parts to run (default: all, in order; later parts need 'data' and 'dna'); REPORT.md and "
+                             "report.html keep the sections of parts not run again")
     parser.add_argument("--records", type=int, default=defaults.records,
                         help="specimens in the synthetic dataset (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     long = evaluate_retrieval(model, args.data, index_kind=args.index, image_package=args.image_package,
                               batch_size=args.batch_size, num_workers=args.workers, embeddings_cache=cache)
-    paths = write_retrieval_report(long, paper_table(long), args.out)
+    paths = write_retrieval_report(long, paper_table(long), args.out, data=args.data)
     top1 = long[(long["k"] == 1) & (long["rank"] == "species")]
     for row in top1.itertuples(index=False):
         print(f"{row.direction:>12} {row.queries:>6}: top-1 species accuracy {100 * row.micro:5.1f}% micro, "

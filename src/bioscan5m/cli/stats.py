@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Summarise a BIOSCAN-5M dataset folder or any table bioscan5m reads (BIOSCAN-5M CSV, BOLD TSV, "
             "FASTA): records, unique DNA barcodes (after cleaning) and labelled species per split, and the "
             "number of distinct names at each rank and of BINs. With --out, also write the table as TSV and "
-            "PNG plots of records per split, records per order, and collection sites on a world grid. "
+            "PNG plots of records per split, records per order, and collection sites on a world map. "
             "Example: 'bioscan5m stats data --out data/stats'."
         ),
     )

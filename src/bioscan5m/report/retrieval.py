@@ -1,4 +1,5 @@
-"""The Task III retrieval report: the paper-shaped table (TSV + Markdown) and a bar plot (PNG)."""
+"""The Task III retrieval report: the paper-shaped table (TSV + Markdown), a bar plot (PNG), and both in one
+self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.report.document import HTML_NAME, ReportPlot, ReportSection, ReportTable, RunFacts
+from bioscan5m.report.html import write_html
 from bioscan5m.report.tables import markdown_table
 
 #: Files written by :func:`write_retrieval_report`, inside its output folder.
 REPORT_FILES = {"table": "retrieval.tsv", "markdown": "retrieval.md", "plot": "retrieval.png",
-                "long": "retrieval_long.tsv"}
+                "long": "retrieval_long.tsv", "html": HTML_NAME}
 
 
 def plot_retrieval(long: pd.DataFrame, dest: str | os.PathLike[str], *, k: int = 1, average: str = "macro") -> Path:
@@ -48,8 +51,10 @@ def plot_retrieval(long: pd.DataFrame, dest: str | os.PathLike[str], *, k: int =
     return dest
 
 
-def write_retrieval_report(long: pd.DataFrame, table: pd.DataFrame, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write the paper-shaped ``table`` (TSV, Markdown), the ``long`` table (TSV) and the bar plot."""
+def write_retrieval_report(long: pd.DataFrame, table: pd.DataFrame, out_dir: str | os.PathLike[str], *,
+                           data: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Write the paper-shaped ``table`` (TSV, Markdown), the ``long`` table (TSV), the bar plot, and
+    ``report.html`` with the table and the plot; ``data`` (the dataset read) is named among the run's facts."""
     out_dir = Path(out_dir)
     paths = {name: out_dir / file for name, file in REPORT_FILES.items()}
     with atomic_write(paths["table"]) as handle:
@@ -59,4 +64,10 @@ def write_retrieval_report(long: pd.DataFrame, table: pd.DataFrame, out_dir: str
     with atomic_write(paths["markdown"]) as handle:
         handle.write(markdown_table(table))
     plot_retrieval(long, paths["plot"])
+    section = ReportSection(
+        "Top-k accuracy (%)", "Keys `train`+`key_unseen`; queries `test` (seen species) and `test_unseen` "
+        "(unseen species); top-k accuracy per rank, micro (over queries) and macro (over classes), per direction. "
+        f"Query and class counts per rank are in `{REPORT_FILES['long']}`.",
+        tables=[ReportTable(table)], plots=[ReportPlot(paths["plot"], "Top-1 macro accuracy per direction and rank")])
+    write_html(paths["html"], "BIOSCAN-5M Task III: image-DNA-text retrieval", [section], RunFacts.collect(data=data))
     return paths

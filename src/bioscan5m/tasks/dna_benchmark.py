@@ -28,7 +28,6 @@ import pandas as pd
 
 from bioscan5m.data.schema import DNA_COLUMN, SCORED_RANKS, SPLIT_COLUMN
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_write
 from bioscan5m.tasks.probes import (
     check_labelled,
     embed_records,
@@ -213,8 +212,9 @@ def run_dna_benchmark(
 
 def write_benchmark(table: pd.DataFrame, details: pd.DataFrame, out: str | os.PathLike[str], *,
                     root: str | os.PathLike[str], counts: dict[str, int]) -> dict[str, Path]:
-    """Write ``dna_benchmark.tsv`` (percent, 2 decimals), ``dna_benchmark.md`` and ``dna_benchmark_details.tsv``."""
-    from bioscan5m.report.tables import markdown_table
+    """Write ``dna_benchmark.tsv`` (percent, 2 decimals), ``dna_benchmark.md``, ``report.html`` (the same
+    table, one self-contained page) and ``dna_benchmark_details.tsv``."""
+    from bioscan5m.report.document import ReportSection, ReportTable, RunFacts, write_report
 
     out = Path(out)
     files = {key: out / name for key, name in FILES.items()}
@@ -222,13 +222,13 @@ def write_benchmark(table: pd.DataFrame, details: pd.DataFrame, out: str | os.Pa
     write_tsv(details, files["details"])
     sizes = ", ".join(f"{split} {n:,}" for split, n in counts.items())
     text = (
-        "# BIOSCAN-5M Task I: DNA-based taxonomic classification\n\n"
         f"Data: `{root}` (records with a barcode: {sizes}). Micro accuracy (%): fine-tuned and linear probe "
         "at species on `test`; 1-NN (cosine) at genus on `test_unseen` queries against `train` keys; BLAST "
         "top hit among `train` barcodes, species on `test` and genus on `test_unseen`. `paper` rows are the "
         "published numbers on the real BIOSCAN-5M; per-rank micro and macro accuracy are in "
-        f"`{FILES['details']}`.\n\n" + markdown_table(table)
+        f"`{FILES['details']}`."
     )
-    with atomic_write(files["markdown"]) as handle:
-        handle.write(text)
+    section = ReportSection("Accuracy (%)", text, tables=[ReportTable(table)])
+    files |= write_report(files["markdown"], "BIOSCAN-5M Task I: DNA-based taxonomic classification", [section],
+                          RunFacts.collect(data=root))
     return files

@@ -49,7 +49,8 @@ def evaluate_encoders(
 
     Writes ``ami.tsv`` (encoder × rank), ``ami_by_rank.png`` (AMI against rank, one line per encoder) and,
     unless ``scatter_rank`` is None, ``umap_<encoder>_<rank>.png`` (a 2-D UMAP of up to
-    ``scatter_max_points`` records coloured by ``scatter_rank``; ``pca_...`` when the reducer is not UMAP).
+    ``scatter_max_points`` records coloured by ``scatter_rank``; ``pca_...`` when the reducer is not UMAP);
+    then ``ami.md`` and ``report.html`` (the AMI table, and the plots embedded in one self-contained page).
     With ``reuse_reduced`` the UMAP/PCA outputs are kept in ``out/reduced/`` and reused by the next run on
     the same embeddings with the same reduction settings (another clusterer or rank list costs no UMAP).
     Returns the AMI table.
@@ -61,24 +62,43 @@ def evaluate_encoders(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = out / REDUCED_DIR if reuse_reduced else None
-    tables = []
+    tables, plots = [], [out / "ami_by_rank.png"]
     for name, embeddings in entries.items():
         combined = combine_embeddings(embeddings)  # once, for the scores and the map
         table = zero_shot_clustering(combined, records, ranks, protocol, cache_dir=cache_dir)
         table.insert(0, "encoder", name)
         tables.append(table)
         if scatter_rank is not None:
-            _write_scatter(name, combined, records, scatter_rank, out, scatter_max_points, protocol, cache_dir,
-                           plot_embedding_scatter)
+            plots.append(_write_scatter(name, combined, records, scatter_rank, out, scatter_max_points, protocol,
+                                        cache_dir, plot_embedding_scatter))
     table = pd.concat(tables, ignore_index=True)
     with atomic_write(out / "ami.tsv") as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
-    plot_ami_by_rank(table, out / "ami_by_rank.png")
+    plot_ami_by_rank(table, plots[0])
+    _write_report(table, plots, out, protocol, getattr(records, "source", None))
     return table
 
 
+def _write_report(table: pd.DataFrame, plots: Sequence[Path], out: Path, protocol: ClusteringProtocol,
+                  source: Any) -> None:
+    from bioscan5m.report.document import ReportPlot, ReportSection, ReportTable, RunFacts, write_report
+
+    wide = table.pivot(index="encoder", columns="rank", values="ami")
+    wide = wide[list(dict.fromkeys(table["rank"]))].reindex(list(dict.fromkeys(table["encoder"])))
+    reduction = "no reduction" if protocol.reducer == "none" else \
+        f"{protocol.reducer.upper()} to {protocol.n_components} dimensions"
+    section = ReportSection(
+        "Adjusted mutual information", f"{reduction}, then {protocol.clusterer} clustering into as many clusters "
+        "as there are true taxa at each rank; adjusted mutual information (AMI, 0–1) between clusters and taxa. "
+        "Records, classes and the clusterer used at each rank are in `ami.tsv`.",
+        tables=[ReportTable(wide, index=True, digits=3)],
+        plots=[ReportPlot(plots[0], "AMI at each rank, one line per encoder")]
+        + [ReportPlot(path, "2-D map of one encoder's embeddings, coloured by taxon") for path in plots[1:]])
+    write_report(out / "ami.md", "BIOSCAN-5M Task II: zero-shot clustering", [section], RunFacts.collect(data=source))
+
+
 def _write_scatter(name: str, combined: Embeddings, records: Any, rank: str, out: Path, max_points: int,
-                   protocol: ClusteringProtocol, cache_dir: Path | None, plot: Any) -> None:
+                   protocol: ClusteringProtocol, cache_dir: Path | None, plot: Any) -> Path:
     seed = protocol.seed
     rows = record_rows(combined.ids, records)
     take = np.arange(len(rows))
@@ -89,8 +109,9 @@ def _write_scatter(name: str, combined: Embeddings, records: Any, rank: str, out
     coords = layout.reduce(combined.vectors[take], cache_dir)
     codes = np.asarray(records.labels(rank))[rows[take]]
     names = np.asarray(records.label_map(rank).decode(codes), dtype=object)
-    plot(coords, names, out / f"{method}_{slug(name)}_{rank}.png",
-         title=f"{name}: 2-D {method.upper()} coloured by {rank}")
+    path = out / f"{method}_{slug(name)}_{rank}.png"
+    plot(coords, names, path, title=f"{name}: 2-D {method.upper()} coloured by {rank}")
+    return path
 
 
 def run_zero_shot_clustering(
