@@ -137,3 +137,5 @@ def test_cluster_command_takes_the_reading(planted, tmp_path, capsys):
     record = json.loads((tmp_path / "out" / "protocol.json").read_text())
     assert record["reading"] == "species-cut"
     assert record["encoders"]["planted"]["ranks"]["subfamily"]["records"] == len(table)
+    assert "protocol: the paper's, species-cut reading; deviations from it: reducer none (paper: umap)" in (
+        capsys.readouterr().out)

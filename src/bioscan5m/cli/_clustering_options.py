@@ -55,3 +55,14 @@ def protocol_options(args: argparse.Namespace) -> dict[str, Any]:
         reading=args.reading)
     return {"protocol": protocol, "scatter_rank": None if args.scatter_rank == "none" else args.scatter_rank,
             "reuse_reduced": not args.no_cache}
+
+
+def protocol_summary(out: str) -> str:
+    """One line on the protocol that produced ``out/protocol.json``: its reading and any deviation."""
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(out) / "protocol.json").read_text(encoding="utf-8"))
+    deviations = record["deviations"]
+    said = "; ".join(deviations) if deviations else "none"
+    return f"protocol: the paper's, {record['reading']} reading; deviations from it: {said}"

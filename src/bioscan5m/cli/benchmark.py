@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options
+from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options, protocol_summary
 from bioscan5m.data.schema import TARGET_RANKS
 
 
@@ -103,6 +103,7 @@ def run_zsc(args: argparse.Namespace) -> int:
         ranks=args.ranks or ZSC_RANKS, min_records_per_species=1, max_records=args.max_records, seed=args.seed,
         device=args.device, **protocol_options(args))
     print(table.to_string())
+    print(protocol_summary(args.out))
     print(f"wrote {args.out}")
     return 0
 
