@@ -132,7 +132,9 @@ def test_taxonomy_text_placeholders_and_required_rank():
     full = {"order": "Diptera", "family": "Culicidae", "genus": "Aedes", "species": "Aedes albopictus"}
     assert taxonomy_text(full) == SENTENCES[0]
     partial = {"order": "Diptera", "family": "Culicidae", "genus": None, "species": ""}
-    assert taxonomy_text(partial) is None
+    assert taxonomy_text(partial) == f"Diptera Culicidae {MISSING_RANK_WORD} {MISSING_RANK_WORD}"
+    assert MISSING_RANK_WORD == "not_classified"
+    assert taxonomy_text(partial, required="species") is None
     assert taxonomy_text(partial, required="family") == f"Diptera Culicidae {MISSING_RANK_WORD} {MISSING_RANK_WORD}"
     with pytest.raises(BioscanError, match="subfamily"):
         taxonomy_text(full, required="subfamily")

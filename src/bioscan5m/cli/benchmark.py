@@ -78,6 +78,9 @@ def register(subparsers) -> None:
                            help="exact search (flat, default) or an approximate index for millions of keys")
     retrieval.add_argument("--batch-size", type=int, default=64, help="specimens embedded at a time (default 64)")
     retrieval.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
+    retrieval.add_argument("--text-keys", default="per-record", choices=("per-record", "distinct"),
+                           help="text keys: one per key record as the authors (default), or one per distinct "
+                                "taxonomy sentence")
     retrieval.add_argument("--no-cache", action="store_true",
                            help="do not keep or reuse split embeddings (default: MODEL/.cache/embeddings)")
     retrieval.set_defaults(func=run_retrieval)
@@ -111,13 +114,21 @@ def run_zsc(args: argparse.Namespace) -> int:
 def run_retrieval(args: argparse.Namespace) -> int:
     from bioscan5m.models.multimodal import load_multimodal_model
     from bioscan5m.report.retrieval import write_retrieval_report
-    from bioscan5m.tasks.retrieve import default_embeddings_cache, evaluate_retrieval, paper_table
+    from bioscan5m.tasks.retrieve import (
+        default_embeddings_cache,
+        evaluate_retrieval,
+        paper_table,
+        retrieval_protocol,
+    )
 
     model = load_multimodal_model(args.model, device=args.device)[0]
     long = evaluate_retrieval(model, args.data, index_kind=args.index, batch_size=args.batch_size,
-                              embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model))
+                              embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model),
+                              text_keys=args.text_keys)
     table = paper_table(long)
-    paths = write_retrieval_report(long, table, args.out)
+    protocol = retrieval_protocol(model.config, long, args.text_keys, args.index)
+    paths = write_retrieval_report(long, table, args.out, protocol)
     print(table[table["k"] == 1].to_string(index=False))
+    print("deviations from the authors' protocol: " + "; ".join(protocol["deviations"]))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from bioscan5m.report.tables import markdown_table
 
 #: Files written by :func:`write_retrieval_report`, inside its output folder.
 REPORT_FILES = {"table": "retrieval.tsv", "markdown": "retrieval.md", "plot": "retrieval.png",
-                "long": "retrieval_long.tsv"}
+                "long": "retrieval_long.tsv", "protocol": "protocol.json"}
 
 
 def plot_retrieval(long: pd.DataFrame, dest: str | os.PathLike[str], *, k: int = 1, average: str = "macro") -> Path:
@@ -48,15 +49,25 @@ def plot_retrieval(long: pd.DataFrame, dest: str | os.PathLike[str], *, k: int =
     return dest
 
 
-def write_retrieval_report(long: pd.DataFrame, table: pd.DataFrame, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write the paper-shaped ``table`` (TSV, Markdown), the ``long`` table (TSV) and the bar plot."""
+def write_retrieval_report(long: pd.DataFrame, table: pd.DataFrame, out_dir: str | os.PathLike[str],
+                           protocol: dict | None = None) -> dict[str, Path]:
+    """Write the paper-shaped ``table`` (TSV, Markdown), the ``long`` table (TSV), the bar plot and, with a
+    ``protocol`` record (``tasks.retrieve.retrieval_protocol``), ``protocol.json`` and the Markdown's
+    footnote listing the deviations in force."""
     out_dir = Path(out_dir)
     paths = {name: out_dir / file for name, file in REPORT_FILES.items()}
+    if protocol is None:
+        del paths["protocol"]
+    else:
+        with atomic_write(paths["protocol"]) as handle:
+            json.dump(protocol, handle, indent=2)
     with atomic_write(paths["table"]) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.2f")
     with atomic_write(paths["long"]) as handle:
         long.to_csv(handle, sep="\t", index=False, float_format="%.6f")
     with atomic_write(paths["markdown"]) as handle:
         handle.write(markdown_table(table))
+        if protocol and protocol["deviations"]:
+            handle.write("\nDeviations from the authors' protocol: " + "; ".join(protocol["deviations"]) + ".\n")
     plot_retrieval(long, paths["plot"])
     return paths
