@@ -60,8 +60,7 @@ def chance(root: Path) -> dict[tuple[str, str], tuple[float, float]]:
 def step_throughput(model, root: Path, batch_size: int, steps: int, device: str, precision: str) -> float:
     """Samples per second of forward + backward + AdamW on a fixed batch (data loading excluded)."""
     dataset = alignment_dataset(root, model)
-    collate = AlignmentCollate(model.modalities, model.dna_tokenizer, model.text_tokenizer,
-                               model.config.text_required_rank)
+    collate = AlignmentCollate.for_model(model)
     batch = collate([dataset[i] for i in range(batch_size)])
     step = AlignStep(model.config.image_size, model.config.image_mean, model.config.image_std)
     model.to(device).train()

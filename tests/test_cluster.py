@@ -123,10 +123,10 @@ def test_scalable_ward_is_close_to_exact_ward_on_a_planted_hierarchy():
         assert abs(exact_ami - scalable_ami) <= 0.02, (level, exact_ami, scalable_ami)
 
 
-def test_ward_switches_to_the_scalable_tree_above_the_exact_limit():
-    assert make_clusterer("ward", 20_000).n_neighbors is None
-    assert make_clusterer("ward", 20_001).n_neighbors is not None
-    assert make_clusterer("ward", 10**6, exact_limit=None).n_neighbors is None
+def test_ward_switches_to_the_scalable_tree_only_above_an_explicit_exact_limit():
+    assert make_clusterer("ward", 10**6).n_neighbors is None  # the paper: exact Ward at every size
+    assert make_clusterer("ward", 20_000, exact_limit=20_000).n_neighbors is None
+    assert make_clusterer("ward", 20_001, exact_limit=20_000).n_neighbors is not None
     assert make_clusterer("ward-knn", 10).n_neighbors is not None
     with pytest.raises(BioscanError, match="unknown clusterer 'single'.*ward-knn"):
         make_clusterer("single", 10)

@@ -132,7 +132,9 @@ def test_taxonomy_text_placeholders_and_required_rank():
     full = {"order": "Diptera", "family": "Culicidae", "genus": "Aedes", "species": "Aedes albopictus"}
     assert taxonomy_text(full) == SENTENCES[0]
     partial = {"order": "Diptera", "family": "Culicidae", "genus": None, "species": ""}
-    assert taxonomy_text(partial) is None
+    assert taxonomy_text(partial) == f"Diptera Culicidae {MISSING_RANK_WORD} {MISSING_RANK_WORD}"
+    assert MISSING_RANK_WORD == "not_classified"
+    assert taxonomy_text(partial, required="species") is None
     assert taxonomy_text(partial, required="family") == f"Diptera Culicidae {MISSING_RANK_WORD} {MISSING_RANK_WORD}"
     with pytest.raises(BioscanError, match="subfamily"):
         taxonomy_text(full, required="subfamily")
@@ -321,7 +323,7 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(synthetic_root, tm
     assert trained.config.image_size == 64 and trained.modalities == ("image", "dna", "text")
 
 
-def test_alignment_batches_mask_text_of_unnamed_records(synthetic_root):
+def test_alignment_batches_give_text_to_every_record_unless_a_rank_is_required(synthetic_root):
     from bioscan5m.data.records import load_records
     from bioscan5m.train.align import AlignmentCollate, AlignStep, alignment_dataset, taxonomy_names
     from bioscan5m.train.distributed import DistInfo
@@ -333,16 +335,20 @@ def test_alignment_batches_mask_text_of_unnamed_records(synthetic_root):
     assert len(dataset) == len(load_records(synthetic_root, split="pretrain+train"))
     rows = np.linspace(0, len(dataset) - 1, 12).astype(int)
     items = [dataset[i] for i in rows]
-    batch = AlignmentCollate(model.modalities, model.dna_tokenizer, model.text_tokenizer)(items)
-    assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (12, 3, 73, 73)
+    batch = AlignmentCollate.for_model(model)(items)
+    assert batch["text_mask"].all()  # as in CLIBD: missing names are written not_classified
+    assert batch["text_input_ids"].shape == (12, 20)  # the authors' padded text length
+    required = AlignmentCollate(model.modalities, model.dna_tokenizer, model.text_tokenizer, "species")(items)
     named = [bool(item["species"]) for item in items]
-    assert batch["text_mask"].tolist() == named and any(named) and not all(named)
+    assert required["text_mask"].tolist() == named and any(named) and not all(named)
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (12, 3, 73, 73)
     assert batch["dna_mask"].all() and batch["dna_input_ids"].shape[1] <= model.dna_tokenizer.n_tokens
     step = AlignStep(64, model.config.image_mean, model.config.image_std)
     ctx = StepContext(0, 0, 0, rows, torch.device("cpu"), DistInfo(), 0)
     out = step(model, batch, ctx)
     assert torch.isfinite(out["loss"]) and out["samples"] == 12
-    assert out["text_fraction"] == pytest.approx(sum(named) / 12)
+    assert out["text_fraction"] == 1.0
+    assert step(model, required, ctx)["text_fraction"] == pytest.approx(sum(named) / 12)
     # The same samples (same epoch and indices) are augmented identically: the loss repeats exactly.
     model.eval()
     with torch.no_grad():

@@ -204,7 +204,7 @@ def _cluster_part(out: Path, settings: DemoSettings, report: DemoReport) -> None
 
 def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
     from bioscan5m.report.retrieval import write_retrieval_report
-    from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table
+    from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table, retrieval_protocol
     from bioscan5m.train.align import align
     from bioscan5m.train.engine import TrainConfig
 
@@ -217,7 +217,8 @@ def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
                           freeze=("dna",))
     long = evaluate_retrieval(model, out / "data")
     table = paper_table(long)
-    write_retrieval_report(long, table, out / "task3", data=out / "data")
+    write_retrieval_report(long, table, out / "task3", retrieval_protocol(model.config, long, "per-record", "flat"),
+                           data=out / "data")
     top1 = table[(table["k"] == 1) & (table["average"] == "macro")].drop(columns=["average", "k"])
     report.add("Task III: image-DNA-text alignment and retrieval", f"Tiny CLIBD model (image ViT, the demo's "
                f"BarcodeBERT frozen, text BERT) aligned for {result.steps} steps on `pretrain`+`train` "

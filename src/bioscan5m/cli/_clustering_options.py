@@ -10,7 +10,7 @@ from bioscan5m.data.schema import TARGET_RANKS
 
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the reducer, clusterer and seed options; their defaults are the paper's protocol."""
-    from bioscan5m.tasks.cluster import CLUSTERERS, PAPER_PROTOCOL, REDUCERS
+    from bioscan5m.tasks.cluster import CLUSTERERS, PAPER_PROTOCOL, READINGS, REDUCERS
 
     paper = PAPER_PROTOCOL
     group = parser.add_argument_group("clustering protocol (defaults: the paper's)")
@@ -24,14 +24,20 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
                        help="UMAP min_dist (default: %(default)s)")
     group.add_argument("--metric", default=paper.metric, help="UMAP distance: euclidean (default) or cosine")
     group.add_argument("--clusterer", choices=CLUSTERERS, default=paper.clusterer,
-                       help="ward (paper; exact up to --exact-limit records, then ward-knn), ward-knn (scales "
+                       help="ward (paper; exact at every size unless --exact-limit), ward-knn (scales "
                             "to 200k+ records), kmeans, hdbscan (finds its own number of clusters)")
     group.add_argument("--exact-limit", type=int, default=paper.exact_limit, metavar="N",
-                       help="largest number of records clustered by exact Ward, which needs N*N*4 bytes "
-                            "(default: %(default)s; 0 = always ward-knn)")
+                       help="cluster more records than N with ward-knn instead of exact Ward (default: exact "
+                            "at every size, memory-frugal when the distance matrix does not fit; 0 = always "
+                            "ward-knn)")
     group.add_argument("--knn", type=int, default=paper.knn, metavar="K",
                        help="neighbours per record in the ward-knn graph (default: %(default)s)")
     group.add_argument("--seed", type=int, default=paper.seed, help="random seed (default: %(default)s)")
+    group.add_argument("--reading", choices=READINGS, default=paper.reading,
+                       help="how AMI per rank is read (the paper is ambiguous): per-rank clusters each rank's "
+                            "labelled records into that rank's number of classes (default; fits the published "
+                            "figure); species-cut scores one species-level clustering of every record against "
+                            "each rank, missing labels as a class (the authors' notebook)")
     group.add_argument("--scatter-rank", default="species", choices=(*TARGET_RANKS, "none"), metavar="RANK",
                        help="colour the 2-D map by this rank, or 'none' to skip the map (default: species)")
     group.add_argument("--no-cache", action="store_true",
@@ -45,6 +51,18 @@ def protocol_options(args: argparse.Namespace) -> dict[str, Any]:
 
     protocol = ClusteringProtocol(
         reducer=args.reducer, n_components=args.dims, n_neighbors=args.neighbors, min_dist=args.min_dist,
-        metric=args.metric, clusterer=args.clusterer, exact_limit=args.exact_limit, knn=args.knn, seed=args.seed)
+        metric=args.metric, clusterer=args.clusterer, exact_limit=args.exact_limit, knn=args.knn, seed=args.seed,
+        reading=args.reading)
     return {"protocol": protocol, "scatter_rank": None if args.scatter_rank == "none" else args.scatter_rank,
             "reuse_reduced": not args.no_cache}
+
+
+def protocol_summary(out: str) -> str:
+    """One line on the protocol that produced ``out/protocol.json``: its reading and any deviation."""
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(out) / "protocol.json").read_text(encoding="utf-8"))
+    deviations = record["deviations"]
+    said = "; ".join(deviations) if deviations else "none"
+    return f"protocol: the paper's, {record['reading']} reading; deviations from it: {said}"

@@ -42,8 +42,12 @@ def register(subparsers) -> None:
                         help="start the DNA encoder from this BarcodeBERT model folder (e.g. from 'bioscan5m pretrain')")
     parser.add_argument("--no-pretrained", action="store_true",
                         help="start the image and text encoders from random weights instead of downloading them")
-    parser.add_argument("--text-requires", default="species", choices=("species", "genus"),
-                        help="records need a name at this rank to have text (default: species)")
+    parser.add_argument("--text-requires", default="none", choices=("none", "order", "family", "genus", "species"),
+                        help="give text only to records named at this rank (default: none, every record has "
+                             "text with missing ranks written not_classified, as in CLIBD)")
+    parser.add_argument("--text-pooling", default="padded-mean", choices=("padded-mean", "masked-mean"),
+                        help="text embedding: the authors' mean over 20 padded positions (default) or the mean "
+                             "over real tokens only")
     parser.add_argument("--split", default="pretrain+train", help="training splits (default: pretrain+train)")
     parser.add_argument("--image-package", default="cropped_256", help="image package (default: cropped_256)")
     parser.add_argument("--no-augment", action="store_true", help="train without image augmentation")
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
                          precision=args.precision, seed=args.seed, save_every=args.save_every,
                          num_workers=args.workers, resume=args.resume)
     options = {"modalities": args.modalities, "freeze": args.freeze, "lora": args.lora,
-               "lora_rank": args.lora_rank, "text_required_rank": args.text_requires,
+               "lora_rank": args.lora_rank, "text_pooling": args.text_pooling,
+               "text_required_rank": None if args.text_requires == "none" else args.text_requires,
                "dna_checkpoint": args.dna_checkpoint}
     if args.no_pretrained:
         options.update(pretrained_image=False, pretrained_text=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options
+from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options, protocol_summary
 from bioscan5m.data.schema import TARGET_RANKS
 
 
@@ -78,6 +78,9 @@ def register(subparsers) -> None:
                            help="exact search (flat, default) or an approximate index for millions of keys")
     retrieval.add_argument("--batch-size", type=int, default=64, help="specimens embedded at a time (default 64)")
     retrieval.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
+    retrieval.add_argument("--text-keys", default="per-record", choices=("per-record", "distinct"),
+                           help="text keys: one per key record as the authors (default), or one per distinct "
+                                "taxonomy sentence")
     retrieval.add_argument("--no-cache", action="store_true",
                            help="do not keep or reuse split embeddings (default: MODEL/.cache/embeddings)")
     retrieval.set_defaults(func=run_retrieval)
@@ -103,6 +106,7 @@ def run_zsc(args: argparse.Namespace) -> int:
         ranks=args.ranks or ZSC_RANKS, min_records_per_species=1, max_records=args.max_records, seed=args.seed,
         device=args.device, **protocol_options(args))
     print(table.to_string())
+    print(protocol_summary(args.out))
     print(f"wrote {args.out}")
     return 0
 
@@ -110,13 +114,21 @@ def run_zsc(args: argparse.Namespace) -> int:
 def run_retrieval(args: argparse.Namespace) -> int:
     from bioscan5m.models.multimodal import load_multimodal_model
     from bioscan5m.report.retrieval import write_retrieval_report
-    from bioscan5m.tasks.retrieve import default_embeddings_cache, evaluate_retrieval, paper_table
+    from bioscan5m.tasks.retrieve import (
+        default_embeddings_cache,
+        evaluate_retrieval,
+        paper_table,
+        retrieval_protocol,
+    )
 
     model = load_multimodal_model(args.model, device=args.device)[0]
     long = evaluate_retrieval(model, args.data, index_kind=args.index, batch_size=args.batch_size,
-                              embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model))
+                              embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model),
+                              text_keys=args.text_keys)
     table = paper_table(long)
-    paths = write_retrieval_report(long, table, args.out, data=args.data)
+    protocol = retrieval_protocol(model.config, long, args.text_keys, args.index)
+    paths = write_retrieval_report(long, table, args.out, protocol, data=args.data)
     print(table[table["k"] == 1].to_string(index=False))
+    print("deviations from the authors' protocol: " + "; ".join(protocol["deviations"]))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

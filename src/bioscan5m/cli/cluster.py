@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options
+from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options, protocol_summary
 from bioscan5m.data.schema import TARGET_RANKS
 
 
@@ -46,5 +46,6 @@ def run(args: argparse.Namespace) -> int:
     wide = table.pivot(index="encoder", columns="rank", values="ami")[list(dict.fromkeys(table["rank"]))]
     print("AMI per rank (1 = clusters match the taxa exactly, 0 = chance):")
     print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {args.out}/ami.tsv, ami_by_rank.png")
+    print(protocol_summary(args.out))
+    print(f"wrote {args.out}/ami.tsv, protocol.json, ami_by_rank.png")
     return 0

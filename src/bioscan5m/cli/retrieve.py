@@ -53,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
     if querying:
         return _identify(model, args, cache)
     from bioscan5m.report.retrieval import write_retrieval_report
-    from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table
+    from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table, retrieval_protocol
 
     long = evaluate_retrieval(model, args.data, index_kind=args.index, image_package=args.image_package,
                               batch_size=args.batch_size, num_workers=args.workers, embeddings_cache=cache)
-    paths = write_retrieval_report(long, paper_table(long), args.out, data=args.data)
+    protocol = retrieval_protocol(model.config, long, "per-record", args.index)
+    paths = write_retrieval_report(long, paper_table(long), args.out, protocol, data=args.data)
     top1 = long[(long["k"] == 1) & (long["rank"] == "species")]
     for row in top1.itertuples(index=False):
         print(f"{row.direction:>12} {row.queries:>6}: top-1 species accuracy {100 * row.micro:5.1f}% micro, "

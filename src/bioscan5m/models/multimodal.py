@@ -43,7 +43,9 @@ from bioscan5m.models.image import (
     image_backbone_spec,
 )
 from bioscan5m.models.text import (
+    MISSING_RANK_WORD,
     TEXT_BACKBONES,
+    TEXT_POOLINGS,
     TEXT_RANKS,
     TextEncoder,
     create_text_encoder,
@@ -72,8 +74,10 @@ class MultimodalConfig:
     pretrained_image / pretrained_text: True = Hub weights required, None = when reachable,
     False = random init. modalities: which encoders the model has (at least two).
     freeze / lora: modalities whose encoder is frozen, or trained through LoRA adapters of rank
-    ``lora_rank`` (scaling ``lora_alpha / lora_rank``). text_required_rank: records without a name at
-    this rank have no text (their text terms are masked out of the loss).
+    ``lora_rank`` (scaling ``lora_alpha / lora_rank``). Text, as in CLIBD by default: every record has a
+    sentence, missing ranks written ``text_missing_word``, pooled by ``text_pooling`` (``padded-mean``, the
+    authors', or ``masked-mean``); with ``text_required_rank`` records without a name at that rank have no
+    text (their text terms are masked out of the loss).
     The ``*_backbone`` fields are filled when the model is built, so a saved model rebuilds offline.
     """
 
@@ -90,7 +94,9 @@ class MultimodalConfig:
     lora_rank: int = 8
     lora_alpha: int = 16
     init_logit_scale: float = INIT_LOGIT_SCALE
-    text_required_rank: str = "species"
+    text_required_rank: str | None = None
+    text_missing_word: str = MISSING_RANK_WORD
+    text_pooling: str = "padded-mean"
     image_backbone: dict[str, Any] | None = None
     image_size: int | None = None
     image_mean: tuple[float, ...] | None = None
@@ -111,9 +117,12 @@ class MultimodalConfig:
             raise BioscanError(f"{min(both)} encoder cannot be both frozen and LoRA-tuned")
         if self.embed_dim < 1 or self.lora_rank < 1:
             raise BioscanError("embed_dim and lora_rank must be positive")
-        if self.text_required_rank not in TEXT_RANKS:
+        if self.text_required_rank is not None and self.text_required_rank not in TEXT_RANKS:
             raise BioscanError(f"text_required_rank must be one of {', '.join(TEXT_RANKS)}, not "
                                f"{self.text_required_rank!r}", value=self.text_required_rank)
+        if self.text_pooling not in TEXT_POOLINGS:
+            raise BioscanError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, not "
+                               f"{self.text_pooling!r}", value=self.text_pooling)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -323,10 +332,11 @@ def _build_text(config: MultimodalConfig, vocabulary: Sequence[str] | None, toke
     if config.text_backbone is not None:
         if tokenizer is None:
             raise BioscanError("a saved text encoder needs its tokenizer directory")
-        return create_text_encoder(config.text_backbone, pretrained=False, tokenizer=tokenizer)
+        return create_text_encoder(config.text_backbone, pretrained=False, tokenizer=tokenizer,
+                                   pooling=config.text_pooling)
     spec = text_backbone_spec(config.text_model)
     encoder, tokenizer = create_text_encoder(spec["config"], spec["hub"], config.pretrained_text,
-                                             vocabulary=vocabulary)
+                                             vocabulary=vocabulary, pooling=config.text_pooling)
     config.text_backbone = encoder.config_dict()
     return encoder, tokenizer
 
@@ -402,6 +412,10 @@ def _assemble(config: MultimodalConfig, *, text_vocabulary: Iterable[str | None]
     return model, train_transform, eval_transform, dna_tokenizer, text_tokenizer
 
 
+#: How models saved before the text settings existed wrote and pooled their text.
+LEGACY_TEXT_SETTINGS: dict[str, str] = {"text_missing_word": "unknown", "text_pooling": "masked-mean"}
+
+
 def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch.device | None = None
                           ) -> tuple[MultimodalModel, Any, Any, KmerTokenizer | None, Any]:
     """Load a directory written by ``MultimodalModel.save_pretrained`` (no network needed); returns the
@@ -418,6 +432,7 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
         raise BioscanError(f"not valid JSON: {error.msg}", path=config_path, line=error.lineno) from None
     if values.pop("bioscan5m", None) != "multimodal":
         raise BioscanError("config.json is not a bioscan5m multimodal model", path=config_path)
+    values = {**LEGACY_TEXT_SETTINGS, **values}
     config = MultimodalConfig.from_dict(values)
     text_tokenizer = None
     if "text" in config.modalities:

@@ -3,6 +3,7 @@ self-contained HTML page."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from bioscan5m.report.tables import markdown_table
 
 #: Files written by :func:`write_retrieval_report`, inside its output folder.
 REPORT_FILES = {"table": "retrieval.tsv", "markdown": "retrieval.md", "plot": "retrieval.png",
-                "long": "retrieval_long.tsv", "html": HTML_NAME}
+                "long": "retrieval_long.tsv", "html": HTML_NAME, "protocol": "protocol.json"}
 
 
 def plot_retrieval(long: pd.DataFrame, dest: str | os.PathLike[str], *, k: int = 1, average: str = "macro") -> Path:
@@ -51,23 +52,36 @@ def plot_retrieval(long: pd.DataFrame, dest: str | os.PathLike[str], *, k: int =
     return dest
 
 
-def write_retrieval_report(long: pd.DataFrame, table: pd.DataFrame, out_dir: str | os.PathLike[str], *,
-                           data: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+def write_retrieval_report(long: pd.DataFrame, table: pd.DataFrame, out_dir: str | os.PathLike[str],
+                           protocol: dict | None = None, *, data: str | os.PathLike[str] | None = None
+                           ) -> dict[str, Path]:
     """Write the paper-shaped ``table`` (TSV, Markdown), the ``long`` table (TSV), the bar plot, and
-    ``report.html`` with the table and the plot; ``data`` (the dataset read) is named among the run's facts."""
+    ``report.html`` with the table and the plot; ``data`` (the dataset read) is named among the run's facts.
+    With a ``protocol`` record (``tasks.retrieve.retrieval_protocol``) also ``protocol.json``, and both reports
+    carry a footnote listing the deviations in force."""
     out_dir = Path(out_dir)
     paths = {name: out_dir / file for name, file in REPORT_FILES.items()}
+    footnote = ""
+    if protocol is None:
+        del paths["protocol"]
+    elif protocol["deviations"]:
+        footnote = "Deviations from the authors' protocol: " + "; ".join(protocol["deviations"]) + "."
+    else:
+        with atomic_write(paths["protocol"]) as handle:
+            json.dump(protocol, handle, indent=2)
     with atomic_write(paths["table"]) as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.2f")
     with atomic_write(paths["long"]) as handle:
         long.to_csv(handle, sep="\t", index=False, float_format="%.6f")
     with atomic_write(paths["markdown"]) as handle:
         handle.write(markdown_table(table))
+        if footnote:
+            handle.write(f"\n{footnote}\n")
     plot_retrieval(long, paths["plot"])
     section = ReportSection(
         "Top-k accuracy (%)", "Keys `train`+`key_unseen`; queries `test` (seen species) and `test_unseen` "
         "(unseen species); top-k accuracy per rank, micro (over queries) and macro (over classes), per direction. "
-        f"Query and class counts per rank are in `{REPORT_FILES['long']}`.",
+        f"Query and class counts per rank are in `{REPORT_FILES['long']}`. {footnote}",
         tables=[ReportTable(table)], plots=[ReportPlot(paths["plot"], "Top-1 macro accuracy per direction and rank")])
     write_html(paths["html"], "BIOSCAN-5M Task III: image-DNA-text retrieval", [section], RunFacts.collect(data=data))
     return paths

@@ -5,8 +5,9 @@ Keys are the ``train`` and ``key_unseen`` records, queries the ``test`` (seen sp
 inner product on L2-normalised embeddings (FAISS ``IndexFlatIP``; HNSW or IVF for millions of keys).
 A query is correct at top-k for a rank when any of its k nearest keys carries its name at that rank.
 Accuracy is reported micro (per query) and macro (mean over the true classes), per rank from order to
-species, for image→image, DNA→DNA, image→DNA, DNA→image and image/DNA→text (the text keys are one
-embedding per distinct taxonomy sentence of the keys).
+species, for image→image, DNA→DNA, image→DNA, DNA→image and image/DNA→text (as in CLIBD, one text key
+per key record; ``text_keys="distinct"`` keeps one per distinct sentence instead, so duplicates of one name
+no longer fill the top-3/5).
 
 With ``embeddings_cache`` the image and DNA embeddings of each split are saved there, keyed by the model's
 weights, the metadata file, the split's records and the image package, and reused: identifying one new
@@ -28,7 +29,7 @@ import torch
 
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
-from bioscan5m.models.text import TEXT_RANKS, taxonomy_text, tokenize_texts
+from bioscan5m.models.text import MISSING_RANK_WORD, TEXT_RANKS, taxonomy_text, tokenize_texts
 
 if TYPE_CHECKING:
     from bioscan5m.models.multimodal import MultimodalModel
@@ -183,7 +184,8 @@ def embed_texts(model: MultimodalModel, sentences: Sequence[str], batch_size: in
     out = []
     try:
         for start in range(0, len(sentences), batch_size):
-            tokens = tokenize_texts(model.text_tokenizer, sentences[start:start + batch_size])
+            tokens = tokenize_texts(model.text_tokenizer, sentences[start:start + batch_size],
+                                    pooling=model.config.text_pooling)
             out.append(model.encode_text(tokens["input_ids"].to(model.device),
                                          tokens["attention_mask"].to(model.device)).float().cpu().numpy())
     finally:
@@ -257,14 +259,22 @@ def _split_dataset(model: MultimodalModel, eval_transform: Any, root: str | os.P
                      output_format="dict", transform=eval_transform, cache_dir=cache_dir)
 
 
-def _text_keys(records: Any, required: str) -> tuple[list[str], dict[str, np.ndarray]]:
-    """One taxonomy sentence per distinct (order, family, genus, species) of the keys, and its labels."""
+#: How the text keys are made: one per key record (the authors') or one per distinct sentence.
+TEXT_KEYS: tuple[str, ...] = ("per-record", "distinct")
+
+
+def _text_keys(records: Any, config: Any, mode: str = "per-record") -> tuple[list[str], dict[str, np.ndarray]]:
+    """The text keys (sentences) and their labels per rank: one per key record with text, or one per
+    distinct (order, family, genus, species) among them."""
     codes = np.stack([records.labels(rank) for rank in TEXT_RANKS], axis=1)
-    codes = codes[codes[:, TEXT_RANKS.index(required)] >= 0]
-    unique = np.unique(codes, axis=0) if len(codes) else codes
-    names = [records.label_map(rank).decode(unique[:, i]) for i, rank in enumerate(TEXT_RANKS)]
-    sentences = [taxonomy_text(list(row), required) for row in zip(*names)]
-    return sentences, {rank: unique[:, i] for i, rank in enumerate(TEXT_RANKS) if rank in RETRIEVAL_RANKS}
+    if config.text_required_rank is not None:
+        codes = codes[codes[:, TEXT_RANKS.index(config.text_required_rank)] >= 0]
+    if mode == "distinct" and len(codes):
+        codes = np.unique(codes, axis=0)
+    names = [records.label_map(rank).decode(codes[:, i]) for i, rank in enumerate(TEXT_RANKS)]
+    sentences = [taxonomy_text(list(row), config.text_required_rank, config.text_missing_word)
+                 for row in zip(*names)]
+    return sentences, {rank: codes[:, i] for i, rank in enumerate(TEXT_RANKS) if rank in RETRIEVAL_RANKS}
 
 
 def evaluate_retrieval(
@@ -279,17 +289,21 @@ def evaluate_retrieval(
     num_workers: int = 0,
     cache_dir: str | os.PathLike[str] | None = None,
     embeddings_cache: str | os.PathLike[str] | None = None,
+    text_keys: str = "per-record",
 ) -> pd.DataFrame:
     """Task III on a BIOSCAN-5M dataset root: keys ``train`` + ``key_unseen``, queries ``test`` (seen)
     and ``test_unseen`` (unseen), every direction the model's modalities allow. ``cache_dir``: the
     metadata's Parquet cache; ``embeddings_cache``: where split embeddings are kept and reused (see
-    :func:`cached_embed_dataset`; only with the default ``eval_transform``).
+    :func:`cached_embed_dataset`; only with the default ``eval_transform``); ``text_keys``:
+    ``per-record`` (the authors') or ``distinct`` (see the module docstring).
 
     Returns a long table: ``direction, queries (seen/unseen), rank, k, micro, macro, n_queries,
-    n_classes`` with accuracies in [0, 1].
+    n_classes, n_keys`` with accuracies in [0, 1].
     """
     from bioscan5m.models.image import clibd_image_transforms
 
+    if text_keys not in TEXT_KEYS:
+        raise BioscanError(f"unknown text keys {text_keys!r}; choose from {', '.join(TEXT_KEYS)}", value=text_keys)
     if eval_transform is not None:
         embeddings_cache = None  # a custom transform is not part of the cache key
     elif "image" in model.modalities:
@@ -300,7 +314,7 @@ def evaluate_retrieval(
     key_embeddings = embed(keys, desc="keys")
     key_labels = {m: {rank: keys.records.labels(rank) for rank in RETRIEVAL_RANKS} for m in key_embeddings}
     if "text" in model.modalities:
-        sentences, key_labels["text"] = _text_keys(keys.records, model.config.text_required_rank)
+        sentences, key_labels["text"] = _text_keys(keys.records, model.config, text_keys)
         key_embeddings["text"] = embed_texts(model, sentences)
     rows = []
     for query_set, split in QUERY_SPLITS.items():
@@ -315,9 +329,37 @@ def evaluate_retrieval(
             _, neighbours = nearest_keys(key_embeddings[key_modality], query_embeddings[query_modality],
                                          max(ks), index_kind)
             for row in retrieval_accuracy(query_labels, key_labels[key_modality], neighbours, ks):
-                rows.append({"direction": f"{query_modality}→{key_modality}", "queries": query_set, **row})
-    columns = ["direction", "queries", "rank", "k", "micro", "macro", "n_queries", "n_classes"]
+                rows.append({"direction": f"{query_modality}→{key_modality}", "queries": query_set, **row,
+                             "n_keys": len(key_embeddings[key_modality])})
+    columns = ["direction", "queries", "rank", "k", "micro", "macro", "n_queries", "n_classes", "n_keys"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def retrieval_protocol(config: Any, long: pd.DataFrame, text_keys: str, index_kind: str) -> dict[str, Any]:
+    """What produced a retrieval table: keys and queries per direction, the text settings, the index, and
+    each deviation from the authors' protocol (CLIBD code) in force."""
+    deviations = [("DNA embedding: padding-aware mean of BarcodeBERT's hidden states (the authors took the "
+                   "softmax of its MLM logits averaged over tokens, a known defect)")]
+    if config.text_required_rank is not None:
+        deviations.append(f"text only for records named at {config.text_required_rank} (authors: every record)")
+    if config.text_missing_word != MISSING_RANK_WORD:
+        deviations.append(f"missing ranks written {config.text_missing_word!r} (authors: {MISSING_RANK_WORD!r})")
+    if config.text_pooling != "padded-mean":
+        deviations.append(f"text pooled by {config.text_pooling} (authors: mean over 20 padded positions)")
+    if text_keys != "per-record":
+        deviations.append(f"{text_keys} text keys (authors: one per key record)")
+    if index_kind != "flat":
+        deviations.append(f"approximate {index_kind} search (authors: exact inner product)")
+    directions = {}
+    for (direction, query_set), rows in long.groupby(["direction", "queries"], sort=False):
+        first = rows.iloc[0]
+        directions.setdefault(direction, {"keys": int(first["n_keys"])})[query_set] = int(first["n_queries"])
+    return {"task": "multimodal retrieval (BIOSCAN-5M Task III)", "keys": list(KEY_SPLITS.split("+")),
+            "queries": dict(QUERY_SPLITS), "text_keys": text_keys, "index": index_kind,
+            "exact": index_kind == "flat", "text": {"required_rank": config.text_required_rank,
+                                                     "missing_word": config.text_missing_word,
+                                                     "pooling": config.text_pooling},
+            "directions": directions, "deviations": deviations}
 
 
 def paper_table(long: pd.DataFrame) -> pd.DataFrame:

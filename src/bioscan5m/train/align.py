@@ -1,8 +1,9 @@
 """CLIBD alignment training: image, DNA and text of the same specimen pulled together, through the engine.
 
 As in the paper, the model trains on ``pretrain`` ∪ ``train`` with the symmetric InfoNCE loss over
-every pair of modalities. Text exists only where the record has a name at the model's
-``text_required_rank`` (species by default), so unlabelled records take part through image–DNA only.
+every pair of modalities. As in CLIBD every record has a taxonomy sentence (missing ranks written
+``not_classified``); a model with a ``text_required_rank`` gives text only to records named at that rank,
+and the others take part through image–DNA only.
 
 Data flow: :class:`~bioscan5m.data.datasets.BIOSCAN5M` decodes each image and applies the
 deterministic :func:`~bioscan5m.models.image.prepare_image` (in DataLoader workers);
@@ -22,7 +23,7 @@ import torch
 
 from bioscan5m.models.image import AUGMENT_DRAWS, clibd_augment, prepare_image
 from bioscan5m.models.multimodal import MULTIMODAL_MODELS, MultimodalModel, create_multimodal_model
-from bioscan5m.models.text import TEXT_RANKS, taxonomy_text, tokenize_texts
+from bioscan5m.models.text import MISSING_RANK_WORD, TEXT_RANKS, taxonomy_text, tokenize_texts
 from bioscan5m.train.contrastive import contrastive_loss
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
 
@@ -37,11 +38,21 @@ class AlignmentCollate:
     """
 
     def __init__(self, modalities: Sequence[str], dna_tokenizer: Any = None, text_tokenizer: Any = None,
-                 text_required_rank: str = "species") -> None:
+                 text_required_rank: str | None = None, text_missing_word: str = MISSING_RANK_WORD,
+                 text_pooling: str = "padded-mean") -> None:
         self.modalities = tuple(modalities)
         self.dna_tokenizer = dna_tokenizer
         self.text_tokenizer = text_tokenizer
         self.text_required_rank = text_required_rank
+        self.text_missing_word = text_missing_word
+        self.text_pooling = text_pooling
+
+    @classmethod
+    def for_model(cls, model: MultimodalModel) -> AlignmentCollate:
+        """The collate of ``model``: its modalities, tokenizers and text settings."""
+        config = model.config
+        return cls(model.modalities, model.dna_tokenizer, model.text_tokenizer, config.text_required_rank,
+                   config.text_missing_word, config.text_pooling)
 
     def __call__(self, items: Sequence[dict]) -> dict[str, torch.Tensor]:
         batch: dict[str, torch.Tensor] = {}
@@ -50,9 +61,9 @@ class AlignmentCollate:
         if "dna" in self.modalities:
             batch.update(tokenize_barcodes(self.dna_tokenizer, [item["dna"] for item in items]))
         if "text" in self.modalities:
-            sentences = [taxonomy_text({rank: item[rank] for rank in TEXT_RANKS}, self.text_required_rank)
-                         for item in items]
-            tokens = tokenize_texts(self.text_tokenizer, sentences)
+            sentences = [taxonomy_text({rank: item[rank] for rank in TEXT_RANKS}, self.text_required_rank,
+                                       self.text_missing_word) for item in items]
+            tokens = tokenize_texts(self.text_tokenizer, sentences, pooling=self.text_pooling)
             batch["text_input_ids"], batch["text_attention_mask"] = tokens["input_ids"], tokens["attention_mask"]
             batch["text_mask"] = torch.tensor([s is not None for s in sentences])
         return batch
@@ -148,8 +159,7 @@ def align(
         model = create_multimodal_model(model, text_vocabulary=vocabulary, **model_options)[0]
     dataset = alignment_dataset(root, model, split, image_package, cache_dir)
     config_ = model.config
-    collate = AlignmentCollate(model.modalities, model.dna_tokenizer, model.text_tokenizer,
-                               config_.text_required_rank)
+    collate = AlignmentCollate.for_model(model)
     step = AlignStep(config_.image_size, config_.image_mean, config_.image_std, augment=augment)
     result = train(model, step, dataset, config, collate_fn=collate, on_step=on_step,
                    save_model=lambda trained, out_dir: trained.save_pretrained(Path(out_dir)))

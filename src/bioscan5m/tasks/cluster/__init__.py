@@ -26,6 +26,7 @@ from bioscan5m.tasks.cluster.evaluate import (
 from bioscan5m.tasks.cluster.planted import make_planted_hierarchy
 from bioscan5m.tasks.cluster.protocol import (
     PAPER_PROTOCOL,
+    READINGS,
     ZSC_RANKS,
     ClusteringProtocol,
     cluster_embeddings,
@@ -46,7 +47,7 @@ from bioscan5m.tasks.cluster.ward import (
 )
 
 __all__ = [
-    "CLUSTERERS", "EXACT_KNN_LIMIT", "EXACT_WARD_LIMIT", "PAPER_PROTOCOL", "REDUCERS", "WARD_KNN_NEIGHBORS",
+    "CLUSTERERS", "EXACT_KNN_LIMIT", "EXACT_WARD_LIMIT", "PAPER_PROTOCOL", "READINGS", "REDUCERS", "WARD_KNN_NEIGHBORS",
     "WARD_TOP_CLUSTERS", "ZSC_RANKS", "ClusteringProtocol", "HdbscanClusterer", "KMeansClusterer",
     "WardClusterer", "cluster_embeddings", "combine_embeddings", "cut_tree", "evaluate_encoders",
     "knn_connectivity", "make_clusterer", "make_planted_hierarchy", "record_rows", "reduce_embeddings",

@@ -17,8 +17,9 @@ from bioscan5m.tasks.cluster.ward import WARD_KNN_NEIGHBORS, WardClusterer
 log = logging.getLogger(__name__)
 
 CLUSTERERS: tuple[str, ...] = ("ward", "ward-knn", "kmeans", "hdbscan")
-#: Largest N clustered with exact Ward when ``clusterer="ward"``; above it, ``"ward-knn"`` is used.
-EXACT_WARD_LIMIT = 20_000
+#: Largest N clustered with exact Ward when ``clusterer="ward"`` (above it ``"ward-knn"`` is used); None:
+#: exact at every size, as the paper does (memory-frugal above what a distance matrix allows, see ``.ward``).
+EXACT_WARD_LIMIT: int | None = None
 
 
 class KMeansClusterer:

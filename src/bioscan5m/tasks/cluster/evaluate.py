@@ -3,6 +3,8 @@ embeds, clusters and reports in one call (``bioscan5m cluster`` and ``bioscan5m 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -12,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bioscan5m.data.schema import ID_COLUMN, check_rank
+from bioscan5m.data.schema import ID_COLUMN, SPLIT_COLUMN, check_rank
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
 from bioscan5m.tasks.cluster.protocol import (
@@ -47,7 +49,8 @@ def evaluate_encoders(
 ) -> pd.DataFrame:
     """Zero-shot clustering (:func:`zero_shot_clustering`) of each named entry, reported in ``out``.
 
-    Writes ``ami.tsv`` (encoder × rank), ``ami_by_rank.png`` (AMI against rank, one line per encoder) and,
+    Writes ``ami.tsv`` (encoder × rank), ``protocol.json`` (see :func:`protocol_record`),
+    ``ami_by_rank.png`` (AMI against rank, one line per encoder) and,
     unless ``scatter_rank`` is None, ``umap_<encoder>_<rank>.png`` (a 2-D UMAP of up to
     ``scatter_max_points`` records coloured by ``scatter_rank``; ``pca_...`` when the reducer is not UMAP);
     then ``ami.md`` and ``report.html`` (the AMI table, and the plots embedded in one self-contained page).
@@ -63,9 +66,12 @@ def evaluate_encoders(
     out.mkdir(parents=True, exist_ok=True)
     cache_dir = out / REDUCED_DIR if reuse_reduced else None
     tables, plots = [], [out / "ami_by_rank.png"]
+    notes: dict[str, dict[str, Any]] = {}
     for name, embeddings in entries.items():
         combined = combine_embeddings(embeddings)  # once, for the scores and the map
-        table = zero_shot_clustering(combined, records, ranks, protocol, cache_dir=cache_dir)
+        notes[name] = {"records": len(combined)}
+        table = zero_shot_clustering(combined, records, ranks, protocol, cache_dir=cache_dir, notes=notes[name])
+        notes[name]["records_per_split"] = _records_per_split(records, combined.ids)
         table.insert(0, "encoder", name)
         tables.append(table)
         if scatter_rank is not None:
@@ -74,23 +80,60 @@ def evaluate_encoders(
     table = pd.concat(tables, ignore_index=True)
     with atomic_write(out / "ami.tsv") as handle:
         table.to_csv(handle, sep="\t", index=False, float_format="%.4f")
+    record = protocol_record(table, protocol, notes)
+    with atomic_write(out / "protocol.json") as handle:
+        json.dump(record, handle, indent=2)
     plot_ami_by_rank(table, plots[0])
-    _write_report(table, plots, out, protocol, getattr(records, "source", None))
+    _write_report(table, plots, out, protocol, record["deviations"], getattr(records, "source", None))
     return table
 
 
+def protocol_record(table: pd.DataFrame, protocol: ClusteringProtocol,
+                    notes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What produced an AMI table: the protocol's settings, its reading, the records of each encoder per split,
+    k and the clusterer (exact or approximate) per rank, and every deviation from the paper's protocol."""
+    encoders = {}
+    deviations = protocol.deviations()
+    for name, rows in table.groupby("encoder", sort=False):
+        ranks = {row.rank: {"records": int(row.n_records), "k": int(row.n_classes), "clusterer": row.clusterer,
+                            "exact": row.clusterer in ("ward", "kmeans", "hdbscan")}
+                 for row in rows.itertuples()}
+        encoders[name] = {**notes.get(name, {}), "ranks": ranks}
+        approximate = [rank for rank, info in ranks.items() if info["clusterer"] == "ward-knn"]
+        if approximate and protocol.clusterer == "ward":
+            deviations.append(f"{name}: approximate Ward (ward-knn) at {', '.join(approximate)}")
+        if notes.get(name, {}).get("umap_init") == "pca":
+            deviations.append(f"{name}: UMAP started from PCA (its neighbour graph fell into many pieces)")
+    return {"task": "zero-shot clustering (BIOSCAN-5M Task II)", "reading": protocol.reading,
+            "settings": dataclasses.asdict(protocol), "deviations": deviations, "encoders": encoders}
+
+
+def _records_per_split(records: Any, ids: np.ndarray) -> dict[str, int]:
+    """How many of the clustered records come from each split (empty when the source has no splits)."""
+    if SPLIT_COLUMN not in records.table.column_names:
+        return {}
+    splits = records.column(SPLIT_COLUMN)[record_rows(ids, records)]
+    names, counts = np.unique(np.asarray([str(s) for s in splits]), return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts)}
+
+
+
 def _write_report(table: pd.DataFrame, plots: Sequence[Path], out: Path, protocol: ClusteringProtocol,
-                  source: Any) -> None:
+                  deviations: Sequence[str], source: Any) -> None:
     from bioscan5m.report.document import ReportPlot, ReportSection, ReportTable, RunFacts, write_report
 
     wide = table.pivot(index="encoder", columns="rank", values="ami")
     wide = wide[list(dict.fromkeys(table["rank"]))].reindex(list(dict.fromkeys(table["encoder"])))
     reduction = "no reduction" if protocol.reducer == "none" else \
         f"{protocol.reducer.upper()} to {protocol.n_components} dimensions"
+    reading = ("clustering into as many clusters as there are true taxa at each rank"
+               if protocol.reading == "per-rank"
+               else "clustering of every record into as many clusters as there are species, scored at each rank")
+    said = "; ".join(deviations) if deviations else "none"
     section = ReportSection(
-        "Adjusted mutual information", f"{reduction}, then {protocol.clusterer} clustering into as many clusters "
-        "as there are true taxa at each rank; adjusted mutual information (AMI, 0–1) between clusters and taxa. "
-        "Records, classes and the clusterer used at each rank are in `ami.tsv`.",
+        "Adjusted mutual information", f"{reduction}, then {protocol.clusterer} {reading} ({protocol.reading} "
+        "reading); adjusted mutual information (AMI, 0–1) between clusters and taxa. Records, classes and the "
+        f"clusterer used at each rank are in `ami.tsv` and `protocol.json`. Deviations from the paper: {said}.",
         tables=[ReportTable(wide, index=True, digits=3)],
         plots=[ReportPlot(plots[0], "AMI at each rank, one line per encoder")]
         + [ReportPlot(path, "2-D map of one encoder's embeddings, coloured by taxon") for path in plots[1:]])
@@ -134,7 +177,8 @@ def run_zero_shot_clustering(
         parts = [load_embeddings(directory) for directory in group]
         name = " + ".join(part.name for part in parts)
         entries[name if name not in entries else f"{name} ({len(entries) + 1})"] = parts
-    needed = list(dict.fromkeys([ID_COLUMN, *ranks, *([scatter_rank] if scatter_rank else [])]))
+    needed = list(dict.fromkeys([ID_COLUMN, *ranks, *([scatter_rank] if scatter_rank else []),
+                                 *(["species"] if protocol.reading == "species-cut" else [])]))
     records = load_records(labels, columns=needed)
     return evaluate_encoders(entries, records, out, ranks, protocol, scatter_rank=scatter_rank,
                              reuse_reduced=reuse_reduced)

@@ -32,10 +32,13 @@ def reduce_embeddings(
     min_dist: float = 0.0,
     metric: str = "euclidean",
     seed: int | None = 0,
+    notes: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Reduce ``vectors [N, D]`` to ``float32 [N, n_components]`` with UMAP, PCA, or not at all (``"none"``).
 
     ``seed=None`` lets UMAP use every core (not reproducible); a seed makes it single-threaded and exact.
+    ``notes``, when given, receives UMAP's start (``umap_init``: ``spectral`` or ``pca``, see
+    :func:`_umap_start`).
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     check_reducer(reducer)
@@ -62,6 +65,8 @@ def reduce_embeddings(
     options: dict = {}
     if n >= UMAP_EXACT_BELOW:
         options = _umap_start(vectors, components, n_neighbors, metric, random_state, n_jobs)
+    if notes is not None:
+        notes["umap_init"] = options.get("init", "spectral")
     model = umap.UMAP(n_components=components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                       random_state=random_state if seed is not None else None, n_jobs=n_jobs, **options)
     with warnings.catch_warnings():
