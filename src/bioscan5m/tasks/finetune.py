@@ -27,13 +27,15 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 
 from bioscan5m.data.schema import DNA_COLUMN, check_rank
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_path, atomic_write
-from bioscan5m.models.dna import BarcodeBERT
+from bioscan5m.fileio import atomic_write
+from bioscan5m.models.card import CLASSIFIER, ModelCard
+from bioscan5m.models.dna import CLASSIFIER_PREFIX, WEIGHTS_FILE, BarcodeBERT
 from bioscan5m.tasks.probes import (
     BY_RECORD,
     check_labelled,
@@ -120,14 +122,19 @@ class BarcodeClassifier(nn.Module):
         return pd.DataFrame({r: (own if r == self.rank else self.lineage[r])[classes] for r in self.ranks})
 
     # -- files --------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the encoder (a BarcodeBERT directory) and the head into ``directory``; classifier.json,
-        which marks a complete classifier, comes last."""
+    def save_pretrained(self, directory: str | os.PathLike[str], *, card: ModelCard | None = None) -> Path:
+        """Write the classifier as one Hugging Face folder (``AutoModelForSequenceClassification`` after
+        ``import bioscan5m.models.hf_classifier``; ``BarcodeBERT.from_pretrained`` reads its encoder):
+        ``model.safetensors`` (encoder, masked-LM head and ``classifier.*``), the tokenizer files,
+        ``README.md``, ``config.json`` (model type ``barcodebert``, ``id2label``/``label2id``) and
+        ``classifier.json`` (rank, class names, lineage), which marks a complete classifier and comes last.
+        """
+        from bioscan5m.models.hf_classifier import classifier_config
+
         directory = Path(directory)
-        self.encoder.save_pretrained(directory)
-        with atomic_path(directory / CLASSIFIER_WEIGHTS) as tmp:
-            save_file({name: value.detach().cpu().contiguous() for name, value in self.head.state_dict().items()},
-                      str(tmp))
+        card = card or self.model_card()
+        config = classifier_config(self.encoder.config, self.class_names)
+        self.encoder.save_pretrained(directory, card=card, extra_modules={"classifier": self.head}, config=config)
         config = {
             "format": FORMAT,
             "rank": self.rank,
@@ -138,6 +145,12 @@ class BarcodeClassifier(nn.Module):
             json.dump(config, handle, indent=1)
             handle.write("\n")
         return directory
+
+    def model_card(self, **facts) -> ModelCard:
+        """This classifier's model card; ``facts`` fill the other fields (data, training, metrics ...)."""
+        name = f"BarcodeBERT {self.rank} classifier"
+        return ModelCard(CLASSIFIER, name, self.encoder.card_architecture(), rank=self.rank,
+                         classes=len(self.class_names), **facts)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str], *,
@@ -154,11 +167,17 @@ class BarcodeClassifier(nn.Module):
             raise BioscanError(f"not valid JSON: {error.msg}", path=config_path, line=error.lineno) from None
         encoder = BarcodeBERT.from_pretrained(directory)
         model = cls(encoder, config["rank"], config["classes"], config.get("lineage"))
+        # Folders of earlier versions kept the layer in classifier.safetensors; now it is in model.safetensors.
         weights = directory / CLASSIFIER_WEIGHTS
-        if not weights.is_file():
-            raise BioscanError("missing classifier weights", path=weights)
+        if weights.is_file():
+            state = load_file(str(weights))
+        else:
+            weights = directory / WEIGHTS_FILE
+            with safe_open(str(weights), framework="pt") as tensors:
+                state = {key[len(CLASSIFIER_PREFIX):]: tensors.get_tensor(key)
+                         for key in tensors.keys() if key.startswith(CLASSIFIER_PREFIX)}
         try:
-            model.head.load_state_dict(load_file(str(weights)))
+            model.head.load_state_dict(state)
         except RuntimeError as error:
             raise BioscanError(f"classifier weights do not fit {len(model.class_names)} classes: {error}",
                                path=weights) from None
