@@ -65,8 +65,8 @@ class ModelCard:
         body = [f"# {title}", "", f"This folder holds {what}. It was written by the `bioscan5m` toolkit.", ""]
         body += _section("Model", self.architecture)
         if self.data:
-            body += ["## Data", "", f"Trained on barcodes from `{self.data}`, cleaned as the toolkit cleans every "
-                     "barcode (gaps removed, upper case, leading/trailing N stripped, cut to 660 nt).", ""]
+            body += ["## Data", "", (f"Trained on barcodes from `{self.data}`, cleaned as the toolkit cleans every "
+                     "barcode (gaps removed, upper case, leading/trailing N stripped, cut to 660 nt)."), ""]
         training = dict(self.training)
         if self.base_model:
             training = {"started from": self.base_model, **training}
@@ -145,11 +145,11 @@ def _how_to_load(classifier: bool) -> list[str]:
             'mlm = AutoModelForMaskedLM.from_pretrained("MODEL_DIR")   # with the masked-k-mer head',
         ]
         shell = ["bioscan5m embed --encoder barcodebert:MODEL_DIR --data barcodes.fasta --out embeddings/"]
-    return ["## How to load", "", "The tokenizer cleans raw barcodes itself (gaps, case, N at the ends, 660 nt) and "
-            "gives the same k-mer ids as the toolkit; no [CLS]/[SEP] is added.", "", "```python", *code, "```",
+    return ["## How to load", "", ("The tokenizer cleans raw barcodes itself (gaps, case, N at the ends, 660 nt) and "
+            "gives the same k-mer ids as the toolkit; no [CLS]/[SEP] is added."), "", "```python", *code, "```",
             "", "With the toolkit (`pip install bioscan5m`):", "", "```bash", *shell, "```", ""]
 
 
 def _licence() -> list[str]:
-    return ["## Licence", "", "The `bioscan5m` code is MIT-licensed. These weights were trained on the data named "
-            "above and follow its terms: BIOSCAN-5M is CC BY 3.0; BOLD public records are under BOLD's terms.", ""]
+    return ["## Licence", "", ("The `bioscan5m` code is MIT-licensed. These weights were trained on the data named "
+            "above and follow its terms: BIOSCAN-5M is CC BY 3.0; BOLD public records are under BOLD's terms."), ""]

@@ -53,7 +53,7 @@ class BarcodeBertModel(BertModel):
     """The encoder of a classifier folder (``AutoModel``), without BERT's unused [CLS] pooler."""
 
     config_class = BarcodeBertConfig
-    _keys_to_ignore_on_load_unexpected = [r"^cls\.", r"^classifier\."]  # the heads of the folder
+    _keys_to_ignore_on_load_unexpected = (r"^cls\.", r"^classifier\.")  # the heads of the folder
 
     def __init__(self, config: BarcodeBertConfig, add_pooling_layer: bool = False) -> None:
         super().__init__(config, add_pooling_layer=add_pooling_layer)
@@ -63,7 +63,7 @@ class BarcodeBertForMaskedLM(BertForMaskedLM):
     """The fine-tuned encoder with its masked-LM head (``AutoModelForMaskedLM``)."""
 
     config_class = BarcodeBertConfig
-    _keys_to_ignore_on_load_unexpected = [r"^classifier\."]
+    _keys_to_ignore_on_load_unexpected = (r"^classifier\.",)
 
 
 class BarcodeBertForSequenceClassification(BertPreTrainedModel):
@@ -75,7 +75,7 @@ class BarcodeBertForSequenceClassification(BertPreTrainedModel):
 
     config_class = BarcodeBertConfig
     # The folder keeps the masked-LM head (cls.*) so the encoder can still be pretrained further.
-    _keys_to_ignore_on_load_unexpected = [r"^cls\."]
+    _keys_to_ignore_on_load_unexpected = (r"^cls\.",)
 
     def __init__(self, config: BarcodeBertConfig) -> None:
         super().__init__(config)

@@ -65,7 +65,7 @@ def hf_tokenizer(tokenizer: KmerTokenizer, clean_max_length: int | None = MAX_NU
         raise BioscanError(f"{tokenizer!r} cannot be written as a tokenizer.json: only non-overlapping "
                            f"k-mers (stride = k) with k <= {MAX_HF_K} can", value=tokenizer.config())
     k, width = tokenizer.k, tokenizer.max_length
-    gaps = "".join("\\x%02x" % ord(c) for c in GAP_CHARACTERS)
+    gaps = "".join(f"\\x{ord(c):02x}" for c in GAP_CHARACTERS)
     steps = [normalizers.Replace(Regex(f"[{gaps}]"), "")]
     steps += [normalizers.Replace(lower, upper) for lower, upper in _CASE_AND_RNA.items()]
     steps.append(normalizers.Replace(Regex(r"\AN+|N+\z"), ""))

@@ -115,6 +115,15 @@ class BarcodeClassifier(nn.Module):
         table["probability"] = probability.numpy()
         return table
 
+    def top_k(self, sequences: Sequence[str], k: int = 5, **options) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most probable classes of each barcode, best first: class indices ``int64 [N, k]`` and
+        their softmax probabilities ``float32 [N, k]`` (k is capped at the number of classes)."""
+        if k < 1:
+            raise BioscanError(f"top-k needs k >= 1, got {k}", value=k)
+        logits = torch.from_numpy(self.predict_logits(sequences, **options))
+        probabilities, classes = F.softmax(logits, dim=1).topk(min(k, len(self.class_names)), dim=1)
+        return classes.numpy().astype(np.int64), probabilities.numpy()
+
     def names_of(self, classes: np.ndarray) -> pd.DataFrame:
         """The names of class indices ``[N]`` at every rank of :attr:`ranks` (one column per rank)."""
         classes = np.asarray(classes, dtype=np.int64)
@@ -174,8 +183,8 @@ class BarcodeClassifier(nn.Module):
         else:
             weights = directory / WEIGHTS_FILE
             with safe_open(str(weights), framework="pt") as tensors:
-                state = {key[len(CLASSIFIER_PREFIX):]: tensors.get_tensor(key)
-                         for key in tensors.keys() if key.startswith(CLASSIFIER_PREFIX)}
+                names = [key for key in tensors.keys() if key.startswith(CLASSIFIER_PREFIX)]  # noqa: SIM118
+                state = {key[len(CLASSIFIER_PREFIX):]: tensors.get_tensor(key) for key in names}
         try:
             model.head.load_state_dict(state)
         except RuntimeError as error:
@@ -365,10 +374,30 @@ def finetune(
 
     out = Path(out)
     result = FinetuneResult(out, training, len(pairs), len(label_map), None)
-    if eval_records is not None and dist_info().is_main:
+    if not dist_info().is_main:
+        return result
+    if eval_records is not None:
         scores, predictions = evaluate_classifier(classifier, eval_records, device=training.device)
         scores.insert(0, "split", eval_split if holdout is None else f"held out ({holdout:g})")
         result.scores, result.predictions = scores, predictions
         result.files = {"metrics": write_tsv(scores, out / METRICS_FILE),
                         "predictions": write_tsv(predictions, out / PREDICTIONS_FILE)}
+    # The card saved with the weights knew only the architecture: now the run's facts are all known.
+    selection = f"records not held out ({holdout:g} held out)" if holdout is not None else f"split {train_split}"
+    card = classifier.model_card(
+        data=f"{Path(source).name}, {selection}",
+        base_model=model.name if isinstance(model, BarcodeBERT) else _public_name(model),
+        training={"labelled barcodes": len(pairs), "steps": training.steps, "batch size": config.batch_size,
+                  "peak learning rate": lr, "head learning-rate scale": head_lr_scale, "schedule": schedule,
+                  "random offset": random_offset, "precision": training.precision, "seed": seed,
+                  "final loss": training.loss},
+        metrics=[] if result.scores is None else result.scores.to_dict("records"),
+    )
+    result.files["card"] = card.write(out)
     return result
+
+
+def _public_name(model: str | os.PathLike[str]) -> str:
+    """How a model card names a starting model: a Hub id or architecture name as given, a local folder by its
+    name only (a card is meant to be published; a full local path is private)."""
+    return Path(model).name if Path(model).exists() else str(model)
