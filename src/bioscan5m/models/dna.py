@@ -241,7 +241,8 @@ class BarcodeBERT(nn.Module):
         """The architecture facts a model card shows."""
         c, tok = self.config, self.tokenizer
         return {
-            "architecture": f"{self.name or 'BarcodeBERT'} (BERT, transformers BertForMaskedLM)",
+            "architecture": "BERT encoder (transformers BertModel) over k-mer tokens",
+            "configuration": self.name,
             "k-mer size": tok.k,
             "tokens per barcode": f"{tok.n_tokens} non-overlapping {tok.k}-mers of the first {tok.max_length} nt"
             if tok.stride == tok.k else f"{tok.n_tokens} {tok.k}-mers every {tok.stride} nt",

@@ -42,7 +42,7 @@ def push_model(directory: str | os.PathLike[str], repo_id: str, *, private: bool
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         commit = api.upload_folder(folder_path=directory, repo_id=repo_id, repo_type="model",
                                    commit_message=message, ignore_patterns=IGNORED)
-    except OSError as error:  # HTTP errors (HfHubHTTPError) and unreachable servers are OSErrors
+    except (OSError, ValueError) as error:  # HTTP errors and unreachable servers; a model card the Hub refuses
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BioscanError(f"upload to {repo_id!r} failed: {first_line}", value=repo_id) from None
     return str(commit.commit_url)

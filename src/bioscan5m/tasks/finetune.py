@@ -383,9 +383,10 @@ def finetune(
         result.files = {"metrics": write_tsv(scores, out / METRICS_FILE),
                         "predictions": write_tsv(predictions, out / PREDICTIONS_FILE)}
     # The card saved with the weights knew only the architecture: now the run's facts are all known.
-    selection = f"records not held out ({holdout:g} held out)" if holdout is not None else f"split {train_split}"
+    selection = (f"{1 - holdout:.0%} of the records; {holdout:.0%} held out for evaluation" if holdout is not None
+                 else f"split {train_split}")
     card = classifier.model_card(
-        data=f"{Path(source).name}, {selection}",
+        data=f"{Path(source).name} ({selection})",
         base_model=model.name if isinstance(model, BarcodeBERT) else _public_name(model),
         training={"labelled barcodes": len(pairs), "steps": training.steps, "batch size": config.batch_size,
                   "peak learning rate": lr, "head learning-rate scale": head_lr_scale, "schedule": schedule,
