@@ -3,8 +3,8 @@
 The network is ``transformers.BertForMaskedLM`` (SDPA attention); this module adds what a barcode
 model needs around it: its :class:`KmerTokenizer`, padding-aware mean pooling (the embedding used by
 every task), batched :meth:`BarcodeBERT.embed`, and one directory format shared with Hugging Face
-(``config.json`` + ``model.safetensors`` + ``kmer_tokenizer.json``; ``BertForMaskedLM.from_pretrained``
-reads the same directory). :meth:`BarcodeBERT.from_pretrained` also reads the authors' published
+(``config.json`` + ``model.safetensors`` + ``kmer_tokenizer.json`` + ``tokenizer.json`` + a model card:
+``AutoModelForMaskedLM``, ``AutoModel`` and ``AutoTokenizer`` read the same directory). :meth:`BarcodeBERT.from_pretrained` also reads the authors' published
 checkpoints (Hub repository or local copy, or their ``.pt`` training checkpoints) in THEIR vocabulary
 order: ``[MASK] [UNK]`` + k-mers (or ``[MASK] [CLS] [UNK]`` + k-mers for the first paper's models).
 """

@@ -9,9 +9,12 @@ a cross-entropy step; records without a label at the rank are dropped from train
 Evaluation scores the predicted class at its rank and, through the class's lineage (the genus, family
 and order its records carry), at every scored rank above it: micro and macro accuracy per rank.
 
-A saved classifier directory is a BarcodeBERT directory (``config.json``, ``model.safetensors``,
-``kmer_tokenizer.json``: ``BarcodeBERT.from_pretrained`` loads the fine-tuned encoder) plus
-``classifier.safetensors`` (the linear layer) and ``classifier.json`` (rank, class names, lineage).
+A saved classifier directory is one Hugging Face model folder: ``model.safetensors`` (encoder, masked-LM
+head and the linear layer ``classifier.*``), ``config.json`` (model type ``barcodebert``, ``id2label``;
+``AutoModelForSequenceClassification`` loads it once :mod:`bioscan5m.models.hf_classifier` is imported,
+``BarcodeBERT.from_pretrained`` loads the fine-tuned encoder), the tokenizer files, the model card
+``README.md`` and ``classifier.json`` (rank, class names, lineage). Folders of earlier versions, with the
+layer in ``classifier.safetensors``, still load.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
 from bioscan5m.models.card import CLASSIFIER, ModelCard
 from bioscan5m.models.dna import CLASSIFIER_PREFIX, WEIGHTS_FILE, BarcodeBERT
+from bioscan5m.models.hf_classifier import classifier_config
 from bioscan5m.tasks.probes import (
     BY_RECORD,
     check_labelled,
@@ -138,8 +142,6 @@ class BarcodeClassifier(nn.Module):
         ``README.md``, ``config.json`` (model type ``barcodebert``, ``id2label``/``label2id``) and
         ``classifier.json`` (rank, class names, lineage), which marks a complete classifier and comes last.
         """
-        from bioscan5m.models.hf_classifier import classifier_config
-
         directory = Path(directory)
         card = card or self.model_card()
         config = classifier_config(self.encoder.config, self.class_names)
