@@ -77,7 +77,10 @@ def test_tokenizer_json_cleans_like_the_project(tmp_path):
     """Spelled-out pieces, independent of KmerTokenizer: what the normalizer and pre-tokenizer make."""
     tokenizer = KmerTokenizer(4, max_length=16)
     hf = hf_tokenizer(tokenizer)
-    pieces = lambda text: [token for token in hf.encode(text).tokens if token != "[PAD]"]  # noqa: E731
+
+    def pieces(text: str) -> list[str]:
+        return [token for token in hf.encode(text).tokens if token != "[PAD]"]
+
     assert pieces("nnacgt-acgt..tt\nGGCCN") == ["ACGT", "ACGT", "TTGG"]  # CC: a partial last 4-mer is padding
     assert pieces("ACGU" * 2 + "ACNT") == ["ACGT", "ACGT", "[UNK]"]  # U is T; N inside gives [UNK]
     assert pieces("AAAA" * 3 + "CCCCGGGG") == ["AAAA"] * 3 + ["CCCC"]  # cut to max_length = 16 nt

@@ -35,7 +35,7 @@ class FakeHub:
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 hub.requests.append(("POST", self.path, self.headers.get("Authorization")))
                 path = self.path.split("?")[0]
@@ -66,7 +66,7 @@ class FakeHub:
                 else:
                     self._json({"error": f"not implemented: {path}"}, status=404)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hub.requests.append(("GET", self.path, self.headers.get("Authorization")))
                 self._json({"error": f"not implemented: {self.path}"}, status=404)
 
@@ -87,7 +87,7 @@ class FakeHub:
                                         daemon=True)
         self._timer = threading.Timer(lifetime, self.server.shutdown)
 
-    def __enter__(self) -> FakeHub:
+    def __enter__(self):  # -> FakeHub
         self._thread.start()
         self._timer.start()
         return self
