@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    pipeline,
+)
 
 import bioscan5m.models.hf_classifier  # noqa: F401  (registers model_type "barcodebert")
 from bioscan5m.cli import main
@@ -51,6 +57,7 @@ def tiny_encoder(k: int = 6) -> BarcodeBERT:
     return create_dna_model("4-2-2-tiny", k=k, hidden=32, intermediate=64, layers=1, heads=2)
 
 
+@pytest.mark.slow
 def test_auto_tokenizer_gives_the_project_ids_on_real_barcodes(tmp_path, real_barcodes):
     raw = real_barcodes
     assert sum("-" in s for s in raw) > 100 and sum("N" in s for s in raw) > 1000 and max(map(len, raw)) > 660
@@ -155,6 +162,7 @@ def classifier_run(tmp_path_factory, degobbi):
     return result, table.set_index("processid")
 
 
+@pytest.mark.slow
 def test_classifier_loads_as_auto_model_for_sequence_classification(classifier_run):
     result, table = classifier_run
     folder = result.directory
@@ -176,6 +184,10 @@ def test_classifier_loads_as_auto_model_for_sequence_classification(classifier_r
     with torch.no_grad():
         alone = model(**tokenizer(raw[:1], return_tensors="pt")).logits.numpy()
     np.testing.assert_allclose(alone, expected[:1], rtol=1e-5, atol=1e-5)
+    # transformers' own text-classification pipeline reads the folder too, labels from id2label.
+    classify = pipeline("text-classification", model=str(folder), top_k=2)
+    best = [row[0]["label"] for row in classify(raw[:5])]
+    assert best == [ours.class_names[i] for i in expected[:5].argmax(1)]
     # With labels it trains as a transformers model: a cross-entropy loss.
     labels = torch.as_tensor(expected.argmax(1))
     output = model(**tokenizer(raw, padding=True, return_tensors="pt"), labels=labels)
@@ -191,6 +203,7 @@ def test_classifier_loads_as_auto_model_for_sequence_classification(classifier_r
     assert BarcodeBERT.from_pretrained(folder).hidden_size == 32  # the encoder alone still loads
 
 
+@pytest.mark.slow
 def test_classify_names_held_out_real_barcodes(classifier_run, tmp_path, capsys):
     result, table = classifier_run
     held_out = result.predictions["processid"].tolist()
@@ -216,8 +229,10 @@ def test_classify_names_held_out_real_barcodes(classifier_run, tmp_path, capsys)
     assert predictions["label_1"].tolist() == result.predictions["predicted_species"].tolist()
     again = classify_barcodes(result.directory, queries, tmp_path / "again.tsv", top_k=3, device="cpu")
     pd.testing.assert_frame_equal(again, predictions, check_exact=False, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.tsv", "predictions.tsv", "queries.fasta.gz"]
 
 
+@pytest.mark.slow
 def test_classify_errors_are_one_line(classifier_run, tmp_path, capsys):
     result, _ = classifier_run
     encoder_only = tiny_encoder().save_pretrained(tmp_path / "encoder")
