@@ -2,12 +2,14 @@
 fine-tuned classifier loads as AutoModelForSequenceClassification, model cards, and ``bioscan5m classify``."""
 
 import gzip
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import yaml
+from safetensors.torch import save_file
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
@@ -254,3 +256,20 @@ def test_classify_errors_are_one_line(classifier_run, tmp_path, capsys):
         assert code == 2 and message in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "p.tsv").exists()
+
+
+def test_classifier_folders_of_earlier_versions_still_load(tmp_path):
+    """Before the layer moved into model.safetensors it was saved beside it, in classifier.safetensors."""
+    classifier = BarcodeClassifier(tiny_encoder(), "species", ["a", "b", "c"]).eval()
+    torch.nn.init.normal_(classifier.head.weight)
+    barcodes = ["ACGTTGCA" * 80, "TTGACCAG" * 70, "nnACGTTGCA-" * 40]
+    expected = classifier.predict_logits(clean_barcodes(barcodes), device="cpu")
+    old = classifier.encoder.save_pretrained(tmp_path / "old")  # the encoder folder, as earlier versions wrote it
+    save_file({key: value.contiguous() for key, value in classifier.head.state_dict().items()},
+              str(old / "classifier.safetensors"))
+    (old / "classifier.json").write_text(json.dumps({"rank": "species", "classes": ["a", "b", "c"], "lineage": {}}))
+    loaded = BarcodeClassifier.from_pretrained(old)
+    np.testing.assert_allclose(loaded.predict_logits(clean_barcodes(barcodes), device="cpu"), expected, rtol=1e-5)
+    (old / "classifier.safetensors").unlink()
+    with pytest.raises(BioscanError, match="missing classifier weights"):
+        BarcodeClassifier.from_pretrained(old)

@@ -4,8 +4,8 @@ The network is ``transformers.BertForMaskedLM`` (SDPA attention); this module ad
 model needs around it: its :class:`KmerTokenizer`, padding-aware mean pooling (the embedding used by
 every task), batched :meth:`BarcodeBERT.embed`, and one directory format shared with Hugging Face
 (``config.json`` + ``model.safetensors`` + ``kmer_tokenizer.json`` + ``tokenizer.json`` + a model card:
-``AutoModelForMaskedLM``, ``AutoModel`` and ``AutoTokenizer`` read the same directory). :meth:`BarcodeBERT.from_pretrained` also reads the authors' published
-checkpoints (Hub repository or local copy, or their ``.pt`` training checkpoints) in THEIR vocabulary
+``AutoModelForMaskedLM``, ``AutoModel`` and ``AutoTokenizer`` read the same directory).
+:meth:`BarcodeBERT.from_pretrained` also reads the authors' published checkpoints (Hub repository or local copy, or their ``.pt`` training checkpoints) in THEIR vocabulary
 order: ``[MASK] [UNK]`` + k-mers (or ``[MASK] [CLS] [UNK]`` + k-mers for the first paper's models).
 """
 
@@ -229,9 +229,8 @@ class BarcodeBERT(nn.Module):
         save_hf_tokenizer(self.tokenizer, directory)
         (card or ModelCard(MASKED_LM, self.name, self.card_architecture())).write(directory)
         if config is None:
-            config = self.config.to_dict()
-            config["architectures"] = ["BertForMaskedLM"]
-        config["bioscan5m"] = {"model": self.name, "tokenizer": TOKENIZER_FILE}
+            config = {**self.config.to_dict(), "architectures": ["BertForMaskedLM"]}
+        config = {**config, "bioscan5m": {"model": self.name, "tokenizer": TOKENIZER_FILE}}
         with atomic_write(directory / CONFIG_FILE) as handle:
             json.dump(config, handle, indent=2, sort_keys=True)
             handle.write("\n")

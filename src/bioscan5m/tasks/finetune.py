@@ -54,7 +54,7 @@ from bioscan5m.train.distributed import dist_info
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
 
 CLASSIFIER_CONFIG = "classifier.json"
-CLASSIFIER_WEIGHTS = "classifier.safetensors"
+CLASSIFIER_WEIGHTS = "classifier.safetensors"  # where folders of earlier versions kept the layer
 METRICS_FILE = "metrics.tsv"
 PREDICTIONS_FILE = "predictions.tsv"
 FORMAT = "bioscan5m-barcode-classifier/1"
@@ -178,15 +178,16 @@ class BarcodeClassifier(nn.Module):
             raise BioscanError(f"not valid JSON: {error.msg}", path=config_path, line=error.lineno) from None
         encoder = BarcodeBERT.from_pretrained(directory)
         model = cls(encoder, config["rank"], config["classes"], config.get("lineage"))
-        # Folders of earlier versions kept the layer in classifier.safetensors; now it is in model.safetensors.
-        weights = directory / CLASSIFIER_WEIGHTS
-        if weights.is_file():
+        weights = directory / WEIGHTS_FILE
+        with safe_open(str(weights), framework="pt") as tensors:
+            names = [key for key in tensors.keys() if key.startswith(CLASSIFIER_PREFIX)]  # noqa: SIM118
+            state = {key[len(CLASSIFIER_PREFIX):]: tensors.get_tensor(key) for key in names}
+        if not state:  # folders of earlier versions kept the layer in classifier.safetensors
+            weights = directory / CLASSIFIER_WEIGHTS
+            if not weights.is_file():
+                raise BioscanError("missing classifier weights (no classifier.* in model.safetensors)",
+                                   path=directory)
             state = load_file(str(weights))
-        else:
-            weights = directory / WEIGHTS_FILE
-            with safe_open(str(weights), framework="pt") as tensors:
-                names = [key for key in tensors.keys() if key.startswith(CLASSIFIER_PREFIX)]  # noqa: SIM118
-                state = {key[len(CLASSIFIER_PREFIX):]: tensors.get_tensor(key) for key in names}
         try:
             model.head.load_state_dict(state)
         except RuntimeError as error:
