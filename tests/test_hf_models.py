@@ -3,6 +3,9 @@ fine-tuned classifier loads as AutoModelForSequenceClassification, model cards, 
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -276,3 +279,33 @@ def test_classifier_folders_of_earlier_versions_still_load(tmp_path):
     (old / "classifier.safetensors").unlink()
     with pytest.raises(BioscanError, match="missing classifier weights"):
         BarcodeClassifier.from_pretrained(old)
+
+
+@pytest.mark.slow
+def test_folders_load_in_a_python_without_bioscan5m(classifier_run, tmp_path):
+    """transformers alone (a fresh interpreter that never imports bioscan5m) reads a pretrained folder whole and
+    a classifier folder's tokenizer; the classifier model itself needs the registering import."""
+    result, _ = classifier_run
+    encoder_dir = tiny_encoder().save_pretrained(tmp_path / "encoder")
+    barcode = "nnacgtacGTTGCA-ACGTTGCATTGACCAGNNN"
+    script = f"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+ids = [AutoTokenizer.from_pretrained(d)({barcode!r})["input_ids"] for d in ({str(encoder_dir)!r}, {str(result.directory)!r})]
+mlm = type(AutoModelForMaskedLM.from_pretrained({str(encoder_dir)!r})).__name__
+try:
+    AutoModelForSequenceClassification.from_pretrained({str(result.directory)!r})
+    refused = ""
+except ValueError as error:
+    refused = str(error)
+assert not any(name.startswith("bioscan5m") for name in sys.modules)
+print(json.dumps({{"ids": ids, "mlm": mlm, "refused": refused}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": ""}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = KmerTokenizer(6).encode(clean_barcodes([barcode]))
+    assert answer["ids"] == [expected["input_ids"][0][expected["attention_mask"][0] == 1].tolist()] * 2
+    assert answer["mlm"] == "BertForMaskedLM" and "barcodebert" in answer["refused"]
