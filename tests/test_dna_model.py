@@ -113,9 +113,12 @@ def test_save_then_load_gives_identical_embeddings(tmp_path, barcodes):
     np.testing.assert_array_equal(first, model.embed(barcodes[:40], batch_size=7))
     model.save_pretrained(tmp_path / "model")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "README.md",
         "config.json",
         "kmer_tokenizer.json",
         "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
     ]
     loaded = BarcodeBERT.from_pretrained(tmp_path / "model")
     assert loaded.name == "4-2-2-tiny" and loaded.tokenizer == model.tokenizer

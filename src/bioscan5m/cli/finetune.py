@@ -17,8 +17,9 @@ def register(subparsers) -> None:
             "together on the labelled records of the training split (records without a name at that rank are "
             "skipped). It is then scored on the evaluation split at that rank and, through each predicted "
             "taxon's genus, family and order, at the ranks above: micro accuracy (share of records named "
-            "right) and macro accuracy (mean over taxa). --out receives the classifier (a BarcodeBERT folder "
-            "plus classifier.json and classifier.safetensors), metrics.tsv, predictions.tsv, checkpoints/ and "
+            "right) and macro accuracy (mean over taxa). --out receives the classifier (a Hugging Face folder: "
+            "weights, config with the taxon names, tokenizer, model card README.md, classifier.json; "
+            "'bioscan5m classify' applies it to new barcodes), metrics.tsv, predictions.tsv, checkpoints/ and "
             "train_log.jsonl; --resume continues an interrupted run."),
         epilog=("examples: bioscan5m finetune --model runs/8-4-4 --data BIOSCAN-5M/ --out runs/8-4-4-species "
                 "--epochs 5 | bioscan5m finetune --model bioscan-ml/BarcodeBERT --data bold.tsv --holdout 0.2 "

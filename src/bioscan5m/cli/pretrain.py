@@ -18,7 +18,8 @@ def register(subparsers) -> None:
             "Teach a BarcodeBERT model the structure of DNA barcodes by hiding half of the k-mers of each "
             "barcode and training it to fill them in. Barcodes are cleaned (gaps removed, upper case, "
             f"leading/trailing N stripped), cut to {MAX_NUCLEOTIDES} nucleotides and de-duplicated. The "
-            "trained model is written to --out (config.json, model.safetensors, kmer_tokenizer.json) with "
+            "trained model is written to --out (config.json, model.safetensors, kmer_tokenizer.json, tokenizer.json "
+            "for transformers' AutoTokenizer, and a model card README.md) with "
             "checkpoints/ and train_log.jsonl; run it again with --resume after an interruption. Runs on "
             "several GPUs under torchrun (--batch-size is then the total over all GPUs)."
         ),
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         random_offset=not args.no_random_offset,
     )
     if dist_info().is_main:
+        _write_model_card(args, model, result, len(barcodes))
         loss = "n/a" if result.loss is None else f"{result.loss:.4f}"
         print(
             f"pretrained {args.model} on {len(barcodes):,} unique barcodes: step {result.steps}, "
@@ -161,3 +163,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stdout,
         )
     return 0
+
+
+def _write_model_card(args: argparse.Namespace, model, result, n_barcodes: int) -> None:
+    """Replace the architecture-only card saved with the weights by one with this run's data and steps."""
+    from pathlib import Path
+
+    from bioscan5m.models.card import MASKED_LM, ModelCard
+
+    split = f", split {args.split}" if args.split else ""
+    init = args.init and (Path(args.init).name if Path(args.init).exists() else args.init)
+    training = {"unique barcodes": n_barcodes, "steps": result.steps, "batch size": args.batch_size,
+                "accumulation": args.accumulate, "peak learning rate": args.lr, "weight decay": args.weight_decay,
+                "masked share": args.mask_ratio, "masking": args.masking, "random offset": not args.no_random_offset,
+                "precision": result.precision, "seed": args.seed, "final loss": result.loss}
+    ModelCard(MASKED_LM, args.model, model.card_architecture(), data=f"{Path(args.data).name}{split}",
+              training=training, base_model=init).write(args.out)

@@ -3,9 +3,9 @@
 The network is ``transformers.BertForMaskedLM`` (SDPA attention); this module adds what a barcode
 model needs around it: its :class:`KmerTokenizer`, padding-aware mean pooling (the embedding used by
 every task), batched :meth:`BarcodeBERT.embed`, and one directory format shared with Hugging Face
-(``config.json`` + ``model.safetensors`` + ``kmer_tokenizer.json``; ``BertForMaskedLM.from_pretrained``
-reads the same directory). :meth:`BarcodeBERT.from_pretrained` also reads the authors' published
-checkpoints (Hub repository or local copy, or their ``.pt`` training checkpoints) in THEIR vocabulary
+(``config.json`` + ``model.safetensors`` + ``kmer_tokenizer.json`` + ``tokenizer.json`` + a model card:
+``AutoModelForMaskedLM``, ``AutoModel`` and ``AutoTokenizer`` read the same directory).
+:meth:`BarcodeBERT.from_pretrained` also reads the authors' published checkpoints (Hub repository or local copy, or their ``.pt`` training checkpoints) in THEIR vocabulary
 order: ``[MASK] [UNK]`` + k-mers (or ``[MASK] [CLS] [UNK]`` + k-mers for the first paper's models).
 """
 
@@ -29,12 +29,16 @@ from transformers import BertConfig, BertForMaskedLM
 
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.models.card import MASKED_LM, ModelCard
+from bioscan5m.models.hf_tokenizer import save_hf_tokenizer
 from bioscan5m.models.tokenizer import AUTHORS_SPECIALS, TOKENIZER_FILE, KmerTokenizer
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+#: Weights under this prefix in model.safetensors belong to a fine-tuned classifier's linear layer.
+CLASSIFIER_PREFIX = "classifier."
 #: Special tokens of the first BarcodeBERT paper's checkpoints (vocabulary 4**k + 3).
 AUTHORS_V1_SPECIALS: tuple[str, ...] = ("[MASK]", "[CLS]", "[UNK]")
 #: BertConfig fields read from a foreign config.json (everything else there is ignored).
@@ -193,23 +197,60 @@ class BarcodeBERT(nn.Module):
         return out
 
     # -- files --------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``config.json``, ``model.safetensors`` and ``kmer_tokenizer.json`` into ``directory``.
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        card: ModelCard | None = None,
+        extra_modules: dict[str, nn.Module] | None = None,
+        config: dict | None = None,
+    ) -> Path:
+        """Write a Hugging Face model folder into ``directory``, each file atomically:
 
-        Each file is written atomically; config.json, which marks a complete model, comes last.
+        ``model.safetensors`` (``bert.*``, ``cls.*``), ``kmer_tokenizer.json`` (our tokenizer's settings),
+        ``tokenizer.json`` + ``tokenizer_config.json`` (the same tokenizer for ``AutoTokenizer``, see
+        :mod:`bioscan5m.models.hf_tokenizer`), ``README.md`` (the model card: ``card``, or one from the
+        architecture alone) and, last since it marks a complete model, ``config.json``.
+
+        extra_modules / config: for a fine-tuned classifier's folder (``BarcodeClassifier``): modules saved
+        beside the network under their names (e.g. ``{"classifier": head}``) and the config.json to write.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        network: nn.Module = self.mlm
+        if extra_modules:
+            network = nn.Module()
+            network.bert, network.cls = self.mlm.bert, self.mlm.cls
+            for name, module in extra_modules.items():
+                network.add_module(name, module)
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_model(self.mlm, str(tmp), metadata={"format": "pt"})
+            save_model(network, str(tmp), metadata={"format": "pt"})
         self.tokenizer.save(directory / TOKENIZER_FILE)
-        config = self.config.to_dict()
-        config["architectures"] = ["BertForMaskedLM"]
-        config["bioscan5m"] = {"model": self.name, "tokenizer": TOKENIZER_FILE}
+        save_hf_tokenizer(self.tokenizer, directory)
+        (card or ModelCard(MASKED_LM, self.name, self.card_architecture())).write(directory)
+        if config is None:
+            config = {**self.config.to_dict(), "architectures": ["BertForMaskedLM"]}
+        config = {**config, "bioscan5m": {"model": self.name, "tokenizer": TOKENIZER_FILE}}
         with atomic_write(directory / CONFIG_FILE) as handle:
             json.dump(config, handle, indent=2, sort_keys=True)
             handle.write("\n")
         return directory
+
+    def card_architecture(self) -> dict[str, object]:
+        """The architecture facts a model card shows."""
+        c, tok = self.config, self.tokenizer
+        return {
+            "architecture": "BERT encoder (transformers BertModel) over k-mer tokens",
+            "configuration": self.name,
+            "k-mer size": tok.k,
+            "tokens per barcode": f"{tok.n_tokens} non-overlapping {tok.k}-mers of the first {tok.max_length} nt"
+            if tok.stride == tok.k else f"{tok.n_tokens} {tok.k}-mers every {tok.stride} nt",
+            "vocabulary": f"{c.vocab_size:,} ({' '.join(tok.specials)} + 4^{tok.k} k-mers)",
+            "layers": c.num_hidden_layers,
+            "attention heads": c.num_attention_heads,
+            "hidden size": c.hidden_size,
+            "parameters": sum(p.numel() for p in self.mlm.bert.parameters()),
+        }
 
     @classmethod
     def from_pretrained(
@@ -286,12 +327,16 @@ def _read_json(path: Path) -> dict:
 def _from_our_directory(directory: Path) -> BarcodeBERT:
     config = _read_json(directory / CONFIG_FILE)
     name = (config.pop("bioscan5m", None) or {}).get("model")
+    # A fine-tuned classifier's folder holds the encoder too: its label fields are not the encoder's.
+    for key in ("architectures", "id2label", "label2id", "model_type"):
+        config.pop(key, None)
     tokenizer = KmerTokenizer.load(directory / TOKENIZER_FILE)
     model = BarcodeBERT(BertConfig.from_dict(config), tokenizer, name=name)
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise BioscanError("missing model weights", path=weights)
     missing, unexpected = load_model(model.mlm, str(weights), strict=False)
+    unexpected = [key for key in unexpected if not key.startswith(CLASSIFIER_PREFIX)]
     if missing or unexpected:
         raise BioscanError(
             f"weights do not fit the configuration (missing {missing[:3]}, unexpected {unexpected[:3]})",

@@ -9,9 +9,12 @@ a cross-entropy step; records without a label at the rank are dropped from train
 Evaluation scores the predicted class at its rank and, through the class's lineage (the genus, family
 and order its records carry), at every scored rank above it: micro and macro accuracy per rank.
 
-A saved classifier directory is a BarcodeBERT directory (``config.json``, ``model.safetensors``,
-``kmer_tokenizer.json``: ``BarcodeBERT.from_pretrained`` loads the fine-tuned encoder) plus
-``classifier.safetensors`` (the linear layer) and ``classifier.json`` (rank, class names, lineage).
+A saved classifier directory is one Hugging Face model folder: ``model.safetensors`` (encoder, masked-LM
+head and the linear layer ``classifier.*``), ``config.json`` (model type ``barcodebert``, ``id2label``;
+``AutoModelForSequenceClassification`` loads it once :mod:`bioscan5m.models.hf_classifier` is imported,
+``BarcodeBERT.from_pretrained`` loads the fine-tuned encoder), the tokenizer files, the model card
+``README.md`` and ``classifier.json`` (rank, class names, lineage). Folders of earlier versions, with the
+layer in ``classifier.safetensors``, still load.
 """
 
 from __future__ import annotations
@@ -27,13 +30,16 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import nn
 
 from bioscan5m.data.schema import DNA_COLUMN, check_rank
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_path, atomic_write
-from bioscan5m.models.dna import BarcodeBERT
+from bioscan5m.fileio import atomic_write
+from bioscan5m.models.card import CLASSIFIER, ModelCard
+from bioscan5m.models.dna import CLASSIFIER_PREFIX, WEIGHTS_FILE, BarcodeBERT
+from bioscan5m.models.hf_classifier import classifier_config
 from bioscan5m.tasks.probes import (
     BY_RECORD,
     check_labelled,
@@ -48,7 +54,7 @@ from bioscan5m.train.distributed import dist_info
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
 
 CLASSIFIER_CONFIG = "classifier.json"
-CLASSIFIER_WEIGHTS = "classifier.safetensors"
+CLASSIFIER_WEIGHTS = "classifier.safetensors"  # where folders of earlier versions kept the layer
 METRICS_FILE = "metrics.tsv"
 PREDICTIONS_FILE = "predictions.tsv"
 FORMAT = "bioscan5m-barcode-classifier/1"
@@ -113,6 +119,15 @@ class BarcodeClassifier(nn.Module):
         table["probability"] = probability.numpy()
         return table
 
+    def top_k(self, sequences: Sequence[str], k: int = 5, **options) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most probable classes of each barcode, best first: class indices ``int64 [N, k]`` and
+        their softmax probabilities ``float32 [N, k]`` (k is capped at the number of classes)."""
+        if k < 1:
+            raise BioscanError(f"top-k needs k >= 1, got {k}", value=k)
+        logits = torch.from_numpy(self.predict_logits(sequences, **options))
+        probabilities, classes = F.softmax(logits, dim=1).topk(min(k, len(self.class_names)), dim=1)
+        return classes.numpy().astype(np.int64), probabilities.numpy()
+
     def names_of(self, classes: np.ndarray) -> pd.DataFrame:
         """The names of class indices ``[N]`` at every rank of :attr:`ranks` (one column per rank)."""
         classes = np.asarray(classes, dtype=np.int64)
@@ -120,14 +135,17 @@ class BarcodeClassifier(nn.Module):
         return pd.DataFrame({r: (own if r == self.rank else self.lineage[r])[classes] for r in self.ranks})
 
     # -- files --------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the encoder (a BarcodeBERT directory) and the head into ``directory``; classifier.json,
-        which marks a complete classifier, comes last."""
+    def save_pretrained(self, directory: str | os.PathLike[str], *, card: ModelCard | None = None) -> Path:
+        """Write the classifier as one Hugging Face folder (``AutoModelForSequenceClassification`` after
+        ``import bioscan5m.models.hf_classifier``; ``BarcodeBERT.from_pretrained`` reads its encoder):
+        ``model.safetensors`` (encoder, masked-LM head and ``classifier.*``), the tokenizer files,
+        ``README.md``, ``config.json`` (model type ``barcodebert``, ``id2label``/``label2id``) and
+        ``classifier.json`` (rank, class names, lineage), which marks a complete classifier and comes last.
+        """
         directory = Path(directory)
-        self.encoder.save_pretrained(directory)
-        with atomic_path(directory / CLASSIFIER_WEIGHTS) as tmp:
-            save_file({name: value.detach().cpu().contiguous() for name, value in self.head.state_dict().items()},
-                      str(tmp))
+        card = card or self.model_card()
+        config = classifier_config(self.encoder.config, self.class_names)
+        self.encoder.save_pretrained(directory, card=card, extra_modules={"classifier": self.head}, config=config)
         config = {
             "format": FORMAT,
             "rank": self.rank,
@@ -138,6 +156,12 @@ class BarcodeClassifier(nn.Module):
             json.dump(config, handle, indent=1)
             handle.write("\n")
         return directory
+
+    def model_card(self, **facts) -> ModelCard:
+        """This classifier's model card; ``facts`` fill the other fields (data, training, metrics ...)."""
+        name = f"BarcodeBERT {self.rank} classifier"
+        return ModelCard(CLASSIFIER, name, self.encoder.card_architecture(), rank=self.rank,
+                         classes=len(self.class_names), **facts)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike[str], *,
@@ -154,11 +178,18 @@ class BarcodeClassifier(nn.Module):
             raise BioscanError(f"not valid JSON: {error.msg}", path=config_path, line=error.lineno) from None
         encoder = BarcodeBERT.from_pretrained(directory)
         model = cls(encoder, config["rank"], config["classes"], config.get("lineage"))
-        weights = directory / CLASSIFIER_WEIGHTS
-        if not weights.is_file():
-            raise BioscanError("missing classifier weights", path=weights)
+        weights = directory / WEIGHTS_FILE
+        with safe_open(str(weights), framework="pt") as tensors:
+            names = [key for key in tensors.keys() if key.startswith(CLASSIFIER_PREFIX)]  # noqa: SIM118
+            state = {key[len(CLASSIFIER_PREFIX):]: tensors.get_tensor(key) for key in names}
+        if not state:  # folders of earlier versions kept the layer in classifier.safetensors
+            weights = directory / CLASSIFIER_WEIGHTS
+            if not weights.is_file():
+                raise BioscanError("missing classifier weights (no classifier.* in model.safetensors)",
+                                   path=directory)
+            state = load_file(str(weights))
         try:
-            model.head.load_state_dict(load_file(str(weights)))
+            model.head.load_state_dict(state)
         except RuntimeError as error:
             raise BioscanError(f"classifier weights do not fit {len(model.class_names)} classes: {error}",
                                path=weights) from None
@@ -346,10 +377,31 @@ def finetune(
 
     out = Path(out)
     result = FinetuneResult(out, training, len(pairs), len(label_map), None)
-    if eval_records is not None and dist_info().is_main:
+    if not dist_info().is_main:
+        return result
+    if eval_records is not None:
         scores, predictions = evaluate_classifier(classifier, eval_records, device=training.device)
         scores.insert(0, "split", eval_split if holdout is None else f"held out ({holdout:g})")
         result.scores, result.predictions = scores, predictions
         result.files = {"metrics": write_tsv(scores, out / METRICS_FILE),
                         "predictions": write_tsv(predictions, out / PREDICTIONS_FILE)}
+    # The card saved with the weights knew only the architecture: now the run's facts are all known.
+    selection = (f"{1 - holdout:.0%} of the records; {holdout:.0%} held out for evaluation" if holdout is not None
+                 else f"split {train_split}")
+    card = classifier.model_card(
+        data=f"{Path(source).name} ({selection})",
+        base_model=model.name if isinstance(model, BarcodeBERT) else _public_name(model),
+        training={"labelled barcodes": len(pairs), "steps": training.steps, "batch size": config.batch_size,
+                  "peak learning rate": lr, "head learning-rate scale": head_lr_scale, "schedule": schedule,
+                  "random offset": random_offset, "precision": training.precision, "seed": seed,
+                  "final loss": training.loss},
+        metrics=[] if result.scores is None else result.scores.to_dict("records"),
+    )
+    result.files["card"] = card.write(out)
     return result
+
+
+def _public_name(model: str | os.PathLike[str]) -> str:
+    """How a model card names a starting model: a Hub id or architecture name as given, a local folder by its
+    name only (a card is meant to be published; a full local path is private)."""
+    return Path(model).name if Path(model).exists() else str(model)
