@@ -278,6 +278,10 @@ class RecordsDataset(torch.utils.data.Dataset):
         k = int(np.searchsorted(starts, row, side="right")) - 1
         return chunks[k][row - int(starts[k])]
 
+    def _raw(self, name: str, row: int) -> Any:
+        """A column's value in Python, None where missing."""
+        return self._scalar(name, row).as_py()
+
     def _value(self, name: str, row: int) -> Any:
         """A column's value as a row of the authors' pandas frame holds it: str (NaN where missing),
         numpy.float64; integer columns (not in the authors' frame) as int, -1 where missing."""
@@ -288,8 +292,8 @@ class RecordsDataset(torch.utils.data.Dataset):
                 labels = self._labels[rank] = self._codes(rank)
             return labels[row]
         if name == "image_path":
-            split = self._value(SPLIT_COLUMN, row)
-            return image_path(split, self._value("chunk", row), self._value(ID_COLUMN, row)) if split else ""
+            split = self._raw(SPLIT_COLUMN, row)
+            return image_path(split, self._raw("chunk", row), self._raw(ID_COLUMN, row)) if split else ""
         scalar = self._scalar(name, row)
         value = scalar.as_py()
         value_type = scalar.type.value_type if pa.types.is_dictionary(scalar.type) else scalar.type
@@ -317,9 +321,9 @@ class RecordsDataset(torch.utils.data.Dataset):
 
     def image(self, row: int):
         """The PIL image of sample ``row`` in its file's own mode (before ``transform``)."""
-        processid = self._value(ID_COLUMN, row)
-        split = self._value(SPLIT_COLUMN, row) if SPLIT_COLUMN in self._table.column_names else ""
-        chunk = self._value("chunk", row) if "chunk" in self._table.column_names else ""
+        processid = self._raw(ID_COLUMN, row)
+        split = self._raw(SPLIT_COLUMN, row) if SPLIT_COLUMN in self._table.column_names else None
+        chunk = self._raw("chunk", row) if "chunk" in self._table.column_names else None
         # Without a split (non-BIOSCAN sources) the store finds the image by processid alone.
         return self.images.load(processid, split or None, chunk, rgb=False)
 
