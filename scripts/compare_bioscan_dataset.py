@@ -8,7 +8,8 @@ bytes (extracted folders for the authors' class, which reads only those; zips fo
 folder for one for ours), then instantiates both classes for every split, group and ``+`` combination and
 the options (modality, image_package, reduce_repeated_barcodes, max_nucleotides, target_type,
 target_format, output_format, transforms) and compares every item: same type, NumPy dtype, value (NaN equal
-to NaN), dict key order, decoded image mode, size and pixels, transformed tensors.
+to NaN), dict key order, decoded image mode, size and pixels, transformed tensors; and every column of their
+``metadata`` frame (values, categories, index dtypes).
 
 The authors' class checks its files against the official release's checksums (the metadata CSV's MD5 and
 a few named official images); a synthetic dataset cannot pass them, so ``_check_integrity`` alone is
@@ -33,14 +34,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pandas
+import torch
+from PIL import Image
 
-from bioscan5m.data.datasets import BIOSCAN5M as Ours  # noqa: E402
-from bioscan5m.data.images import IMAGES_SUBDIR  # noqa: E402
-from bioscan5m.data.records import METADATA_PATHS  # noqa: E402
-from bioscan5m.data.schema import SPLITS  # noqa: E402
+from bioscan5m.data.datasets import BIOSCAN5M as Ours
+from bioscan5m.data.images import IMAGES_SUBDIR
+from bioscan5m.data.records import METADATA_PATHS
+from bioscan5m.data.schema import SPLITS
 
 METADATA = METADATA_PATHS[0]
 RANKS = ["phylum", "class", "order", "family", "subfamily", "genus", "species", "dna_bin"]
@@ -155,6 +157,26 @@ def difference(a, b, where: str = "item") -> str | None:
     return None if a == b else f"{where}: {a!r:.80} != {b!r:.80}"
 
 
+def metadata_difference(ours, theirs) -> str | None:
+    """None when every column of the authors' ``metadata`` frame is in ours with the same values (NaN equal
+    to NaN), categories (in order) and index-column dtypes; else what differs."""
+    for column in theirs.columns:
+        if column not in ours.columns:
+            return f"metadata: no column {column!r}"
+        mine, their = ours[column], theirs[column]
+        if isinstance(their.dtype, pandas.CategoricalDtype) and (
+                not isinstance(mine.dtype, pandas.CategoricalDtype)
+                or list(mine.cat.categories) != list(their.cat.categories)):
+            return f"metadata[{column!r}]: categories differ"
+        if column.endswith("_index") and mine.dtype != their.dtype:
+            return f"metadata[{column!r}]: dtype {mine.dtype} != {their.dtype}"
+        found = difference([None if pandas.isna(v) else v for v in mine.tolist()],
+                           [None if pandas.isna(v) else v for v in their.tolist()], f"metadata[{column!r}]")
+        if found:
+            return found
+    return None
+
+
 def compare(name: str, theirs_root: Path, ours_root: Path, options: dict, results: list[dict]) -> None:
     start = time.perf_counter()
     Theirs = theirs_class()
@@ -169,6 +191,9 @@ def compare(name: str, theirs_root: Path, ours_root: Path, options: dict, result
             if found:
                 differing += 1
                 first = first or found
+    metadata = metadata_difference(ours.metadata, theirs.metadata)
+    if metadata:
+        differing, first = differing + 1, first or metadata
     results.append({"name": name, "options": {k: repr(v) for k, v in options.items()}, "items": len(theirs),
                     "differing": differing, "first_difference": first})
     print(f"{'OK  ' if not differing else 'DIFF'} {name}: {len(theirs)} items, {differing} differing"
@@ -212,9 +237,10 @@ def configurations() -> list[tuple[str, dict]]:
                     "split": "val+test+key_unseen", "modality": ("barcode", "species"), "target_type": target_type,
                     "target_format": target_format, "output_format": output_format}))
     # Images: every package, every split (cropped_256), the default pair with deduplication.
-    for package in ("cropped_256", "cropped", "original_256", "original_full"):
-        configs.append((f"images {package} all", {"split": "all", "image_package": package,
-                                                  "modality": ("image", "dna", "processid")}))
+    for package, split in (("cropped_256", "all"), ("cropped", "train+val+other_heldout"),
+                           ("original_256", "pretrain+test"), ("original_full", "train+key_unseen+test_unseen")):
+        configs.append((f"images {package} {split}", {"split": split, "image_package": package,
+                                                      "modality": ("image", "dna", "processid")}))
     for split in SPLITS:
         configs.append((f"images {split}", {"split": split, "output_format": "dict", "target_type": ["genus", "species"]}))
     configs.append(("images pretrain+train reduce", {"split": "pretrain+train", "reduce_repeated_barcodes": True,
@@ -249,7 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     for name, options in configurations():
         compare(name, theirs_root, ours_root, options, results)
     import bioscan_dataset
-    import pandas
     import torchvision
 
     summary = {

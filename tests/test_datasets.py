@@ -261,6 +261,11 @@ def test_metadata_frame_and_repr(tiny):
     assert frame["image_path"].iloc[6] == f"val/{ids_of([6], files)[0]}.jpg"  # no chunk folder
     assert dataset[6][0].size == Image.open(files[ids_of([6], files)[0]]).size
     assert frame["genus_index"].tolist()[:2] == [dataset.label2index("Aedes")] * 2
+    # As the authors' frame: categories are the whole file's sorted names, codes are the index columns.
+    assert list(frame["species"].cat.categories) == list(dataset.label_map("species").names)
+    assert "Euura epsilon" in frame["species"].cat.categories  # a key_unseen name, not in train+val
+    assert frame["species"].cat.codes.tolist() == frame["species_index"].tolist()
+    assert frame["species_index"].dtype == np.int8 and frame["dna_barcode"].str.len().max() == 660
     text = repr(dataset)
     assert text.splitlines()[:3] == ["Dataset BIOSCAN5M", "    Number of datapoints: 9", f"    Root location: {root}"]
     assert "    split: 'train+val'" in text and "    image_package: 'cropped_256'" in text

@@ -252,11 +252,22 @@ class RecordsDataset(torch.utils.data.Dataset):
 
     @cached_property
     def metadata(self) -> pandas.DataFrame:
-        """The samples' records as a DataFrame, plus ``<rank>_index`` columns and ``image_path``."""
+        """The samples' records as a DataFrame, plus ``<rank>_index`` columns and ``image_path``.
+
+        As in the authors' frame, each rank is a categorical whose categories are the sorted names over the
+        whole source (so ``cat.codes`` are the index targets, in :func:`index_dtype`) and ``dna_barcode`` is
+        cut to ``max_nucleotides``.
+        """
+        import pandas
+
         frame = self.records.to_pandas()
         for rank in TARGET_RANKS:
             if rank in frame.columns:
-                frame[f"{rank}_index"] = self.records.labels(rank)
+                codes = self._codes(rank)
+                frame[rank] = pandas.Categorical.from_codes(codes, categories=list(self.label_map(rank).names))
+                frame[f"{rank}_index"] = codes
+        if DNA_COLUMN in frame.columns and self.max_nucleotides is not None:
+            frame[DNA_COLUMN] = frame[DNA_COLUMN].str[: self.max_nucleotides]
         names = self._table.column_names
         if SPLIT_COLUMN in names and "chunk" in names:
             frame["image_path"] = image_paths(self._table).to_pandas()
