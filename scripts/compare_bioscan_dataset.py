@@ -1,6 +1,6 @@
 """Compare bioscan5m's BIOSCAN5M with the authors' bioscan_dataset.BIOSCAN5M item by item.
 
-Runs in the side environment built by ``scripts/compat_env.sh`` (bioscan-dataset needs torchvision); bioscan5m
+Runs in the side environment built by ``benchmarks/setup_reference_env.sh`` (bioscan-dataset needs torchvision); bioscan5m
 is imported from this checkout's ``src/``. It writes a synthetic BIOSCAN-5M with images
 (:func:`bioscan5m.data.synthetic.write_synthetic_dataset`), derives the other three image packages from it
 (re-encoded, flipped, rotated; some greyscale and CMYK files), lays the data out twice from the same metadata
@@ -15,7 +15,7 @@ The authors' class checks its files against the official release's checksums (th
 a few named official images); a synthetic dataset cannot pass them, so ``_check_integrity`` alone is
 replaced by a function returning True. Nothing else of theirs is touched.
 
-    benchmarks/.venv-compat/bin/python scripts/compare_bioscan_dataset.py --work /tmp/compat --records 2000
+    benchmarks/.venv-reference/bin/python scripts/compare_bioscan_dataset.py --work /tmp/compat --records 2000
 
 Prints one line per configuration and a JSON summary (``--json`` also writes it); exits 1 if any item differs.
 """
@@ -267,12 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=2000, help="synthetic records (default 2000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the summary here")
+    parser.add_argument("--only", default="", help="compare only the configurations whose name contains this")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     theirs_root, ours_root = build(args.work, args.records, args.seed)
     built = time.perf_counter() - start
     results: list[dict] = []
-    for name, options in configurations():
+    for name, options in [config for config in configurations() if args.only in config[0]]:
         compare(name, theirs_root, ours_root, options, results)
     import bioscan_dataset
     import torchvision

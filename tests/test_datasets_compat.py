@@ -1,8 +1,8 @@
 """``bioscan5m.data.datasets.BIOSCAN5M`` against the authors' ``bioscan_dataset.BIOSCAN5M``, item by item.
 
 bioscan-dataset needs torchvision, which does not import beside this environment's torch, so the comparison
-(``scripts/compare_bioscan_dataset.py``) runs in a side venv built by ``scripts/compat_env.sh``. This test runs
-it when that venv exists (``benchmarks/.venv-compat``) or ``$BIOSCAN5M_COMPAT_PYTHON`` names its python. When
+(``scripts/compare_bioscan_dataset.py``) runs in a side venv built by ``benchmarks/setup_reference_env.sh``. This test runs
+it when that venv exists (``benchmarks/.venv-reference``) or ``$BIOSCAN5M_COMPAT_PYTHON`` names its python. When
 the variable is set the comparison must run: a missing interpreter fails instead of skipping, so a CI that
 sets it cannot pass without comparing. The authors' checksum check of the official files is bypassed there
 (and only that); see the script's docstring.
@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "compare_bioscan_dataset.py"
-DEFAULT_PYTHON = REPO / "benchmarks" / ".venv-compat" / "bin" / "python"
+DEFAULT_PYTHON = REPO / "benchmarks" / ".venv-reference" / "bin" / "python"
 ENV = "BIOSCAN5M_COMPAT_PYTHON"
 
 
@@ -28,10 +28,10 @@ def compat_python() -> Path:
     named = os.environ.get(ENV)
     if named:
         if not Path(named).is_file():
-            pytest.fail(f"${ENV}={named} does not exist; build it with: bash scripts/compat_env.sh")
+            pytest.fail(f"${ENV}={named} does not exist; build it with: bash benchmarks/setup_reference_env.sh")
         return Path(named)
     if not DEFAULT_PYTHON.is_file():
-        pytest.skip(f"no side environment with bioscan-dataset: build it with 'bash scripts/compat_env.sh' "
+        pytest.skip(f"no side environment with bioscan-dataset: build it with 'bash benchmarks/setup_reference_env.sh' "
                     f"(or set ${ENV})")
     return DEFAULT_PYTHON
 

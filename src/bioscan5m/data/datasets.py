@@ -254,9 +254,9 @@ class RecordsDataset(torch.utils.data.Dataset):
     def metadata(self) -> pandas.DataFrame:
         """The samples' records as a DataFrame, plus ``<rank>_index`` columns and ``image_path``.
 
-        As in the authors' frame, each rank is a categorical whose categories are the sorted names over the
-        whole source (so ``cat.codes`` are the index targets, in :func:`index_dtype`) and ``dna_barcode`` is
-        cut to ``max_nucleotides``.
+        As in the authors' frame, each rank (and ``taxon``, ``country``, ``province_state``) is a categorical
+        whose categories are the sorted names over the whole source (so a rank's ``cat.codes`` are its index
+        targets, in :func:`index_dtype`) and ``dna_barcode`` is cut to ``max_nucleotides``.
         """
         import pandas
 
@@ -266,12 +266,23 @@ class RecordsDataset(torch.utils.data.Dataset):
                 codes = self._codes(rank)
                 frame[rank] = pandas.Categorical.from_codes(codes, categories=list(self.label_map(rank).names))
                 frame[f"{rank}_index"] = codes
+        for name in frame.columns:
+            if name not in TARGET_RANKS and name != SPLIT_COLUMN and isinstance(frame[name].dtype, pandas.CategoricalDtype):
+                frame[name] = pandas.Categorical(frame[name], categories=self._names_in_source(name))
         if DNA_COLUMN in frame.columns and self.max_nucleotides is not None:
             frame[DNA_COLUMN] = frame[DNA_COLUMN].str[: self.max_nucleotides]
         names = self._table.column_names
         if SPLIT_COLUMN in names and "chunk" in names:
             frame["image_path"] = image_paths(self._table).to_pandas()
         return frame
+
+    def _names_in_source(self, column: str) -> list[str]:
+        """Sorted distinct values of a text column over the whole source (read from the record cache)."""
+        import pyarrow.parquet as pq
+
+        path = self.records.cache_path
+        values = pq.read_table(path, columns=[column]).column(column) if path else self._table.column(column)
+        return sorted(pc.unique(values.cast(pa.string())).drop_null().to_pylist())
 
     # --- samples -----------------------------------------------------------------------------------
 
