@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import math
 import zipfile
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bioscan5m.data.datasets import BIOSCAN5M, RecordsDataset, one_record_per_barcode
+from bioscan5m.data.datasets import BIOSCAN5M, RecordsDataset, index_dtype, one_record_per_barcode
 from bioscan5m.data.images import IMAGES_SUBDIR, ImageStore, image_path
 from bioscan5m.data.records import load_records
 from bioscan5m.data.schema import COLUMN_NAMES, SPLITS
@@ -126,6 +128,7 @@ def test_tuple_output_image_dna_species_index(tiny, shared_data):
     np.testing.assert_array_equal(np.asarray(image), np.asarray(Image.open(files[pid]).convert("RGB")))
     assert dna == barcodes_for_rows(shared_data)[0]
     assert target == dataset.label2index("Aedes alpha")
+    assert type(target) is np.int8 and len(dataset.label_map("species")) < 127  # pandas' code dtype
     assert dataset.index2label(target) == "Aedes alpha"
     assert dataset[5][2] == -1  # no species
     assert len(dataset[LONG_ROW][1]) == 660
@@ -150,15 +153,15 @@ def test_dict_output_text_and_multiple_targets(tiny):
     assert dataset[1]["index_bioscan_1M_insect"] == -1  # row 10 has no BIOSCAN-1M index
     pretrain = BIOSCAN5M(root, split="pretrain", modality=["coord-lat", "family"], target_type=[])
     assert np.isnan(pretrain[0][0]) and pretrain[0][1] == "Culicidae"  # row 12: no latitude
-    assert pretrain[1][1] == ""  # row 13: no family
+    assert isinstance(pretrain[1][1], float) and math.isnan(pretrain[1][1])  # row 13: no family
     indexed = BIOSCAN5M(root, split="test", modality="dna", target_type=["genus", "species"])
     assert indexed[2][1] == (indexed.label2index("Dasyhelea", "genus"), indexed.label2index("Dasyhelea delta", "species"))
 
 
-def test_text_target_missing_is_empty_and_no_target_is_none(tiny, shared_data):
+def test_text_target_missing_is_nan_and_no_target_is_none(tiny, shared_data):
     root, _ = tiny
     text = BIOSCAN5M(root, split="pretrain", modality="dna", target_type="species", target_format="text")
-    assert [text[i][1] for i in range(len(text))] == ["", "", "", ""]
+    assert all(isinstance(text[i][1], float) and math.isnan(text[i][1]) for i in range(len(text)))
     none = BIOSCAN5M(root, split="pretrain", modality=["dna"], target_type=[])
     assert none[0][1] is None
     transformed = BIOSCAN5M(root, split="val", modality="dna", target_type="genus", target_transform=lambda t: t + 100,
@@ -258,6 +261,11 @@ def test_metadata_frame_and_repr(tiny):
     assert frame["image_path"].iloc[6] == f"val/{ids_of([6], files)[0]}.jpg"  # no chunk folder
     assert dataset[6][0].size == Image.open(files[ids_of([6], files)[0]]).size
     assert frame["genus_index"].tolist()[:2] == [dataset.label2index("Aedes")] * 2
+    # As the authors' frame: categories are the whole file's sorted names, codes are the index columns.
+    assert list(frame["species"].cat.categories) == list(dataset.label_map("species").names)
+    assert "Euura epsilon" in frame["species"].cat.categories  # a key_unseen name, not in train+val
+    assert frame["species"].cat.codes.tolist() == frame["species_index"].tolist()
+    assert frame["species_index"].dtype == np.int8 and frame["dna_barcode"].str.len().max() == 660
     text = repr(dataset)
     assert text.splitlines()[:3] == ["Dataset BIOSCAN5M", "    Number of datapoints: 9", f"    Root location: {root}"]
     assert "    split: 'train+val'" in text and "    image_package: 'cropped_256'" in text
@@ -266,17 +274,18 @@ def test_metadata_frame_and_repr(tiny):
 
 def test_transforms_and_dataloader_with_two_workers_over_zips(tiny):
     root, files = tiny
-    dataset = BIOSCAN5M(root, split="all", transform=image_transform(64, train=True), output_format="dict",
+    dataset = BIOSCAN5M(root, split="all", transform=image_transform(64, train=True),
                         modality=("image", "dna", "processid"))
+    species = dict(zip(dataset.records.ids, dataset.records.column("species")))
     loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2, shuffle=True,
                                          generator=torch.Generator().manual_seed(0))
     seen = []
-    for batch in loader:
-        assert batch["image"].shape[1:] == (3, 64, 64) and batch["image"].dtype == torch.float32
-        assert torch.isfinite(batch["image"]).all()
-        assert batch["target"].dtype == torch.int64
-        for pid, species, index in zip(batch["processid"], batch["species"], batch["species_index"].tolist()):
-            assert index == dataset.label2index(species)
+    for images, barcodes, pids, targets in loader:
+        assert images.shape[1:] == (3, 64, 64) and images.dtype == torch.float32
+        assert torch.isfinite(images).all()
+        assert targets.dtype == torch.int8  # as the authors' int8 codes collate; .long() for a loss
+        for pid, index in zip(pids, targets.tolist()):
+            assert index == dataset.label2index(species[pid])
             seen.append(pid)
     assert sorted(seen) == sorted(files)
 
@@ -369,8 +378,6 @@ def synthetic(tmp_path_factory):
 
 def test_synthetic_dataset_every_split_image_and_label(synthetic):
     """Against the generated CSV and zip read independently (csv module, zipfile + PIL)."""
-    from bioscan5m.data.sequences import clean_barcode
-
     with open(synthetic / METADATA, newline="", encoding="utf-8") as handle:
         rows = {row["processid"]: row for row in csv.DictReader(handle)}
     archive = zipfile.ZipFile(synthetic / "BIOSCAN_5M_cropped_256.zip")
@@ -390,10 +397,113 @@ def test_synthetic_dataset_every_split_image_and_label(synthetic):
             row = rows[sample["processid"]]
             member = f"{IMAGES_SUBDIR}/cropped_256/{image_path(split, row['chunk'], row['processid'])}"
             with archive.open(member) as stored, Image.open(stored) as direct:
-                np.testing.assert_array_equal(np.asarray(sample["image"]), np.asarray(direct.convert("RGB")))
-            assert sample["dna"] == clean_barcode(row["dna_barcode"], max_length=660)
-            assert sample["species"] == row["species"] and sample["genus"] == row["genus"]
+                assert sample["image"].mode == direct.mode
+                np.testing.assert_array_equal(np.asarray(sample["image"]), np.asarray(direct))
+            assert sample["dna"] == row["dna_barcode"][:660]
+            for rank in ("species", "genus"):
+                assert sample[rank] == row[rank] if row[rank] else math.isnan(sample[rank])
             assert dataset.index2label(sample["species_index"], "species") == row["species"]
     assert total == len(rows) == 150
     species = {row["species"] for row in rows.values() if row["species"]}
     assert len(dataset.label_map("species")) == len(species)
+
+
+# --- the authors' item semantics (bioscan-dataset 1.3.0), checked without their package ----------------
+# tests/test_datasets_compat.py compares with their class itself, in a side environment.
+
+
+def test_index_dtype_is_the_dtype_pandas_gives_category_codes():
+    for count in (0, 1, 126, 127, 128, 32766, 32767, 32768):
+        codes = pd.Categorical([], categories=[f"c{i}" for i in range(count)]).codes
+        assert index_dtype(count) == codes.dtype, count
+    assert index_dtype(2**31 - 2) == np.int32 and index_dtype(2**31) == np.int64
+
+
+def raw_barcodes(root: Path) -> dict[str, str]:
+    with open(root / METADATA, newline="", encoding="utf-8") as handle:
+        return {row["processid"]: row["dna_barcode"] for row in csv.DictReader(handle)}
+
+
+def test_barcodes_are_raw_cut_to_max_nucleotides_unless_cleaned(tiny):
+    from bioscan5m.data.sequences import clean_barcode
+
+    root, files = tiny
+    raw = raw_barcodes(root)
+    pids = list(files)
+    for max_nucleotides in (100, 660, None):
+        dataset = BIOSCAN5M(root, split="all", modality=["processid", "dna"], target_type=[],
+                            max_nucleotides=max_nucleotides)
+        got = {dataset[i][0]: dataset[i][1] for i in range(len(dataset))}
+        assert got == {pid: seq[:max_nucleotides] for pid, seq in raw.items()}
+    # Leading N, a gap and lower case, trailing N: kept as the file has them.
+    assert got[pids[15]].startswith("NN") and "-" in got[pids[12]] and got[pids[12]][:5].islower()
+    assert raw[pids[1]].endswith("NNN") and len(BIOSCAN5M(root, split="train", modality="dna")[LONG_ROW][0]) == 660
+    cleaned = BIOSCAN5M(root, split="all", modality=["processid", "dna"], target_type=[], clean_barcodes=True)
+    assert {cleaned[i][0]: cleaned[i][1] for i in range(len(cleaned))} == {
+        pid: clean_barcode(seq, max_length=660) for pid, seq in raw.items()}
+    assert cleaned[15][0] == pids[15] and cleaned[15][1] == raw[pids[15]].lstrip("N")[:660]
+    assert "clean_barcodes: True" in repr(cleaned) and "clean_barcodes" not in repr(dataset)
+
+
+def test_values_have_the_types_of_a_pandas_row(tiny):
+    root, files = tiny
+    dataset = BIOSCAN5M(root, split="val+test", output_format="dict", target_type=["genus", "dna_bin"],
+                        modality=["dna", "coord-lat", "country", "chunk", "split", "species_index", "image_path"])
+    first = dataset[0]  # row 6: val, no chunk folder
+    assert list(first) == ["dna", "coord-lat", "country", "chunk", "split", "species_index", "image_path",
+                           "genus", "genus_index", "dna_bin", "dna_bin_index", "target"]
+    assert type(first["coord-lat"]) is np.float64 and first["coord-lat"] == pytest.approx(43.6)
+    assert type(first["chunk"]) is float and math.isnan(first["chunk"])
+    assert first["split"] == "val" and first["image_path"] == f"val/{list(files)[6]}.jpg"
+    assert type(first["species_index"]) is np.int8 and type(first["genus_index"]) is np.int8
+    assert first["target"] == (first["genus_index"], first["dna_bin_index"])
+    assert all(type(value) is np.int8 for value in first["target"])
+    assert math.isnan(dataset[2]["coord-lat"]) and type(dataset[2]["coord-lat"]) is np.float64  # row 8: none
+
+
+def test_several_splits_come_in_file_order(synthetic, monkeypatch):
+    with open(synthetic / METADATA, newline="", encoding="utf-8") as handle:
+        rows = [(row["processid"], row["split"]) for row in csv.DictReader(handle)]
+    assert len({split for _, split in rows[:20]}) > 2  # the file interleaves splits
+    for split, wanted in (("all", set(SPLITS)), ("pretrain+train", {"pretrain", "train"}),
+                          (["test", "val"], {"val", "test"}), ("unseen+other_heldout", {
+                              "key_unseen", "val_unseen", "test_unseen", "other_heldout"})):
+        dataset = BIOSCAN5M(synthetic, split=split, modality="processid", target_type=[])
+        assert [dataset[i][0] for i in range(len(dataset))] == [pid for pid, s in rows if s in wanted], split
+        assert list(dataset.records.ids) == [dataset[i][0] for i in range(len(dataset))]
+    reduced = BIOSCAN5M(synthetic, split="seen+pretrain", modality="processid", reduce_repeated_barcodes=True)
+    assert [reduced[i][0] for i in range(len(reduced))] == authors_reduce_repeated_barcodes(
+        synthetic / METADATA, "train+val+test+pretrain")
+    # The file's split order is read once and kept beside the record cache.
+    from bioscan5m.data import readers
+
+    monkeypatch.setattr(readers, "read_batches", lambda *a, **k: pytest.fail("metadata read again"))
+    again = BIOSCAN5M(synthetic, split="all", modality="processid", target_type=[])
+    assert [again[i][0] for i in range(len(again))] == [pid for pid, _ in rows]
+
+
+def test_image_keeps_its_own_mode(synthetic, tmp_path):
+    """A greyscale JPEG comes back greyscale, as PIL.Image.open gives it; the toolkit's transforms take it."""
+    import shutil
+
+    root = tmp_path / "grey"
+    (root / METADATA).parent.mkdir(parents=True)
+    shutil.copyfile(synthetic / METADATA, root / METADATA)
+    with zipfile.ZipFile(synthetic / "BIOSCAN_5M_cropped_256.zip") as source, \
+            zipfile.ZipFile(root / "BIOSCAN_5M_cropped_256.zip", "w") as target:
+        members = [info for info in source.infolist() if info.filename.endswith(".jpg")]
+        grey_member = members[0].filename
+        for info in members:
+            data = source.read(info)
+            if info.filename == grey_member:
+                buffer = io.BytesIO()
+                Image.open(io.BytesIO(data)).convert("L").save(buffer, "JPEG")
+                data = buffer.getvalue()
+            target.writestr(info, data)
+    grey_pid = grey_member.rsplit("/", 1)[1][: -len(".jpg")]
+    dataset = BIOSCAN5M(root, split="all", modality=["image", "processid"], target_type=[])
+    row = list(dataset.records.ids).index(grey_pid)
+    image, pid, _ = dataset[row]
+    assert pid == grey_pid and image.mode == "L" and np.asarray(image).ndim == 2
+    assert dataset[(row + 1) % len(dataset)][0].mode == "RGB"
+    assert image_transform(32)(image).shape == (3, 32, 32)

@@ -339,7 +339,7 @@ def test_alignment_batches_give_text_to_every_record_unless_a_rank_is_required(s
     assert batch["text_mask"].all()  # as in CLIBD: missing names are written not_classified
     assert batch["text_input_ids"].shape == (12, 20)  # the authors' padded text length
     required = AlignmentCollate(model.modalities, model.dna_tokenizer, model.text_tokenizer, "species")(items)
-    named = [bool(item["species"]) for item in items]
+    named = [isinstance(item["species"], str) for item in items]  # NaN where the record has none
     assert required["text_mask"].tolist() == named and any(named) and not all(named)
     assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (12, 3, 73, 73)
     assert batch["dna_mask"].all() and batch["dna_input_ids"].shape[1] <= model.dna_tokenizer.n_tokens

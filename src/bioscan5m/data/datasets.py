@@ -1,10 +1,12 @@
 """PyTorch datasets over BIOSCAN-5M and any other record source.
 
-:class:`BIOSCAN5M` follows the authors' ``bioscan_dataset.BIOSCAN5M`` (same arguments, outputs,
-``metadata``, ``index2label``/``label2index``), but reads through :func:`~bioscan5m.data.records.load_records`
-(a Parquet cache instead of re-parsing the 5M-row CSV) and :class:`~bioscan5m.data.images.ImageStore`
-(images straight from the zips). :class:`RecordsDataset` offers the same over any
-:class:`~bioscan5m.data.records.Records` (BOLD TSV, FASTA, ...).
+:class:`BIOSCAN5M` is a drop-in for the authors' ``bioscan_dataset.BIOSCAN5M``: same arguments and, item
+for item, the same samples in the same order with the same types (raw barcode cut to ``max_nucleotides``,
+NumPy integer targets of pandas' category-code dtype, NaN for a missing name), checked side by side by
+``tests/test_datasets_compat.py``. It reads through :func:`~bioscan5m.data.records.load_records` (a Parquet
+cache instead of re-parsing the 5M-row CSV) and :class:`~bioscan5m.data.images.ImageStore` (images straight
+from the zips). :class:`RecordsDataset` offers the same over any :class:`~bioscan5m.data.records.Records`
+(BOLD TSV, FASTA, ...).
 
 Per-sample data are read from Arrow arrays and NumPy integer arrays, not Python objects, so forked
 DataLoader workers share them instead of copying them page by page.
@@ -49,6 +51,16 @@ TARGET_FORMATS = ("index", "text")
 OUTPUT_FORMATS = ("tuple", "dict")
 
 
+def index_dtype(count: int) -> np.dtype:
+    """The dtype pandas gives the codes of a categorical with ``count`` categories (``Series.cat.codes``):
+    the smallest of int8, int16, int32 whose maximum exceeds ``count``, else int64. The authors' targets
+    are these codes, so e.g. species indices are int16 on BIOSCAN-5M and int8 on a small dataset."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if count < np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
 def _as_list(value: str | Iterable[str] | None) -> list[str]:
     if value is None:
         return []
@@ -87,25 +99,37 @@ def one_record_per_barcode(barcodes: Sequence[str], seed: int = DEDUPLICATION_SE
 class RecordsDataset(torch.utils.data.Dataset):
     """Samples from any :class:`~bioscan5m.data.records.Records`: image, DNA, other columns and targets.
 
+    Values follow bioscan-dataset's conventions (what a row of its pandas metadata frame holds), except
+    that barcodes are cleaned unless ``clean_barcodes=False``.
+
     Args:
         records: the records, one sample each (e.g. from ``load_records("bold.tsv")``).
         images: where the images are; required when ``modality`` includes ``"image"``.
-        modality: what each sample holds, in order: ``"image"`` (PIL RGB image, or ``transform``'s
-            output), ``"dna"`` (cleaned barcode string, or ``dna_transform``'s output) and/or any column
-            name (raw value; missing: NaN for numbers, -1 for integers, ``""`` for text). Also
-            ``"<rank>_index"`` and ``"image_path"``.
+        modality: what each sample holds, in order: ``"image"`` (the decoded PIL image in the file's own
+            mode, as ``PIL.Image.open`` gives it, or ``transform``'s output), ``"dna"`` (the barcode string,
+            or ``dna_transform``'s output) and/or any column name (its value: ``str`` for text, NaN where
+            missing; ``numpy.float64`` for numbers, NaN where missing; ``int`` for the integer columns
+            ``inferred_ranks`` and ``index_bioscan_1M_insect``, -1 where missing). Also ``"<rank>_index"``
+            (as the index target) and ``"image_path"``.
         target_type: rank(s) to return as target, from ``TARGET_RANKS`` (``"uri"`` means ``"dna_bin"``);
             empty for no target (then the target is None).
-        target_format: ``"index"`` (int, -1 where missing; indices from the label maps built over the
-            whole source, so identical across splits) or ``"text"`` (the name, ``""`` where missing).
+        target_format: ``"index"`` (a NumPy integer of :func:`index_dtype`, -1 where missing; indices from
+            the label maps built over the whole source, so identical across splits) or ``"text"`` (the
+            name, NaN where missing).
         output_format: ``"tuple"`` (modalities..., target) or ``"dict"`` (modality keys, each target's
             ``<rank>`` name and ``<rank>_index``, and ``"target"``).
-        max_nucleotides: barcodes are cleaned (gaps and flanking N removed, upper case) and cut to this
-            many nucleotides; None keeps them whole.
+        max_nucleotides: barcodes are cut to this many characters; None keeps them whole.
+        clean_barcodes: True (default here) cleans each barcode first (gaps and whitespace removed, upper
+            case, flanking N stripped: :func:`~bioscan5m.data.sequences.clean_barcode`; ``""`` where there
+            is none), as BOLD exports carry aligned sequences. False gives the raw barcode cut to
+            ``max_nucleotides`` (NaN where there is none).
         reduce_repeated_barcodes: keep one record per distinct (cleaned) barcode, see
             :func:`one_record_per_barcode`.
         transform, dna_transform, target_transform: applied to the image, the barcode and the target.
     """
+
+    #: Whether barcodes are cleaned unless told otherwise (BIOSCAN5M follows the authors: raw).
+    _clean_by_default = True
 
     def __init__(
         self,
@@ -121,6 +145,7 @@ class RecordsDataset(torch.utils.data.Dataset):
         transform: Callable | None = None,
         dna_transform: Callable | None = None,
         target_transform: Callable | None = None,
+        clean_barcodes: bool = True,
     ) -> None:
         self.modality = _as_list(modality)
         self.target_type = [check_rank("dna_bin" if t == "uri" else t) for t in _as_list(target_type)]
@@ -138,6 +163,7 @@ class RecordsDataset(torch.utils.data.Dataset):
         self.target_format = target_format
         self.output_format = output_format
         self.max_nucleotides = max_nucleotides
+        self.clean_barcodes = clean_barcodes
         self.reduce_repeated_barcodes = reduce_repeated_barcodes
         self.transform = transform
         self.dna_transform = dna_transform
@@ -162,13 +188,18 @@ class RecordsDataset(torch.utils.data.Dataset):
             records = records.filter(one_record_per_barcode(self._clean_all(records)))
         self.records = records
         self.label_maps: dict[str, LabelMap] = {rank: records.label_map(rank) for rank in self.target_type}
-        self._labels = {rank: np.ascontiguousarray(records.labels(rank), dtype=np.int64) for rank in self.target_type}
+        self._labels = {rank: self._codes(rank) for rank in self.target_type}
         self._table = records.table
         # Row r of the table is row r - starts[k] of chunk k; columns of one table share chunk bounds.
         self._columns: dict[str, tuple[list[pa.Array], np.ndarray]] = {}
 
     def _clean_all(self, records: Records) -> list[str]:
         return records.barcodes(clean=True, max_length=self.max_nucleotides)
+
+    def _codes(self, rank: str) -> np.ndarray:
+        """Every record's index at ``rank``, in pandas' category-code dtype for that rank's label count."""
+        dtype = index_dtype(len(self.label_map(rank)))
+        return np.ascontiguousarray(self.records.labels(rank), dtype=dtype)
 
     # --- label lookup ------------------------------------------------------------------------------
 
@@ -221,15 +252,37 @@ class RecordsDataset(torch.utils.data.Dataset):
 
     @cached_property
     def metadata(self) -> pandas.DataFrame:
-        """The samples' records as a DataFrame, plus ``<rank>_index`` columns and ``image_path``."""
+        """The samples' records as a DataFrame, plus ``<rank>_index`` columns and ``image_path``.
+
+        As in the authors' frame, each rank (and ``taxon``, ``country``, ``province_state``) is a categorical
+        whose categories are the sorted names over the whole source (so a rank's ``cat.codes`` are its index
+        targets, in :func:`index_dtype`) and ``dna_barcode`` is cut to ``max_nucleotides``.
+        """
+        import pandas
+
         frame = self.records.to_pandas()
         for rank in TARGET_RANKS:
             if rank in frame.columns:
-                frame[f"{rank}_index"] = self.records.labels(rank)
+                codes = self._codes(rank)
+                frame[rank] = pandas.Categorical.from_codes(codes, categories=list(self.label_map(rank).names))
+                frame[f"{rank}_index"] = codes
+        for name in frame.columns:
+            if name not in TARGET_RANKS and name != SPLIT_COLUMN and isinstance(frame[name].dtype, pandas.CategoricalDtype):
+                frame[name] = pandas.Categorical(frame[name], categories=self._names_in_source(name))
+        if DNA_COLUMN in frame.columns and self.max_nucleotides is not None:
+            frame[DNA_COLUMN] = frame[DNA_COLUMN].str[: self.max_nucleotides]
         names = self._table.column_names
         if SPLIT_COLUMN in names and "chunk" in names:
             frame["image_path"] = image_paths(self._table).to_pandas()
         return frame
+
+    def _names_in_source(self, column: str) -> list[str]:
+        """Sorted distinct values of a text column over the whole source (read from the record cache)."""
+        import pyarrow.parquet as pq
+
+        path = self.records.cache_path
+        values = pq.read_table(path, columns=[column]).column(column) if path else self._table.column(column)
+        return sorted(pc.unique(values.cast(pa.string())).drop_null().to_pylist())
 
     # --- samples -----------------------------------------------------------------------------------
 
@@ -247,33 +300,39 @@ class RecordsDataset(torch.utils.data.Dataset):
         k = int(np.searchsorted(starts, row, side="right")) - 1
         return chunks[k][row - int(starts[k])]
 
+    def _raw(self, name: str, row: int) -> Any:
+        """A column's value in Python, None where missing."""
+        return self._scalar(name, row).as_py()
+
     def _value(self, name: str, row: int) -> Any:
-        """A column's value in Python, with missing values as NaN / -1 / "" (collate-friendly)."""
+        """A column's value as a row of the authors' pandas frame holds it: str (NaN where missing),
+        numpy.float64; integer columns (not in the authors' frame) as int, -1 where missing."""
         if name.endswith("_index") and name[: -len("_index")] in TARGET_RANKS:
             rank = name[: -len("_index")]
             labels = self._labels.get(rank)
             if labels is None:
-                labels = self._labels[rank] = np.asarray(self.records.labels(rank), dtype=np.int64)
-            return int(labels[row])
+                labels = self._labels[rank] = self._codes(rank)
+            return labels[row]
         if name == "image_path":
-            split = self._value(SPLIT_COLUMN, row)
-            return image_path(split, self._value("chunk", row), self._value(ID_COLUMN, row)) if split else ""
+            split = self._raw(SPLIT_COLUMN, row)
+            return image_path(split, self._raw("chunk", row), self._raw(ID_COLUMN, row)) if split else ""
         scalar = self._scalar(name, row)
         value = scalar.as_py()
-        if value is not None:
-            return value
         value_type = scalar.type.value_type if pa.types.is_dictionary(scalar.type) else scalar.type
         if pa.types.is_floating(value_type):
-            return math.nan
-        if pa.types.is_integer(value_type):
-            return -1
-        return ""
+            return np.float64(math.nan if value is None else value)
+        if value is not None:
+            return value
+        return -1 if pa.types.is_integer(value_type) else math.nan
 
-    def barcode(self, row: int) -> str:
-        """The cleaned DNA barcode of sample ``row`` (before ``dna_transform``); "" if it has none."""
+    def barcode(self, row: int) -> str | float:
+        """The DNA barcode of sample ``row`` before ``dna_transform``: cut to ``max_nucleotides`` (NaN if it
+        has none), or cleaned and cut with ``clean_barcodes=True`` ("" if it has none)."""
         from bioscan5m.data.sequences import clean_barcode
 
         raw = self._scalar(DNA_COLUMN, row).as_py()
+        if not self.clean_barcodes:
+            return math.nan if raw is None else raw[: self.max_nucleotides]
         if not raw:
             return ""
         try:
@@ -283,16 +342,16 @@ class RecordsDataset(torch.utils.data.Dataset):
                                value=error.value) from None
 
     def image(self, row: int):
-        """The RGB PIL image of sample ``row`` (before ``transform``)."""
-        processid = self._value(ID_COLUMN, row)
-        split = self._value(SPLIT_COLUMN, row) if SPLIT_COLUMN in self._table.column_names else ""
-        chunk = self._value("chunk", row) if "chunk" in self._table.column_names else ""
+        """The PIL image of sample ``row`` in its file's own mode (before ``transform``)."""
+        processid = self._raw(ID_COLUMN, row)
+        split = self._raw(SPLIT_COLUMN, row) if SPLIT_COLUMN in self._table.column_names else None
+        chunk = self._raw("chunk", row) if "chunk" in self._table.column_names else None
         # Without a split (non-BIOSCAN sources) the store finds the image by processid alone.
-        return self.images.load(processid, split or None, chunk)
+        return self.images.load(processid, split or None, chunk, rgb=False)
 
     def _target(self, row: int) -> Any:
         if self.target_format == "index":
-            target = [int(self._labels[rank][row]) for rank in self.target_type]
+            target = [self._labels[rank][row] for rank in self.target_type]
         else:
             target = [self._text_label(rank, row) for rank in self.target_type]
         if not target:
@@ -300,9 +359,9 @@ class RecordsDataset(torch.utils.data.Dataset):
         target = tuple(target) if len(target) > 1 else target[0]
         return self.target_transform(target) if self.target_transform is not None else target
 
-    def _text_label(self, rank: str, row: int) -> str:
+    def _text_label(self, rank: str, row: int) -> str | float:
         code = int(self._labels[rank][row])
-        return self.label_maps[rank].names[code] if code >= 0 else ""
+        return self.label_maps[rank].names[code] if code >= 0 else math.nan
 
     def __getitem__(self, index: int) -> tuple | dict[str, Any]:
         """One sample: ``(modality values..., target)``, or a dict (see the class docstring)."""
@@ -328,7 +387,7 @@ class RecordsDataset(torch.utils.data.Dataset):
             return tuple(value for _, value in values) + (self._target(row),)
         for rank in self.target_type:
             values.append((rank, self._text_label(rank, row)))
-            values.append((f"{rank}_index", int(self._labels[rank][row])))
+            values.append((f"{rank}_index", self._labels[rank][row]))
         values.append(("target", self._target(row)))
         return dict(values)
 
@@ -348,6 +407,8 @@ class RecordsDataset(torch.utils.data.Dataset):
             lines.append(f"reduce_repeated_barcodes: {self.reduce_repeated_barcodes!r}")
         if any(m in DNA_MODALITIES for m in self.modality) and self.max_nucleotides != MAX_NUCLEOTIDES:
             lines.append(f"max_nucleotides: {self.max_nucleotides!r}")
+        if any(m in DNA_MODALITIES for m in self.modality) and self.clean_barcodes != self._clean_by_default:
+            lines.append(f"clean_barcodes: {self.clean_barcodes!r}")
         lines.append(f"target_type: {self.target_type!r}")
         if self.target_type:
             lines.append(f"target_format: {self.target_format!r}")
@@ -366,14 +427,20 @@ class RecordsDataset(torch.utils.data.Dataset):
 
 
 class BIOSCAN5M(RecordsDataset):
-    """The BIOSCAN-5M dataset, with the arguments and outputs of the authors' ``bioscan_dataset.BIOSCAN5M``.
+    """The BIOSCAN-5M dataset: a drop-in for the authors' ``bioscan_dataset.BIOSCAN5M`` (1.3.0).
+
+    Same arguments, and item for item the same samples: same records in the same order (the metadata
+    file's, also across a ``+`` combination of splits), the raw barcode cut to ``max_nucleotides``, index
+    targets as NumPy integers of pandas' category-code dtype (:func:`index_dtype`), NaN for a missing name
+    or text value, ``numpy.float64`` numbers, the image in its file's own mode.
 
     Args:
         root: dataset root holding ``bioscan5m/metadata/csv/BIOSCAN_5M_Insect_Dataset_metadata.csv`` and
             the images: extracted (``bioscan5m/images/<package>/``) or as downloaded zips
             (``BIOSCAN_5M_<package>*.zip``, read without extracting).
         split: a split (``"train"``, ...), a group (``"seen"``, ``"unseen"``, ``"all"``) or a ``+``
-            combination (``"pretrain+train"``), or a list of any of these; ``"validation"`` means ``"val"``.
+            combination (``"pretrain+train"``), or a list of any of these; ``"validation"`` means ``"val"``,
+            None means ``"all"``.
         image_package: ``"original_full"``, ``"cropped"``, ``"original_256"`` or ``"cropped_256"``.
         reduce_repeated_barcodes: one record per barcode, chosen over the whole metadata file before the split
             is taken, exactly as the authors' loader does (:mod:`bioscan5m.data.dedup`; computed once per file
@@ -381,10 +448,15 @@ class BIOSCAN5M(RecordsDataset):
         download: fetch what is missing first (metadata, and images if ``"image"`` is a modality) through
             :func:`bioscan5m.data.download.download_dataset`.
         cache_dir: where :func:`~bioscan5m.data.records.load_records` keeps its Parquet cache.
+        clean_barcodes: False (default, as the authors) gives the raw barcode cut to ``max_nucleotides``,
+            leading and trailing ``N`` kept; True cleans it first (this toolkit's rule, a deviation:
+            :func:`~bioscan5m.data.sequences.clean_barcode`), as its own training and retrieval do.
 
     The other arguments are those of :class:`RecordsDataset`. ``metadata`` is a pandas DataFrame of the
     selected records with ``<rank>_index`` and ``image_path`` columns.
     """
+
+    _clean_by_default = False
 
     def __init__(
         self,
@@ -403,10 +475,12 @@ class BIOSCAN5M(RecordsDataset):
         download: bool = False,
         *,
         cache_dir: str | os.PathLike[str] | None = None,
+        clean_barcodes: bool = False,
     ) -> None:
         from bioscan5m.data.records import load_records
 
         self.root = Path(root).expanduser()
+        split = "all" if split is None else split
         parts = split.split("+") if isinstance(split, str) else [p for s in split for p in s.split("+")]
         self.split = "+".join("val" if part.strip() == "validation" else part.strip() for part in parts)
         self.splits = parse_splits(self.split)
@@ -420,6 +494,8 @@ class BIOSCAN5M(RecordsDataset):
         self._check_metadata()
         split_spec = "+".join(self.splits)
         records = load_records(self.root, split=split_spec, cache_dir=cache_dir)
+        if len(self.splits) > 1:
+            records = self._in_file_order(records, cache_dir)
         if reduce_repeated_barcodes:
             records = records.filter(self._kept_by_deduplication(records, max_nucleotides, cache_dir))
         images = ImageStore.open(self.root, image_package) if wants_images else None
@@ -427,6 +503,7 @@ class BIOSCAN5M(RecordsDataset):
             records, images, modality=modality, target_type=target_type, target_format=target_format,
             output_format=output_format, max_nucleotides=max_nucleotides, reduce_repeated_barcodes=False,
             transform=transform, dna_transform=dna_transform, target_transform=target_transform,
+            clean_barcodes=clean_barcodes,
         )
         self.reduce_repeated_barcodes = reduce_repeated_barcodes
 
@@ -441,6 +518,14 @@ class BIOSCAN5M(RecordsDataset):
                 f"'bioscan5m download --root {self.root} metadata'",
                 path=self.root,
             ) from None
+
+    def _in_file_order(self, records: Records, cache_dir: str | os.PathLike[str] | None) -> Records:
+        """``records`` of several splits (grouped by split in the cache) in the metadata file's row order."""
+        from bioscan5m.data.dedup import file_order
+        from bioscan5m.data.records import resolve_source
+
+        return records.take(file_order(self.splits, records.table.column(SPLIT_COLUMN), resolve_source(self.root),
+                                       cache_dir))
 
     def _kept_by_deduplication(self, records: Records, max_nucleotides: int | None,
                                cache_dir: str | os.PathLike[str] | None) -> np.ndarray:

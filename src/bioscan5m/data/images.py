@@ -92,12 +92,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, *, where: str, processid: str | None = None) -> Image.Image:
-    """Decode encoded image bytes into an RGB PIL image; unreadable data raise a BioscanError naming ``where``."""
+def decode_image(data: bytes, *, where: str, processid: str | None = None, rgb: bool = True) -> Image.Image:
+    """Decode encoded image bytes into an RGB PIL image (``rgb=False``: in the file's own mode, as
+    ``PIL.Image.open`` gives it); unreadable data raise a BioscanError naming ``where``."""
     try:
         with Image.open(io.BytesIO(data)) as opened:
             opened.load()
-            return to_rgb(opened)
+            return to_rgb(opened) if rgb else opened
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise BioscanError(f"corrupt or unreadable image ({error})", path=where, value=processid) from None
 
@@ -499,8 +500,9 @@ class ImageStore:
             raise BioscanError("corrupt zip member (CRC or size mismatch)", path=where, value=processid)
         return data, where
 
-    def load(self, processid: str, split: str | None = None, chunk: object = None) -> Image.Image:
-        """Load and decode one image as an RGB PIL image.
+    def load(self, processid: str, split: str | None = None, chunk: object = None, *, rgb: bool = True
+             ) -> Image.Image:
+        """Load and decode one image as an RGB PIL image (``rgb=False``: in the file's own mode).
 
         ``split`` and ``chunk`` give its place in the package (``chunk`` None/empty where the package has
         no chunk folder). Without ``split`` the image is found by processid alone (slower the first time).
@@ -508,4 +510,4 @@ class ImageStore:
         names the file or zip member.
         """
         data, where = self._read(processid, split, chunk)
-        return decode_image(data, where=where, processid=processid)
+        return decode_image(data, where=where, processid=processid, rgb=rgb)

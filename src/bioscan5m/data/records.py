@@ -183,6 +183,11 @@ class Records:
             raise BioscanError(f"the mask has {len(mask)} values for {len(self)} records", value=len(mask))
         return Records(self.table.filter(mask), self.source, self._label_names, self.cache_path)
 
+    def take(self, indices: np.ndarray | pa.Array | Sequence[int]) -> Records:
+        """The records at ``indices``, in that order; label maps are kept."""
+        return Records(self.table.take(pa.array(np.asarray(indices, dtype=np.int64))), self.source,
+                       self._label_names, self.cache_path)
+
     def _loaded(self, name: str) -> str:
         if name not in self.table.column_names:
             raise BioscanError(

@@ -256,7 +256,7 @@ def _split_dataset(model: MultimodalModel, eval_transform: Any, root: str | os.P
 
     modalities = [m for m in ("image", "dna") if m in model.modalities]
     return BIOSCAN5M(root, split=split, modality=modalities, image_package=image_package, target_type=(),
-                     output_format="dict", transform=eval_transform, cache_dir=cache_dir)
+                     output_format="dict", transform=eval_transform, cache_dir=cache_dir, clean_barcodes=True)
 
 
 #: How the text keys are made: one per key record (the authors') or one per distinct sentence.
@@ -457,7 +457,8 @@ def identify(
         transform = clibd_image_transforms(model.config.image_size, model.config.image_mean,
                                            model.config.image_std)[1]
     keys = BIOSCAN5M(root, split=key_splits, modality=[key_modality], image_package=image_package,
-                     target_type=(), output_format="dict", transform=transform, cache_dir=cache_dir)
+                     target_type=(), output_format="dict", transform=transform, cache_dir=cache_dir,
+                     clean_barcodes=True)
     key_embeddings = _split_embedder(model, embeddings_cache, batch_size, num_workers)(keys, desc="keys")
     similarity, neighbours = nearest_keys(key_embeddings[key_modality], queries, min(k, len(keys)), index_kind)
     ids = keys.records.ids

@@ -122,8 +122,10 @@ def alignment_dataset(root: str | os.PathLike[str], model: MultimodalModel, spli
     if "text" in model.modalities:
         wanted += list(TEXT_RANKS)
     transform = prepare_image(model.config.image_size) if "image" in model.modalities else None
+    # Barcodes cleaned (gaps, case, flanking N) as everywhere else in the toolkit; missing names are NaN,
+    # which taxonomy_text reads as missing.
     return BIOSCAN5M(root, split=split, modality=wanted, image_package=image_package, target_type=(),
-                     output_format="dict", transform=transform, cache_dir=cache_dir)
+                     output_format="dict", transform=transform, cache_dir=cache_dir, clean_barcodes=True)
 
 
 def taxonomy_names(root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> list[str]:
