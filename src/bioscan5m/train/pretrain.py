@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -105,12 +105,14 @@ def pretrain(
     mask_ratio: float = 0.5,
     masking: str = "mask",
     random_offset: bool = True,
+    on_step: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Pretrain ``model`` by MLM on ``barcodes``; the trained model is saved into ``config.out_dir``
     (``BarcodeBERT.from_pretrained(config.out_dir)`` loads it), checkpoints into its checkpoints/.
 
     The run's definition adds the model's configuration, a fingerprint of the barcodes (merged into
     ``config.definition["data"]``, where a caller may describe their source) and the masking options.
+    ``on_step(step, model)`` runs after every optimizer step (e.g. for evaluation).
     """
     step = MLMStep(model, mask_ratio=mask_ratio, masking=masking, random_offset=random_offset)
     barcodes = list(barcodes)
@@ -129,4 +131,5 @@ def pretrain(
         dataclasses.replace(config, definition=definition),
         collate_fn=list,
         save_model=lambda trained, out: trained.save_pretrained(Path(out)),
+        on_step=on_step,
     )
