@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, load_model, save_model
+from safetensors.torch import load_file, load_model
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM
@@ -30,6 +30,7 @@ from transformers import BertConfig, BertForMaskedLM
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path, atomic_write
 from bioscan5m.models.tokenizer import AUTHORS_SPECIALS, TOKENIZER_FILE, KmerTokenizer
+from bioscan5m.models.weights import save_weights
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class BarcodeBERT(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_model(self.mlm, str(tmp), metadata={"format": "pt"})
+            save_weights(self.mlm, tmp)  # byte-identical for identical weights
         self.tokenizer.save(directory / TOKENIZER_FILE)
         config = self.config.to_dict()
         config["architectures"] = ["BertForMaskedLM"]

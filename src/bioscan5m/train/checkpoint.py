@@ -23,10 +23,11 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, load_model, save_file
 from torch import nn
 
 from bioscan5m.errors import BioscanError
+from bioscan5m.models.weights import save_weights
 
 MANIFEST = "manifest.json"
 STATE = "state.json"
@@ -116,7 +117,7 @@ def save_checkpoint(
         shutil.rmtree(leftover, ignore_errors=True)
     tmp = directory / f".{final.name}.tmp"
     tmp.mkdir()
-    save_model(model, str(tmp / "model.safetensors"))
+    save_weights(model, tmp / "model.safetensors")
     tensors, optimizer_meta = _split_optimizer_state(optimizer)
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     with open(tmp / STATE, "w", encoding="utf-8") as handle:

@@ -113,7 +113,7 @@ def _difference(key: str, then: Any, now: Any) -> str:
         return (f"with other {option_name(key)}: {_describe(now)} is not the content the run was started with "
                 f"({_describe(then)})")
     if isinstance(then, dict) and isinstance(now, dict):
-        for sub in [*now, *(k for k in then if k not in now)]:
+        for sub in sorted({*now, *then}, key=lambda sub: (sub != "name", sub)):  # a model's name says most
             if then.get(sub) != now.get(sub):
                 return (f"with another {option_name(key)}: {sub} is {json.dumps(now.get(sub))}, the run was "
                         f"started with {json.dumps(then.get(sub))}")
