@@ -126,6 +126,8 @@ def test_interrupted_then_resumed_pretrain_equals_the_uninterrupted_run(fasta, t
     assert not (out / "model.safetensors").exists()
     logged = [json.loads(line)["step"] for line in (out / "train_log.jsonl").open()]
     assert logged == [2, 4, 6]
+    with open(out / "train_log.jsonl", "a") as log:
+        log.write('{"step": 7, "lo')  # a row cut short by the kill
 
     code, printed, _ = run_cli(pretrain_args(fasta, out, "--resume", steps=8), capsys)
     assert code == 0 and f"resuming from {out / 'checkpoints' / 'step-00000004'} at step 4/8" in printed

@@ -155,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         resume=args.resume,
         allow_change=args.allow_change,
-        definition={"data": {"source": os.path.abspath(args.data), "split": args.split}, "init": args.init},
+        definition={
+            "data": {"source": os.path.abspath(args.data), "split": args.split},
+            "init": _weights_source(args.init),
+        },
     )
     result = pretrain(
         model,
@@ -174,3 +177,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stdout,
         )
     return 0
+
+
+def _weights_source(init: str | None) -> str | None:
+    """--init as recorded in the run's definition: an absolute path for a local folder or file."""
+    return os.path.abspath(init) if init and os.path.exists(init) else init

@@ -613,13 +613,19 @@ def _save(
 
 
 def _trim_log(path: Path, step: int) -> None:
-    """Drop log rows past ``step`` (written by a run that died before its next checkpoint)."""
+    """Drop log rows past ``step`` (written by a run that died before its next checkpoint), and a row
+    cut short by the kill."""
     if not path.is_file():
         return
-    rows = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line)["step"] <= step
-    ]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows = [line for line in lines if _row_step(line) <= step]
     with atomic_write(path) as handle:
         handle.writelines(row + "\n" for row in rows)
+
+
+def _row_step(line: str) -> float:
+    """The step of a log row; infinity for a line that is not a complete row (so it is dropped)."""
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
