@@ -160,6 +160,7 @@ def test_pretrain_killed_by_sigkill_resumes_to_the_uninterrupted_weights(fasta, 
 @pytest.mark.parametrize("damage, reason", [
     ("truncate", "skipping checkpoint step-00000006: model.safetensors is truncated or altered"),
     ("flip", "skipping checkpoint step-00000006: optimizer.safetensors does not match its SHA-256"),
+    ("remove", "skipping checkpoint step-00000006: state.json is missing"),
     ("delete", None),
 ])
 def test_a_damaged_newest_checkpoint_resumes_from_the_previous_one(fasta, tmp_path, capsys, damage, reason):
@@ -174,6 +175,8 @@ def test_a_damaged_newest_checkpoint_resumes_from_the_previous_one(fasta, tmp_pa
         state = bytearray((newest / "optimizer.safetensors").read_bytes())
         state[-1] ^= 0xFF
         (newest / "optimizer.safetensors").write_bytes(bytes(state))
+    elif damage == "remove":
+        (newest / "state.json").unlink()
     else:
         shutil.rmtree(newest)
     code, printed, _ = run_cli(pretrain_args(fasta, out, "--resume"), capsys)
