@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         allow_change=args.allow_change,
         definition={
             "data": {"source": os.path.abspath(args.data), "split": args.split},
-            "init": _weights_source(args.init),
+            "init": os.path.abspath(args.init) if args.init and os.path.exists(args.init) else args.init,
         },
     )
     result = pretrain(
@@ -178,7 +178,3 @@ def run(args: argparse.Namespace) -> int:
         )
     return 0
 
-
-def _weights_source(init: str | None) -> str | None:
-    """--init as recorded in the run's definition: an absolute path for a local folder or file."""
-    return os.path.abspath(init) if init and os.path.exists(init) else init
