@@ -177,4 +177,3 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stdout,
         )
     return 0
-
