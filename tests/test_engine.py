@@ -17,7 +17,7 @@ from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.models.registry import create_dna_model
 from bioscan5m.train.distributed import all_gather_with_grad
 from bioscan5m.train.engine import TrainConfig, train
-from bioscan5m.train.pretrain import MLMStep, pretrain
+from bioscan5m.train.pretrain import pretrain
 from bioscan5m.train.schedules import one_cycle
 from bioscan5m.train.seeding import hashed_uniform, sample_seeds
 
@@ -83,15 +83,8 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_weights(tmp_path, bar
 
     interrupted = tiny_model()
     with pytest.raises(Crash):
-        train(
-            interrupted,
-            MLMStep(interrupted),
-            data,
-            TrainConfig(tmp_path / "resumed", **settings),
-            collate_fn=list,
-            on_step=crash_after_step_3,
-        )
-    assert (tmp_path / "resumed" / "checkpoints" / "latest").read_text().strip() == "step-00000002"
+        pretrain(interrupted, data, TrainConfig(tmp_path / "resumed", **settings), on_step=crash_after_step_3)
+    assert sorted(p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()) == ["step-00000002"]
     logged = [json.loads(line)["step"] for line in (tmp_path / "resumed" / "train_log.jsonl").open()]
     assert logged == [1, 2, 3]
     resumed = tiny_model()  # fresh weights: everything must come from the checkpoint
@@ -110,12 +103,9 @@ def test_run_folder_log_checkpoints_and_guards(tmp_path, barcodes):
         out, steps=6, batch_size=8, lr=2e-3, save_every=2, keep_checkpoints=2, log_every=3, device="cpu"
     )
     result = pretrain(tiny_model(), barcodes[:64], config)
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
-        "latest",
-        "step-00000004",
-        "step-00000006",
-    ]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000004", "step-00000006"]
     assert sorted(p.name for p in (out / "checkpoints" / "step-00000006").iterdir()) == [
+        "manifest.json",
         "model.safetensors",
         "optimizer.safetensors",
         "state.json",
@@ -131,7 +121,7 @@ def test_run_folder_log_checkpoints_and_guards(tmp_path, barcodes):
     with pytest.raises(BioscanError, match="holds checkpoints of an earlier run"):
         pretrain(tiny_model(), barcodes[:64], config)
     changed = TrainConfig(out, steps=8, batch_size=16, lr=2e-3, device="cpu", resume=True)
-    with pytest.raises(BioscanError, match="cannot resume with batch_size=16: the run used 8"):
+    with pytest.raises(BioscanError, match="cannot resume with --batch-size 16: the run was started with 8"):
         pretrain(tiny_model(), barcodes[:64], changed)
     with pytest.raises(BioscanError, match="only 4 training samples, fewer than the batch size 8"):
         pretrain(tiny_model(), barcodes[:4], TrainConfig(tmp_path / "small", steps=1, batch_size=8))
@@ -276,7 +266,11 @@ def test_pretrain_command_on_real_fasta_and_resume(tmp_path, barcodes, capsys):
     assert "pretrained 4-2-2-tiny on 30 unique barcodes: step 2" in summary
     model = BarcodeBERT.from_pretrained(out)
     assert model.name == "4-2-2-tiny" and model.embed(barcodes[:3]).shape == (3, 128)
-    assert main(command(fasta, 3, "--resume")) == 0
+    assert main(command(fasta, 3, "--resume")) == 2  # a longer run is another run unless allowed
+    assert "cannot resume with --steps 3: the run was started with 2 (add --allow-change steps" in (
+        capsys.readouterr().err
+    )
+    assert main(command(fasta, 3, "--resume", "--allow-change", "steps")) == 0
     assert [json.loads(line)["step"] for line in (out / "train_log.jsonl").open()] == [1, 2, 3]
     assert main(command(tmp_path / "missing.fasta", 3)) == 2
     assert "bioscan5m pretrain: error:" in capsys.readouterr().err

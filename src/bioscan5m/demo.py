@@ -143,12 +143,14 @@ def _dna_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
     from bioscan5m.tasks.dna_benchmark import run_dna_benchmark
     from bioscan5m.train.engine import TrainConfig
     from bioscan5m.train.pretrain import load_pretraining_barcodes, pretrain
+    from bioscan5m.train.seeding import seed_everything
 
     model_dir = out / "barcodebert"
     if not (model_dir / "config.json").is_file():
         barcodes = load_pretraining_barcodes(out / "data", "pretrain+other_heldout")
         config = TrainConfig(out_dir=model_dir, steps=settings.pretrain_steps, batch_size=32, lr=1e-3,
                              device=settings.device, seed=settings.seed, save_every=50)
+        seed_everything(settings.seed)  # the initial weights too: same seed, same model
         result = pretrain(create_dna_model("4-2-2-tiny"), barcodes, config, mask_ratio=0.5)
         loss = f"{result.loss:.3f}" if result.loss is not None else "n/a"
         report.add("BarcodeBERT pretraining", f"Model `4-2-2-tiny` pretrained by masked-language modelling "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._training_options import add_allow_change
+
 
 def _modalities(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -57,7 +59,12 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--save-every", type=int, default=0, metavar="STEPS",
                         help="write a checkpoint every STEPS steps (default: only at the end)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--log-every", type=int, default=10, metavar="STEPS",
+                        help="print a progress line (step, loss, speed, time left) and log a row every STEPS steps "
+                        "(default: 10)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its newest intact checkpoint (same options required)")
+    add_allow_change(parser)
     parser.set_defaults(func=run)
 
 
@@ -68,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(out_dir=args.out, steps=args.steps, batch_size=args.batch_size,
                          accumulate=args.accumulate, lr=args.lr, schedule=args.schedule, device=args.device,
                          precision=args.precision, seed=args.seed, save_every=args.save_every,
-                         num_workers=args.workers, resume=args.resume)
+                         log_every=args.log_every, num_workers=args.workers, resume=args.resume,
+                         allow_change=args.allow_change)
     options = {"modalities": args.modalities, "freeze": args.freeze, "lora": args.lora,
                "lora_rank": args.lora_rank, "text_pooling": args.text_pooling,
                "text_required_rank": None if args.text_requires == "none" else args.text_requires,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._training_options import add_allow_change
 from bioscan5m.data.schema import TARGET_RANKS
 
 
@@ -61,8 +62,12 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: %(default)s)")
     parser.add_argument("--save-every", type=int, default=0,
                         help="write a checkpoint every N steps (default: only at the end)")
-    parser.add_argument("--log-every", type=int, default=10, help="log a line every N steps (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--log-every", type=int, default=10,
+                        help="print a progress line (step, loss, speed, time left) and log a row every N steps "
+                             "(default: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its newest intact checkpoint (same options required)")
+    add_allow_change(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: %(default)s)")
     parser.set_defaults(func=run)
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         head_lr_scale=args.head_lr_scale, weight_decay=args.weight_decay, random_offset=args.random_offset,
         precision=args.precision, device=args.device, seed=args.seed, save_every=args.save_every,
-        log_every=args.log_every, num_workers=args.workers, resume=args.resume,
+        log_every=args.log_every, num_workers=args.workers, resume=args.resume, allow_change=args.allow_change,
     )
     if not dist_info().is_main:
         return 0

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from bioscan5m.cli._training_options import add_allow_change
 from bioscan5m.data.schema import MAX_NUCLEOTIDES
 
 
@@ -110,11 +112,18 @@ def register(subparsers) -> None:
         help="write a checkpoint every N steps (0: only at the end; default: %(default)s)",
     )
     parser.add_argument(
-        "--log-every", type=int, default=10, help="log a line every N steps (default: %(default)s)"
+        "--log-every",
+        type=int,
+        default=10,
+        help="print a progress line (step, loss, speed, time left) and log a row every N steps "
+        "(default: %(default)s)",
     )
     parser.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its newest intact checkpoint (same options required)",
     )
+    add_allow_change(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--workers", type=int, default=0, help="data-loading processes (default: %(default)s)"
@@ -127,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
     from bioscan5m.train.distributed import dist_info
     from bioscan5m.train.engine import TrainConfig
     from bioscan5m.train.pretrain import load_pretraining_barcodes, pretrain
+    from bioscan5m.train.seeding import seed_everything
 
     barcodes = load_pretraining_barcodes(args.data, args.split)
+    seed_everything(args.seed)  # the initial weights are part of what the seed fixes
     model = create_dna_model(args.model, pretrained=args.init)
     config = TrainConfig(
         out_dir=args.out,
@@ -144,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
         log_every=args.log_every,
         num_workers=args.workers,
         resume=args.resume,
+        allow_change=args.allow_change,
+        definition={
+            "data": {"source": os.path.abspath(args.data), "split": args.split},
+            "init": os.path.abspath(args.init) if args.init and os.path.exists(args.init) else args.init,
+        },
     )
     result = pretrain(
         model,

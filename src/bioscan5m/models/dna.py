@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, load_model, save_model
+from safetensors.torch import load_file, load_model
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM
@@ -32,6 +32,7 @@ from bioscan5m.fileio import atomic_path, atomic_write
 from bioscan5m.models.card import MASKED_LM, ModelCard
 from bioscan5m.models.hf_tokenizer import save_hf_tokenizer
 from bioscan5m.models.tokenizer import AUTHORS_SPECIALS, TOKENIZER_FILE, KmerTokenizer
+from bioscan5m.models.weights import save_weights
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ class BarcodeBERT(nn.Module):
             for name, module in extra_modules.items():
                 network.add_module(name, module)
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_model(network, str(tmp), metadata={"format": "pt"})
+            save_weights(network, tmp)  # byte-identical for identical weights
         self.tokenizer.save(directory / TOKENIZER_FILE)
         save_hf_tokenizer(self.tokenizer, directory)
         (card or ModelCard(MASKED_LM, self.name, self.card_architecture())).write(directory)

@@ -248,12 +248,12 @@ class MultimodalModel(nn.Module):
     # -- files ----------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
         """Write the model directory; each file atomically, ``config.json`` (which marks it complete) last."""
-        from safetensors.torch import save_model
+        from bioscan5m.models.weights import save_weights
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_model(self, str(tmp), metadata={"format": "pt"})
+            save_weights(self, tmp)  # byte-identical for identical weights
         if self.dna_tokenizer is not None:
             self.dna_tokenizer.save(directory / TOKENIZER_FILE)
         if self.text_tokenizer is not None:

@@ -52,6 +52,8 @@ from bioscan5m.tasks.probes import (
 )
 from bioscan5m.train.distributed import dist_info
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
+from bioscan5m.train.run_definition import content_fingerprint, model_definition
+from bioscan5m.train.seeding import seed_everything
 
 CLASSIFIER_CONFIG = "classifier.json"
 CLASSIFIER_WEIGHTS = "classifier.safetensors"  # where folders of earlier versions kept the layer
@@ -303,6 +305,13 @@ def load_encoder(model: str | os.PathLike[str] | BarcodeBERT) -> BarcodeBERT:
     return BarcodeBERT.from_pretrained(model)
 
 
+def _model_source(model: str | os.PathLike[str] | BarcodeBERT) -> str | None:
+    """What the encoder was loaded from (an absolute folder, a Hub id or a name; None for a model object)."""
+    if isinstance(model, BarcodeBERT):
+        return None
+    return os.path.abspath(model) if Path(model).exists() else str(model)
+
+
 def finetune(
     model: str | os.PathLike[str] | BarcodeBERT,
     source: str | os.PathLike[str],
@@ -327,6 +336,7 @@ def finetune(
     log_every: int = 10,
     num_workers: int = 0,
     resume: bool = False,
+    allow_change: Sequence[str] = (),
 ) -> FinetuneResult:
     """The ``bioscan5m finetune`` command: fine-tune ``model`` at ``rank`` on ``train_split`` of ``source``
     (default "train"), save the classifier into ``out`` and score it on ``eval_split`` (None: no evaluation).
@@ -336,6 +346,8 @@ def finetune(
     steps / epochs: training length (one of the two; an epoch is one pass over the labelled records).
     batch_size: barcodes per step (all GPUs together). lr: peak learning rate. Writes ``out/metrics.tsv``
     and ``out/predictions.tsv`` next to the classifier, checkpoints and train_log.jsonl.
+    resume / allow_change: continue the run in ``out`` (its definition, recorded in run.json, must be the
+    same but for the options named in allow_change: "lr", "steps").
     """
     from bioscan5m.data.records import load_records
 
@@ -357,7 +369,7 @@ def finetune(
     if eval_records is not None:
         check_labelled(eval_records, rank, "evaluation records", eval_split)
 
-    torch.manual_seed(seed)  # a fresh encoder and the new head start from seeded weights
+    seed_everything(seed)  # a fresh encoder and the new head start from seeded weights
     encoder = load_encoder(model)
     # Lineage from the whole source, as the label map is: every class of the head gets its taxonomy.
     lineage = class_lineage(load_records(source, columns=list(ranks)), rank, ranks)
@@ -371,7 +383,14 @@ def finetune(
     config = TrainConfig(
         out_dir=out, steps=steps, batch_size=min(batch_size, len(pairs)), lr=lr, weight_decay=weight_decay,
         schedule=schedule, precision=precision, device=device, seed=seed, save_every=save_every,
-        log_every=log_every, num_workers=num_workers, resume=resume,
+        log_every=log_every, num_workers=num_workers, resume=resume, allow_change=tuple(allow_change),
+        definition={
+            "model": {"init": _model_source(model), **model_definition(encoder)},
+            # The class names first: the same pairs with other names are another classifier.
+            "data": content_fingerprint([list(label_map.names), *map(list, pairs)], source=os.path.abspath(source),
+                                        split=train_split, holdout=holdout, classes=len(label_map)),
+            "rank": rank, "head_lr_scale": head_lr_scale, "random_offset": random_offset,
+        },
     )
     training = train_classifier(classifier, pairs, config, random_offset=random_offset, head_lr_scale=head_lr_scale)
 

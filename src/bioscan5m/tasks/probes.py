@@ -123,7 +123,8 @@ class LinearProbe:
         with tempfile.TemporaryDirectory(prefix="bioscan5m-probe-") as run_dir:
             config = TrainConfig(out_dir=run_dir, steps=steps, batch_size=batch_size, lr=self.lr,
                                  weight_decay=self.weight_decay, schedule="cosine", warmup=0.0, grad_clip=None,
-                                 precision="fp32", device=self.device, seed=self.seed, log_every=max(steps, 1))
+                                 precision="fp32", device=self.device, seed=self.seed, log_every=max(steps, 1),
+                                 quiet=True)
             # Items are row numbers; the collate gathers a whole batch with one fancy index (fast).
             train(linear, _softmax_step, range(len(inputs)), config,
                   collate_fn=lambda rows: (inputs[rows], targets[rows]))

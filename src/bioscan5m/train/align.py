@@ -14,6 +14,7 @@ resume) and computes the loss. The engine does everything else (device, precisio
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,11 +22,14 @@ from typing import Any
 
 import torch
 
+from bioscan5m.data.schema import DNA_COLUMN
 from bioscan5m.models.image import AUGMENT_DRAWS, clibd_augment, prepare_image
 from bioscan5m.models.multimodal import MULTIMODAL_MODELS, MultimodalModel, create_multimodal_model
 from bioscan5m.models.text import MISSING_RANK_WORD, TEXT_RANKS, taxonomy_text, tokenize_texts
 from bioscan5m.train.contrastive import contrastive_loss
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
+from bioscan5m.train.run_definition import content_fingerprint, model_definition
+from bioscan5m.train.seeding import seed_everything
 
 #: The splits CLIBD trains on.
 TRAINING_SPLITS = "pretrain+train"
@@ -136,6 +140,16 @@ def taxonomy_names(root: str | os.PathLike[str], cache_dir: str | os.PathLike[st
     return [name for rank in TEXT_RANKS for name in records.label_map(rank).names]
 
 
+def records_fingerprint(records: Any, root: str | os.PathLike[str], split: str, image_package: str) -> dict[str, Any]:
+    """Fingerprint of the training records (ids, barcodes, taxonomy, in order) with where they came from.
+
+    Image bytes are not hashed (hundreds of GB); a record's image is named by its id in the package.
+    """
+    columns = [records.column(name) for name in (DNA_COLUMN, *TEXT_RANKS) if name in records.table.column_names]
+    rows = ([None if value is None else str(value) for value in values] for values in zip(records.ids, *columns))
+    return content_fingerprint(rows, source=os.path.abspath(root), split=split, image_package=image_package)
+
+
 def align(
     root: str | os.PathLike[str],
     config: TrainConfig,
@@ -150,19 +164,25 @@ def align(
 ) -> tuple[MultimodalModel, TrainResult]:
     """Train a CLIBD model on the dataset at ``root``; the trained model is saved into ``config.out_dir``.
 
-    model: a name from ``MULTIMODAL_MODELS`` (built here, with ``model_options`` such as
-    ``modalities=("image", "dna")``, ``freeze=("dna",)``, ``lora=("image",)``) or a model to continue.
-    Checkpoints, the JSONL log and resume are the engine's (``config.resume``); ``on_step(step, model)``
-    runs after every optimizer step (e.g. for evaluation).
+    model: a name from ``MULTIMODAL_MODELS`` (built here after seeding with ``config.seed``, with
+    ``model_options`` such as ``modalities=("image", "dna")``, ``freeze=("dna",)``, ``lora=("image",)``)
+    or a model to continue. Checkpoints, the JSONL log and resume are the engine's (``config.resume``);
+    the run's definition adds the model's configuration (modalities included), the training records'
+    fingerprint, the split, the image package and ``augment``. ``on_step(step, model)`` runs after
+    every optimizer step (e.g. for evaluation).
     """
     if isinstance(model, str):
         modalities = model_options.get("modalities") or MULTIMODAL_MODELS.get(model, MULTIMODAL_MODELS["tiny"]).modalities
         vocabulary = taxonomy_names(root, cache_dir) if "text" in modalities else None
+        seed_everything(config.seed)  # the initial weights are part of what the seed fixes
         model = create_multimodal_model(model, text_vocabulary=vocabulary, **model_options)[0]
     dataset = alignment_dataset(root, model, split, image_package, cache_dir)
     config_ = model.config
     collate = AlignmentCollate.for_model(model)
     step = AlignStep(config_.image_size, config_.image_mean, config_.image_std, augment=augment)
-    result = train(model, step, dataset, config, collate_fn=collate, on_step=on_step,
+    definition = {**config.definition, "data": records_fingerprint(dataset.records, root, split, image_package),
+                  "model": model_definition(model), "augment": augment}
+    result = train(model, step, dataset, dataclasses.replace(config, definition=definition),
+                   collate_fn=collate, on_step=on_step,
                    save_model=lambda trained, out_dir: trained.save_pretrained(Path(out_dir)))
     return model, result

@@ -11,8 +11,9 @@ length), and a step function that turns one micro-batch into a loss::
                 "accuracy": acc}  # any other scalar is averaged and logged
 
 and does the rest: device, bf16/fp16 autocast (GradScaler for fp16), gradient accumulation,
-AdamW with a step-wise learning-rate schedule, gradient clipping, a progress bar, a JSONL log,
-atomic checkpoints, exact resume, and DistributedDataParallel under torchrun.
+AdamW with a step-wise learning-rate schedule, gradient clipping, progress lines (and a bar in a
+terminal), a JSONL log, checksummed atomic checkpoints, exact resume under a recorded run definition
+(``run.json``, see :mod:`bioscan5m.train.run_definition`), and DistributedDataParallel under torchrun.
 
 Batches. ``batch_size`` is the GLOBAL micro-batch (summed over processes); each optimizer step
 sees ``batch_size * accumulate`` samples. Every epoch is a seeded permutation cut into global
@@ -22,7 +23,9 @@ micro-batches; rank r takes the r-th slice of each. A run is therefore the same 
 Randomness. Before each micro-batch the engine reseeds torch from (seed, step, micro-batch, rank)
 (dropout), and ``ctx.uniform`` draws per-sample numbers from (seed, epoch, sample index) — use it
 for masking and augmentation so a sample is treated the same on any rank and after a restart. A
-run killed after a checkpoint and resumed is bit-identical to an uninterrupted one on CPU.
+run killed after a checkpoint and resumed is bit-identical to an uninterrupted one on CPU. The
+model's initial weights are the caller's: build it after :func:`~bioscan5m.train.seeding.seed_everything`.
+On a GPU the engine asks torch for deterministic kernels, so that the same seed gives the same weights.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import ctypes
 import json
 import math
 import resource
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,7 +49,7 @@ from tqdm.auto import tqdm
 
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
-from bioscan5m.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from bioscan5m.train.checkpoint import find_checkpoint, load_checkpoint, read_state, save_checkpoint
 from bioscan5m.train.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -54,14 +58,20 @@ from bioscan5m.train.distributed import (
     shutdown_distributed,
     unwrap,
 )
+from bioscan5m.train.run_definition import (
+    CHANGEABLE,
+    ENGINE_OPTIONS,
+    check_resume,
+    normalised,
+    read_changes,
+    write_run_file,
+)
 from bioscan5m.train.schedules import get_schedule
-from bioscan5m.train.seeding import hashed_uniform, mix_seed, sample_seeds
+from bioscan5m.train.seeding import deterministic_algorithms, hashed_uniform, mix_seed, sample_seeds
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 LOG_FILE = "train_log.jsonl"
 CHECKPOINT_DIR = "checkpoints"
-#: Settings that must not change when a run is resumed (they change which samples form a batch).
-_RESUME_INVARIANTS = ("batch_size", "accumulate", "seed")
 
 
 @dataclass
@@ -75,7 +85,11 @@ class TrainConfig:
     (None: no clipping). precision: "auto" (bf16 on GPUs that have it, else fp16 on GPU, fp32 on CPU),
     "bf16", "fp16" (GPU only) or "fp32". device: "auto", "cpu", "cuda", "cuda:1"...
     save_every: checkpoint every N steps (0: only at the end). keep_checkpoints: how many to keep.
-    resume: continue from out_dir's latest checkpoint (a fresh start when there is none).
+    log_every: a progress line (stdout) and a train_log.jsonl row every N steps. quiet: no progress
+    lines or bar (for short inner fits such as a linear probe).
+    resume: continue from out_dir's newest intact checkpoint (a fresh start when there is none).
+    definition: what the task adds to the run's definition (data fingerprint, model configuration,
+    mask ratio...; JSON-able). allow_change: options of the definition a resume may change ("lr", "steps").
     """
 
     out_dir: str | Path
@@ -97,6 +111,9 @@ class TrainConfig:
     num_workers: int = 0
     find_unused_parameters: bool = False
     resume: bool = False
+    definition: dict = field(default_factory=dict)
+    allow_change: tuple[str, ...] = ()
+    quiet: bool = False
 
     def check(self) -> None:
         for name in ("steps", "batch_size", "accumulate", "log_every"):
@@ -114,6 +131,16 @@ class TrainConfig:
         if not self.lr > 0:
             raise BioscanError(f"learning rate must be positive, got {self.lr}", value=self.lr)
         get_schedule(self.schedule)
+        unknown = sorted(set(self.allow_change) - set(CHANGEABLE))
+        if unknown:
+            raise BioscanError(
+                f"cannot allow changes to {', '.join(unknown)}; only {', '.join(CHANGEABLE)} may change on resume",
+                value=unknown[0],
+            )
+
+    def run_definition(self) -> dict:
+        """The options that define the run: the engine's settings and the task's ``definition``."""
+        return normalised({**{name: getattr(self, name) for name in ENGINE_OPTIONS}, **self.definition})
 
 
 @dataclass
@@ -297,7 +324,6 @@ def train(
 
 def _run(model, step_fn, dataset, config, info, collate_fn, param_groups, save_model, on_step) -> TrainResult:
     out_dir = Path(config.out_dir)
-    checkpoints = out_dir / CHECKPOINT_DIR
     if config.batch_size % info.world_size:
         raise BioscanError(
             f"batch size {config.batch_size} is not divisible by {info.world_size} processes",
@@ -312,6 +338,7 @@ def _run(model, step_fn, dataset, config, info, collate_fn, param_groups, save_m
     dtype = autocast_dtype(config.precision, device)
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
     trim_heap = cpu_heap_trimmer() if device.type == "cpu" else None
+    say = _announcer(info.is_main and not config.quiet)
     model.to(device)
     optimizer = torch.optim.AdamW(
         param_groups or default_param_groups(model, config.weight_decay),
@@ -324,27 +351,7 @@ def _run(model, step_fn, dataset, config, info, collate_fn, param_groups, save_m
     schedule_kwargs = {} if config.warmup is None else {"warmup": config.warmup}
 
     # Start or resume. The step, the data position and the weights are all the state there is.
-    state = {"step": 0, "epoch": 0, "position": 0}
-    latest = latest_checkpoint(checkpoints)
-    if latest is not None and not config.resume:
-        raise BioscanError(
-            "holds checkpoints of an earlier run; resume it or choose another output folder", path=out_dir
-        )
-    if latest is not None:
-        saved = load_checkpoint(latest, model=model, optimizer=optimizer, device=device)
-        for name in _RESUME_INVARIANTS:
-            if saved["config"][name] != getattr(config, name):
-                raise BioscanError(
-                    f"cannot resume with {name}={getattr(config, name)}: the run used "
-                    f"{saved['config'][name]}",
-                    path=latest,
-                )
-        if scaler.is_enabled() and saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        state = {key: saved[key] for key in state}
-    if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _trim_log(out_dir / LOG_FILE, state["step"])
+    state, checkpoint_path = _start_or_resume(model, optimizer, scaler, config, info, device, say)
     ddp_model = model
     if info.world_size > 1:
         ddp_model = nn.parallel.DistributedDataParallel(
@@ -359,78 +366,78 @@ def _run(model, step_fn, dataset, config, info, collate_fn, param_groups, save_m
         initial=state["step"],
         desc="training",
         unit="step",
-        disable=None if info.is_main else True,
+        disable=None if info.is_main and not config.quiet else True,
         dynamic_ncols=True,
     )
     history: list[dict] = []
     window = {"loss": 0.0, "samples": 0, "tokens": 0, "steps": 0, "metrics": {}}
     session_start, window_start = time.perf_counter(), time.perf_counter()
     session_samples = session_tokens = 0
-    checkpoint_path = latest
+    first_step = state["step"]
     ddp_model.train()
 
-    while state["step"] < config.steps:
-        step = state["step"]
-        lr_factor = schedule(step, config.steps, **schedule_kwargs)
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr * lr_factor * group.get("lr_scale", 1.0)
-        for micro in range(config.accumulate):
-            epoch, indices, batch = next(batches)
-            torch.manual_seed(mix_seed(config.seed, step, micro, info.rank))
-            ctx = StepContext(step, micro, epoch, indices, device, info, config.seed)
-            last_micro = micro == config.accumulate - 1
-            sync = contextlib.nullcontext() if last_micro or ddp_model is model else ddp_model.no_sync()
-            with sync:
-                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    out = step_fn(ddp_model, batch, ctx)
-                loss, micro_loss = _global_loss(out, device, info.world_size)
-                scaler.scale(loss / config.accumulate).backward()
-            # Tensors stay on the device until the next log row: no host sync in the loop.
-            window["loss"] = window["loss"] + micro_loss / config.accumulate
-            window["samples"] += int(out.get("samples", len(indices)))
-            window["tokens"] += int(out.get("tokens", 0))
-            for key, value in out.items():
-                if key not in ("loss", "weight", "samples", "tokens"):
-                    value = value.detach() if torch.is_tensor(value) else value
-                    window["metrics"][key] = window["metrics"].get(key, 0.0) + value / config.accumulate
-        scaler.unscale_(optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        if trim_heap is not None:
-            trim_heap(0)
-        state["step"] = step + 1
-        state["epoch"], state["position"] = batches.epoch, batches.position
-        window["steps"] += 1
-        progress.update(1)
+    with deterministic_algorithms(device):
+        while state["step"] < config.steps:
+            step = state["step"]
+            lr_factor = schedule(step, config.steps, **schedule_kwargs)
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * lr_factor * group.get("lr_scale", 1.0)
+            for micro in range(config.accumulate):
+                epoch, indices, batch = next(batches)
+                torch.manual_seed(mix_seed(config.seed, step, micro, info.rank))
+                ctx = StepContext(step, micro, epoch, indices, device, info, config.seed)
+                last_micro = micro == config.accumulate - 1
+                sync = contextlib.nullcontext() if last_micro or ddp_model is model else ddp_model.no_sync()
+                with sync:
+                    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                        out = step_fn(ddp_model, batch, ctx)
+                    loss, micro_loss = _global_loss(out, device, info.world_size)
+                    scaler.scale(loss / config.accumulate).backward()
+                # Tensors stay on the device until the next log row: no host sync in the loop.
+                window["loss"] = window["loss"] + micro_loss / config.accumulate
+                window["samples"] += int(out.get("samples", len(indices)))
+                window["tokens"] += int(out.get("tokens", 0))
+                for key, value in out.items():
+                    if key not in ("loss", "weight", "samples", "tokens"):
+                        value = value.detach() if torch.is_tensor(value) else value
+                        window["metrics"][key] = window["metrics"].get(key, 0.0) + value / config.accumulate
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if trim_heap is not None:
+                trim_heap(0)
+            state["step"] = step + 1
+            state["epoch"], state["position"] = batches.epoch, batches.position
+            window["steps"] += 1
+            progress.update(1)
 
-        done = state["step"] == config.steps
-        if state["step"] % config.log_every == 0 or done:
-            row = _log_row(
-                state,
-                window,
-                time.perf_counter() - window_start,
-                lr_factor * config.lr,
-                float(grad_norm),
-                info,
-                device,
-            )
-            session_samples, session_tokens = session_samples + row["samples"], session_tokens + row["tokens"]
-            history.append(row)
-            if info.is_main:
-                with open(out_dir / LOG_FILE, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                postfix = {"loss": f"{row['loss']:.4f}"}
-                if row["tokens_per_s"]:
-                    postfix["tok/s"] = f"{row['tokens_per_s']:.0f}"
-                progress.set_postfix(postfix, refresh=False)
-            window = {"loss": 0.0, "samples": 0, "tokens": 0, "steps": 0, "metrics": {}}
-            window_start = time.perf_counter()
-        if (config.save_every and state["step"] % config.save_every == 0) or done:
-            checkpoint_path = _save(checkpoints, model, optimizer, scaler, state, config, info)
-        if on_step is not None:
-            on_step(state["step"], model)
+            done = state["step"] == config.steps
+            if state["step"] % config.log_every == 0 or done:
+                row = _log_row(
+                    state,
+                    window,
+                    time.perf_counter() - window_start,
+                    lr_factor * config.lr,
+                    float(grad_norm),
+                    info,
+                    device,
+                )
+                session_samples += row["samples"]
+                session_tokens += row["tokens"]
+                history.append(row)
+                if info.is_main:
+                    with open(out_dir / LOG_FILE, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    elapsed = time.perf_counter() - session_start
+                    say(progress_line(row, config.steps, elapsed, elapsed / (state["step"] - first_step)))
+                window = {"loss": 0.0, "samples": 0, "tokens": 0, "steps": 0, "metrics": {}}
+                window_start = time.perf_counter()
+            if (config.save_every and state["step"] % config.save_every == 0) or done:
+                checkpoint_path = _save(out_dir / CHECKPOINT_DIR, model, optimizer, scaler, state, config, info)
+            if on_step is not None:
+                on_step(state["step"], model)
     progress.close()
 
     if save_model is not None and info.is_main:
@@ -449,6 +456,79 @@ def _run(model, step_fn, dataset, config, info, collate_fn, param_groups, save_m
         checkpoint=checkpoint_path,
         history=history,
     )
+
+
+def _start_or_resume(
+    model, optimizer, scaler, config: TrainConfig, info: DistInfo, device, say
+) -> tuple[dict, Path | None]:
+    """The run's state at the start of this session: a fresh one, or the newest intact checkpoint's.
+
+    Writes ``run.json`` (fresh start, or a resume that changed an allowed option) and trims log rows
+    past the step resumed from.
+    """
+    out_dir = Path(config.out_dir)
+    definition = config.run_definition()
+    latest, skipped = find_checkpoint(out_dir / CHECKPOINT_DIR)
+    if (latest or skipped) and not config.resume:
+        raise BioscanError(
+            "holds checkpoints of an earlier run; resume it (--resume) or choose another output folder",
+            path=out_dir,
+        )
+    if skipped and latest is None:
+        reasons = "; ".join(f"{path.name}: {why}" for path, why in skipped)
+        raise BioscanError(f"no intact checkpoint to resume from ({reasons})", path=out_dir / CHECKPOINT_DIR)
+    for path, why in skipped:
+        say(f"skipping checkpoint {path.name}: {why}")
+
+    state = {"step": 0, "epoch": 0, "position": 0}
+    changes = []
+    if latest is not None:
+        saved = read_state(latest)
+        changed = check_resume(
+            saved.get("definition", {}), definition, step=saved["step"], allow_change=config.allow_change,
+            where=out_dir,
+        )
+        saved = load_checkpoint(latest, model=model, optimizer=optimizer, device=device)
+        if scaler.is_enabled() and saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
+        state = {key: saved[key] for key in state}
+        changes = [
+            {"step": state["step"], "option": key, "from": saved["definition"].get(key), "to": definition[key]}
+            for key in changed
+        ]
+        say(f"resuming from {latest} at step {state['step']}/{config.steps}"
+            + "".join(f"; {c['option']} changed from {c['from']} to {c['to']}" for c in changes))
+    else:
+        say(f"training for {config.steps} steps of {config.batch_size * config.accumulate} samples (seed "
+            f"{config.seed}); run folder {out_dir}")
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if latest is None or changes:
+            write_run_file(out_dir, definition, (read_changes(out_dir) if latest else []) + changes)
+        _trim_log(out_dir / LOG_FILE, state["step"])
+    return state, latest
+
+
+def _announcer(enabled: bool) -> Callable[[str], None]:
+    """Print a line on stdout (through tqdm, so a bar in the terminal stays intact); a no-op if disabled."""
+    if not enabled:
+        return lambda line: None
+    return lambda line: tqdm.write(line, file=sys.stdout)
+
+
+def progress_line(row: dict, total: int, elapsed: float, seconds_per_step: float) -> str:
+    """``step 20/100 (20%) | loss 3.1416 | 812 samples/s, 41,230 tokens/s | elapsed 0:00:25 | eta 0:01:40``."""
+    rates = f"{row['samples_per_s']:,.1f} samples/s"
+    if row["tokens_per_s"]:
+        rates += f", {row['tokens_per_s']:,.0f} tokens/s"
+    eta = (total - row["step"]) * seconds_per_step
+    return (f"step {row['step']}/{total} ({100 * row['step'] / total:.0f}%) | loss {row['loss']:.4f} | {rates} | "
+            f"elapsed {_clock(elapsed)} | eta {_clock(eta)}")
+
+
+def _clock(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _global_loss(out: dict, device: torch.device, world_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -514,10 +594,13 @@ def _save(
     path = checkpoints / f"step-{state['step']:08d}"
     if info.is_main:
         settings = {
-            key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(config).items()
+            key: (str(value) if isinstance(value, Path) else value)
+            for key, value in asdict(config).items()
+            if key != "definition"  # stored normalised, below
         }
         payload = {
             **state,
+            "definition": config.run_definition(),
             "config": settings,
             "world_size": info.world_size,
             "scaler": scaler.state_dict() if scaler.is_enabled() else {},
@@ -530,13 +613,19 @@ def _save(
 
 
 def _trim_log(path: Path, step: int) -> None:
-    """Drop log rows past ``step`` (written by a run that died before its next checkpoint)."""
+    """Drop log rows past ``step`` (written by a run that died before its next checkpoint), and a row
+    cut short by the kill."""
     if not path.is_file():
         return
-    rows = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line)["step"] <= step
-    ]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows = [line for line in lines if _row_step(line) <= step]
     with atomic_write(path) as handle:
         handle.writelines(row + "\n" for row in rows)
+
+
+def _row_step(line: str) -> float:
+    """The step of a log row; infinity for a line that is not a complete row (so it is dropped)."""
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf

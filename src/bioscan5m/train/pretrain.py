@@ -7,8 +7,9 @@ offset in [0, k) per sample and 50 % of the k-mer tokens masked.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from bioscan5m.errors import BioscanError
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
 from bioscan5m.train.losses import IGNORE, MASKING_STRATEGIES, mask_tokens, mlm_loss
+from bioscan5m.train.run_definition import content_fingerprint, model_definition
 
 
 def load_pretraining_barcodes(source: str | os.PathLike[str], split: str | None = None) -> list[str]:
@@ -103,15 +105,31 @@ def pretrain(
     mask_ratio: float = 0.5,
     masking: str = "mask",
     random_offset: bool = True,
+    on_step: Callable[[int, torch.nn.Module], None] | None = None,
 ) -> TrainResult:
     """Pretrain ``model`` by MLM on ``barcodes``; the trained model is saved into ``config.out_dir``
-    (``BarcodeBERT.from_pretrained(config.out_dir)`` loads it), checkpoints into its checkpoints/."""
+    (``BarcodeBERT.from_pretrained(config.out_dir)`` loads it), checkpoints into its checkpoints/.
+
+    The run's definition adds the model's configuration, a fingerprint of the barcodes (merged into
+    ``config.definition["data"]``, where a caller may describe their source) and the masking options.
+    ``on_step(step, model)`` runs after every optimizer step (e.g. for evaluation).
+    """
     step = MLMStep(model, mask_ratio=mask_ratio, masking=masking, random_offset=random_offset)
+    barcodes = list(barcodes)
+    definition = {
+        **config.definition,
+        "data": content_fingerprint(barcodes, **config.definition.get("data", {})),
+        "model": model_definition(model),
+        "mask_ratio": mask_ratio,
+        "masking": masking,
+        "random_offset": random_offset,
+    }
     return train(
         model,
         step,
-        list(barcodes),
-        config,
+        barcodes,
+        dataclasses.replace(config, definition=definition),
         collate_fn=list,
         save_model=lambda trained, out: trained.save_pretrained(Path(out)),
+        on_step=on_step,
     )

@@ -3,12 +3,20 @@
 Training draws nothing from a generator whose state would have to be carried across a restart:
 each optimizer step reseeds torch from ``mix_seed(seed, step, micro_batch, rank)`` (dropout), and
 per-sample augmentations draw counter-based uniforms from ``mix_seed(seed, epoch, sample_index)``,
-so a sample gets the same mask and offset whichever rank or micro-batch it lands in.
+so a sample gets the same mask and offset whichever rank or micro-batch it lands in. What is drawn
+before training (a model's initial weights, a new classifier head) comes from :func:`seed_everything`,
+called before the model is built.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
+from collections.abc import Iterator
+
 import numpy as np
+import torch
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -42,3 +50,35 @@ def sample_seeds(seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
     base = np.uint64(mix_seed(seed, epoch))
     with np.errstate(over="ignore"):
         return _splitmix64(base + np.asarray(indices, dtype=np.uint64) * _GOLDEN)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (CPU and every GPU).
+
+    Call it before building a model: its initial weights are then a function of the seed.
+    """
+    random.seed(seed)
+    np.random.seed(mix_seed(seed) % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(device: torch.device) -> Iterator[None]:
+    """On a GPU, make torch pick deterministic kernels (cuDNN, cuBLAS, scatter-add) for the block.
+
+    Without it, atomic additions (e.g. the embedding gradient) sum in a different order on every run.
+    Kernels with no deterministic version warn instead of failing. Nothing changes on the CPU.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts on the device
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
