@@ -4,8 +4,8 @@ bioscan-dataset's ``load_bioscan5m_metadata`` cuts every barcode to ``max_nucleo
 the metadata file with ``pandas.DataFrame.sample(frac=1, random_state=0)`` (``numpy.random.RandomState(0)``'s
 permutation of the file's rows), keeps the first row of each barcode with trailing ``N`` removed, and only
 then takes the split. :func:`kept_record_ids` reproduces that exactly, reading the file once in its own row
-order, and keeps the answer beside the record cache (keyed like it, by the file's size, time and first MiB),
-so later datasets of any split get it in a second.
+order, and keeps the answer in the ``dedup`` cache folder (keyed like the record cache, by the file's
+content), so later datasets of any split get it in a second.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bioscan5m.cachedir import mark_used
 from bioscan5m.data.cache import cache_location, source_fingerprint
 from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN
 from bioscan5m.fileio import atomic_path
@@ -44,16 +45,20 @@ def kept_record_ids(source: str | os.PathLike[str], max_nucleotides: int | None,
     from bioscan5m.data.readers import read_batches
 
     source = Path(source)
-    key = json.dumps({"version": DEDUP_VERSION, "source": source_fingerprint(source),
-                      "max_nucleotides": max_nucleotides}, sort_keys=True).encode()
-    saved = cache_location(source, {"deduplicated": max_nucleotides}, cache_dir)
+    fingerprint = source_fingerprint(source, cache_dir)
+    key = json.dumps({"version": DEDUP_VERSION, "source": fingerprint, "max_nucleotides": max_nucleotides},
+                     sort_keys=True).encode()
+    saved = cache_location(source, {"deduplicated": max_nucleotides, "version": DEDUP_VERSION}, cache_dir,
+                           kind="dedup", fingerprint=fingerprint)
     if saved.is_file():
         try:
-            file = pq.ParquetFile(saved)
+            file = pq.ParquetFile(saved, page_checksum_verification=True)
             if (file.schema_arrow.metadata or {}).get(_KEY) == key:
-                return file.read().column(ID_COLUMN).combine_chunks()
+                kept = file.read().column(ID_COLUMN).combine_chunks()
+                mark_used(saved)
+                return kept
         except (OSError, pa.ArrowException):
-            pass  # unreadable: compute again
+            pass  # unreadable or damaged: compute again
     ids, digests = [], []
     for batch in read_batches(source):  # the file's own row order, as pandas reads it
         ids.append(batch.column(ID_COLUMN))
@@ -68,7 +73,7 @@ def kept_record_ids(source: str | os.PathLike[str], max_nucleotides: int | None,
     try:
         saved.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(saved) as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, write_page_checksum=True)
     except OSError:
         pass  # a read-only place: the answer is still right, only not kept
     return kept

@@ -5,8 +5,8 @@ An embedding directory holds one set of vectors:
 - ``embeddings.npy``: ``float32 [N, D]``, row i belongs to line i of ``ids.tsv``;
 - ``ids.tsv``: one header line ``processid``, then one record id per line;
 - ``manifest.json``: the encoder (name, options, checkpoint SHA-256), the data (source path, size,
-  modification time, SHA-256 of its first MiB, split, SHA-256 of the record ids), ``n_records``, ``dim``,
-  the date and the bioscan5m version, and ``cache_key``, a hash of everything the vectors depend on.
+  SHA-256 of all its bytes, split, SHA-256 of the record ids), ``n_records``, ``dim``, the date and the
+  bioscan5m version, and ``cache_key``, a hash of everything the vectors depend on.
 
 The directory is its own cache: :func:`extract_embeddings` returns the stored vectors when the key matches
 and recomputes them (replacing the files) when the encoder, its checkpoint or the data changed. The manifest
@@ -32,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bioscan5m import __version__
+from bioscan5m.cachedir import mark_used
 from bioscan5m.data.cache import json_digest
 from bioscan5m.data.schema import ID_COLUMN
 from bioscan5m.errors import BioscanError
@@ -133,8 +134,9 @@ def _read_ids(path: Path) -> np.ndarray:
 
 
 def data_fingerprint(source: str | os.PathLike[str]) -> dict[str, Any]:
-    """``{"path", "size", "mtime_ns", "head_sha256"}`` of a data source (a dataset root stands for its metadata
-    file): cheap (one MiB read), yet it changes when the file is replaced, edited or appended to."""
+    """``{"path", "size", "sha256"}`` of a data source (a dataset root stands for its metadata file): the
+    hash of all its bytes, remembered per file identity and times (see :mod:`bioscan5m.filehash`), so it
+    changes with any edit yet costs one ``stat`` for an unchanged file."""
     from bioscan5m.data.cache import source_fingerprint
     from bioscan5m.data.records import resolve_source
 
@@ -148,6 +150,16 @@ def ids_sha256(ids: Sequence[str]) -> str:
     for record_id in ids:
         digest.update(str(record_id).encode("utf-8") + b"\n")
     return digest.hexdigest()
+
+
+def embeddings_cache_entry(label: str, records: Any, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """A folder in the ``embeddings`` cache folder for one encoder's vectors of ``records``, for commands
+    that keep embeddings only to reuse them (probes, benchmarks): named after ``label`` (the encoder), keyed
+    by the records' source content and ids. :func:`extract_embeddings` checks the encoder itself."""
+    from bioscan5m.cachedir import cache_folder, entry_name
+
+    key = json_digest([label, data_fingerprint(records.source)["sha256"], ids_sha256(np.asarray(records.ids))])
+    return cache_folder("embeddings", cache_dir) / entry_name(label, key[:24])
 
 
 def _cache_key(encoder_info: dict[str, Any], data_info: dict[str, Any]) -> str:
@@ -312,6 +324,7 @@ def extract_embeddings(
     if not force:
         stored = cached_embeddings(cache_dir, key)
         if stored is not None:
+            mark_used(cache_dir)
             return stored
 
     if images:
@@ -341,12 +354,14 @@ def extract_embeddings(
 
 
 def image_files_fingerprint(root: Path, package: str) -> list[list[Any]]:
-    """Name, size and modification time of the package's zips (an extracted folder counts as its mtime)."""
-    found = sorted(root.glob(f"BIOSCAN_5M_{package}*.zip"))
+    """Name, size and content SHA-256 of the package's zips (an extracted folder counts as its mtime)."""
+    from bioscan5m.filehash import file_sha256
+
+    found = [[p.name, p.stat().st_size, file_sha256(p)] for p in sorted(root.glob(f"BIOSCAN_5M_{package}*.zip"))]
     folder = root / "bioscan5m" / "images" / package
     if folder.is_dir():
-        found.append(folder)
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in found]
+        found.append([folder.name, 0, folder.stat().st_mtime_ns])
+    return found
 
 
 # --------------------------------------------------------------------------------------------- torchrun

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bioscan5m.cachedir import mark_used
 from bioscan5m.data.schema import TARGET_RANKS, check_rank
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
@@ -79,7 +80,9 @@ class ClusteringProtocol:
         path = Path(cache_dir) / f"{self.reducer}{self.n_components}-{digest.hexdigest()[:24]}.npy"
         if path.is_file():
             try:
-                return np.load(path, allow_pickle=False)
+                reduced = np.load(path, allow_pickle=False)
+                mark_used(path)
+                return reduced
             except (OSError, ValueError, EOFError):
                 log.warning("%s is damaged; reducing again", path)
         reduced = self._reduce(vectors)
