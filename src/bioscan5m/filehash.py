@@ -5,7 +5,9 @@ one that keeps the size and resets the modification time. Hashing a 4 GB metadat
 to keep warm opens instant the result is remembered in the ``hashes`` cache folder under the file's
 identity and times: device, inode, size, modification time and **status-change time** (ns). The
 status-change time (``ctime``) is set by the kernel on every write, rename or ``utime`` and cannot be
-set back by users, so an in-place edit always misses the memo, whatever it does to the other fields.
+set back by users, so an in-place edit always misses the memo, whatever it does to the other fields. A
+memo is only trusted when written strictly after the file's last change, so edits within one tick of
+the clock are caught too.
 (Filesystems without a real ``ctime`` — on Windows it is the creation time — weaken this; there, delete
 the ``hashes`` folder after restoring a file's times.)
 """
@@ -51,9 +53,12 @@ def file_sha256(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] 
     identity = _identity(before)
     memo = cache_folder("hashes", cache_dir) / hashlib.sha256(repr(identity).encode()).hexdigest()[:32]
     try:
-        remembered = memo.read_text(encoding="utf-8").split("\t", 1)[0]
-        if _HEX.fullmatch(remembered):
-            return remembered
+        # File times tick coarsely (a few ms): a memo written in the tick of the file's last change could
+        # predate a second change in that tick, so it is trusted only once strictly newer ("racy git").
+        if memo.stat().st_mtime_ns > before.st_ctime_ns:
+            remembered = memo.read_text(encoding="utf-8").split("\t", 1)[0]
+            if _HEX.fullmatch(remembered):
+                return remembered
     except (OSError, UnicodeDecodeError):
         pass  # not remembered (or a damaged memo): hash again
     digest = stream_sha256(path, before.st_size)

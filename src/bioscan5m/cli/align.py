@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
+
 
 def _modalities(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
@@ -54,6 +56,7 @@ def register(subparsers) -> None:
     parser.add_argument("--save-every", type=int, default=0, metavar="STEPS",
                         help="write a checkpoint every STEPS steps (default: only at the end)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.data.schema import MAX_NUCLEOTIDES
 
 
@@ -118,6 +119,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="data-loading processes (default: %(default)s)"
     )
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

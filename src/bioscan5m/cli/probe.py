@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.data.schema import TARGET_RANKS, TAXONOMIC_RANKS
 
 
@@ -52,6 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="barcodes per forward pass of the model (default: per model)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 
