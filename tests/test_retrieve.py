@@ -155,13 +155,15 @@ def test_cli_evaluation_writes_the_paper_table(aligned, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys):
+def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys, monkeypatch):
     import zipfile
 
     from bioscan5m.cli import main
     from bioscan5m.data.records import load_records
 
     root, model_dir = aligned
+    monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "cache-root"))
+    model_files = sorted(p.relative_to(model_dir) for p in model_dir.rglob("*"))
     train = load_records(root, split="train")
     ids, barcodes = train.ids[:3], train.barcodes()[:3]
     fasta = tmp_path / "query.fasta"
@@ -169,7 +171,9 @@ def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys):
     assert main(["retrieve", "--model", str(model_dir), "--data", str(root), "--query-fasta", str(fasta),
                  "-k", "2", "--out", str(tmp_path)]) == 0
     hits = pd.read_csv(tmp_path / "neighbours.tsv", sep="\t")
-    assert len(list((model_dir / ".cache" / "embeddings").glob("train+key_unseen-dna-[0-9a-f]*.npz"))) == 1  # kept
+    kept = tmp_path / "cache-root" / "embeddings"
+    assert len(list(kept.glob("train+key_unseen-dna-[0-9a-f]*.npz"))) == 1  # kept in the cache folder
+    assert sorted(p.relative_to(model_dir) for p in model_dir.rglob("*")) == model_files  # not in the model
     assert hits["query"].tolist() == [i for i in ids for _ in range(2)] and hits["neighbour"].tolist() == [1, 2] * 3
     # A reference barcode finds itself (or an identical copy) first.
     first = hits[hits["neighbour"] == 1]

@@ -106,7 +106,7 @@ class Embeddings:
         try:
             vectors = np.load(directory / EMBEDDINGS_FILE, mmap_mode=None, allow_pickle=False)
             ids = _read_ids(directory / IDS_FILE)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError, UnicodeDecodeError) as error:
             raise BioscanError(f"unreadable embeddings: {error}", path=directory) from None
         if vectors.shape != (manifest.get("n_records"), manifest.get("dim")) or len(ids) != len(vectors):
             raise BioscanError(
