@@ -213,7 +213,7 @@ def test_no_file_appears_beside_any_input(synthetic, tmp_path, monkeypatch, caps
     for command in commands:
         assert main(command) == 0, (command, capsys.readouterr().err)
         assert listing(inputs) == before, command
-    assert not (tmp_path / "xdg").exists()
+    assert not (tmp_path / "xdg" / "bioscan5m").exists()  # (matplotlib keeps its own font cache there)
     for kind in ("records", "hashes", "identify", "embeddings", "reduced"):
         assert entries(cache, kind), kind
     # The report folders hold reports only: their caches went to the cache folder.
