@@ -11,7 +11,15 @@ import platformdirs
 import pytest
 
 from bioscan5m import cachedir, filehash
-from bioscan5m.cachedir import CACHE_ENV, KINDS, cache_folder, cache_root, list_entries, prune, select_for_pruning
+from bioscan5m.cachedir import (
+    CACHE_ENV,
+    KINDS,
+    cache_folder,
+    cache_root,
+    list_entries,
+    prune,
+    select_for_pruning,
+)
 from bioscan5m.cli import main
 from bioscan5m.errors import BioscanError
 from bioscan5m.filehash import file_sha256
@@ -146,7 +154,7 @@ def test_pruning_selects_old_entries_then_least_recently_used_until_it_fits(root
     c = make_entry(root, "dedup", "c", 1000, age_days=10)
     d = make_entry(root, "reduced", "d", 1000, age_days=1)
     entries = list_entries()
-    names = lambda chosen: [entry.path for entry in chosen]  # noqa: E731
+    names = lambda chosen: [entry.path for entry in chosen]
     assert names(select_for_pruning(entries, older_than_days=30)) == [a]
     assert names(select_for_pruning(entries, max_size=2500)) == [a, b]
     assert names(select_for_pruning(entries, older_than_days=15, max_size=1000)) == [a, b, c]
