@@ -20,8 +20,8 @@ def register(subparsers) -> None:
             "(cosine similarity; paper: test_unseen queries against train keys, scored at genus, since the "
             "query species are absent from the keys). Both report micro accuracy (share of records named "
             "right) and macro accuracy (mean over taxa) at every rank from order to species. Writes "
-            "<probe>_probe.tsv and <probe>_probe_predictions.tsv into --out and caches the embeddings in "
-            "--out/embeddings/."),
+            "<probe>_probe.tsv and <probe>_probe_predictions.tsv into --out and caches the embeddings in the "
+            "cache folder (see 'bioscan5m cache')."),
         epilog=("examples: bioscan5m probe linear --model runs/8-4-4 --data BIOSCAN-5M/ --out probes | "
                 "bioscan5m probe knn --model kmer-profile --data bold.tsv --holdout 0.2 --out probes"),
     )
