@@ -250,3 +250,15 @@ def test_cache_command_errors_are_one_line(root, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["cache", "list", "--cache-dir", str(a_file)])
     assert info.value.code == 2 and "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_a_cache_folder_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    source = tmp_path / "reads.fasta"
+    source.write_text(">q1\nACGTACGTAC\n")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))
+    assert main(["stats", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write in the cache folder" in err and "--cache-dir" in err
+    assert sorted(os.listdir(tmp_path)) == ["blocker", "reads.fasta"]

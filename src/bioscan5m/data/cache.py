@@ -135,11 +135,12 @@ class RecordCache:
         """Write the cache from ``batches`` (``RECORD_SCHEMA``), streaming; replaces any old file atomically."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            building = tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".bioscan5m-build-")
         except OSError as error:
-            raise BioscanError(f"cannot create the cache folder ({error.strerror}); choose another with "
+            raise BioscanError(f"cannot write in the cache folder ({error.strerror}); choose another with "
                                f"--cache-dir or ${CACHE_ENV}", path=self.path.parent) from None
         names = LabelNames()
-        with tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".bioscan5m-build-") as scratch:
+        with building as scratch:
             parts: dict[str, pq.ParquetWriter] = {}
             rows: dict[str, int] = {}
             try:
