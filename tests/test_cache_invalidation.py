@@ -223,3 +223,32 @@ def test_no_file_appears_beside_any_input(synthetic, tmp_path, monkeypatch, caps
     elsewhere = tmp_path / "asked"
     assert main(["stats", str(data), "--cache-dir", str(elsewhere)]) == 0
     assert entries(elsewhere, "records") and listing(inputs) == before
+
+
+def test_zip_index_is_keyed_by_the_central_directory(tmp_path, root):
+    import zipfile
+    import zlib
+
+    from bioscan5m.data.images import load_zip_index
+
+    prefix = "bioscan5m/images/cropped_256/"
+    zip_path = tmp_path / "BIOSCAN_5M_cropped_256.zip"
+
+    def write(content: bytes) -> None:
+        with zipfile.ZipFile(zip_path, "w") as archive:
+            archive.writestr(prefix + "train/0/P1.jpg", content)
+            archive.writestr(prefix + "val/P2.jpg", b"other")
+
+    write(b"a" * 100)
+    first = load_zip_index(zip_path, prefix)
+    assert len(entries(root, "zip-index")) == 1
+    os.utime(zip_path, ns=(1_000_000_000, 1_000_000_000))  # new times, same bytes: the same entry serves
+    assert load_zip_index(zip_path, prefix).names.tolist() == first.names.tolist()
+    assert len(entries(root, "zip-index")) == 1
+    info = zip_path.stat()
+    write(b"b" * 100)  # same size, same names, other member bytes: the CRC-32 in the directory changes
+    os.utime(zip_path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert zip_path.stat().st_size == info.st_size
+    changed = load_zip_index(zip_path, prefix)
+    assert len(entries(root, "zip-index")) == 2
+    assert int(changed.crcs[changed.names.tolist().index(b"train/0/P1.jpg")]) == zlib.crc32(b"b" * 100)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -48,10 +49,17 @@ def stream_sha256(path: str | os.PathLike[str], size: int | None = None) -> str:
 
 def file_sha256(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> str:
     """SHA-256 of the content of ``path``, remembered below the cache root ``cache_dir`` (see the module)."""
+    return remembered_digest(path, "sha256", stream_sha256, cache_dir)
+
+
+def remembered_digest(path: str | os.PathLike[str], what: str, compute: Callable[[Path, int], str],
+                      cache_dir: str | os.PathLike[str] | None = None) -> str:
+    """``compute(path, size)`` (a hex SHA-256 of some of the file's bytes, named ``what``), remembered in the
+    ``hashes`` cache folder under the file's identity and times, and computed again when they change."""
     path = Path(path)
     before = path.stat()
     identity = _identity(before)
-    memo = cache_folder("hashes", cache_dir) / hashlib.sha256(repr(identity).encode()).hexdigest()[:32]
+    memo = cache_folder("hashes", cache_dir) / hashlib.sha256(repr((what, *identity)).encode()).hexdigest()[:32]
     try:
         # File times tick coarsely (a few ms): a memo written in the tick of the file's last change could
         # predate a second change in that tick, so it is trusted only once strictly newer ("racy git").
@@ -61,11 +69,11 @@ def file_sha256(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] 
                 return remembered
     except (OSError, UnicodeDecodeError):
         pass  # not remembered (or a damaged memo): hash again
-    digest = stream_sha256(path, before.st_size)
+    digest = compute(path, before.st_size)
     if _identity(path.stat()) == identity:  # not remembered if the file changed while we read it
         try:
             with atomic_write(memo) as handle:
-                handle.write(f"{digest}\t{path.resolve()}\n")
+                handle.write(f"{digest}\t{what}\t{path.resolve()}\n")
         except OSError:
             pass  # an unwritable cache only costs the next open another pass over the file
     return digest

@@ -251,12 +251,38 @@ def read_zip_index(path: str | os.PathLike[str], prefix: str = "") -> ZipIndex:
     )
 
 
-def zip_index_cache(zip_path: Path, prefix: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The cache file of one zip's index: in the ``zip-index`` cache folder, keyed by the zip's content."""
-    from bioscan5m.cachedir import cache_folder, entry_name
-    from bioscan5m.data.cache import json_digest, source_fingerprint
+def central_directory_sha256(path: Path, size: int | None = None) -> str:
+    """SHA-256 of a zip's size and of its bytes from the central directory to the end: every member's name,
+    place, sizes and CRC-32. That is all its index is made of, and a fraction of a multi-GB package to read."""
+    import hashlib
 
-    key = json_digest({"version": ZIP_INDEX_VERSION, "zip": source_fingerprint(zip_path, cache_dir),
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            start = _find_central_directory(mapped, path)[0]
+            digest = hashlib.sha256(str(len(mapped)).encode() + b"\0")
+            for piece in range(start, len(mapped), 1 << 20):
+                digest.update(mapped[piece : min(piece + (1 << 20), len(mapped))])
+            return digest.hexdigest()
+    except (ValueError, struct.error, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise BioscanError("no such file", path=path) from None
+        raise BioscanError(f"corrupt zip ({error}); is the download complete?", path=path) from None
+
+
+def zip_fingerprint(path: Path, cache_dir: str | os.PathLike[str] | None = None) -> str:
+    """:func:`central_directory_sha256`, remembered per file identity and times (see :mod:`bioscan5m.filehash`)."""
+    from bioscan5m.filehash import remembered_digest
+
+    return remembered_digest(path, "zip-central-directory-sha256", central_directory_sha256, cache_dir)
+
+
+def zip_index_cache(zip_path: Path, prefix: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The cache file of one zip's index: in the ``zip-index`` cache folder, keyed by the zip's central
+    directory (:func:`zip_fingerprint`) and ``prefix``."""
+    from bioscan5m.cachedir import cache_folder, entry_name
+    from bioscan5m.data.cache import json_digest
+
+    key = json_digest({"version": ZIP_INDEX_VERSION, "zip": zip_fingerprint(zip_path, cache_dir),
                        "prefix": prefix})[:24]
     return cache_folder("zip-index", cache_dir) / entry_name(zip_path.name, key, ".npz")
 
@@ -278,8 +304,8 @@ def load_zip_index(
         return read_zip_index(path, prefix)
     try:
         cache = zip_index_cache(path, prefix, cache_dir)
-    except OSError:
-        return read_zip_index(path, prefix)  # no such zip: read_zip_index names it
+    except (OSError, BioscanError):
+        return read_zip_index(path, prefix)  # no such zip, or not a zip: read_zip_index names it
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as saved:

@@ -354,10 +354,11 @@ def extract_embeddings(
 
 
 def image_files_fingerprint(root: Path, package: str) -> list[list[Any]]:
-    """Name, size and content SHA-256 of the package's zips (an extracted folder counts as its mtime)."""
-    from bioscan5m.filehash import file_sha256
+    """Name, size and central-directory SHA-256 (every member's name, size and CRC-32) of the package's zips
+    (an extracted folder counts as its mtime)."""
+    from bioscan5m.data.images import zip_fingerprint
 
-    found = [[p.name, p.stat().st_size, file_sha256(p)] for p in sorted(root.glob(f"BIOSCAN_5M_{package}*.zip"))]
+    found = [[p.name, p.stat().st_size, zip_fingerprint(p)] for p in sorted(root.glob(f"BIOSCAN_5M_{package}*.zip"))]
     folder = root / "bioscan5m" / "images" / package
     if folder.is_dir():
         found.append([folder.name, 0, folder.stat().st_mtime_ns])
