@@ -211,6 +211,12 @@ def test_split_embeddings_are_reused_until_the_weights_change(aligned, tmp_path,
     again = retrieve.evaluate_retrieval(model, root, embeddings_cache=cache)
     assert embedded == []  # every split came from the cache
     pd.testing.assert_frame_equal(first, again)
+    [saved] = cache.glob("test_unseen-*.npz")
+    for damaged in (saved.read_bytes()[:200], b""):  # truncated: embedded again, not a crash
+        saved.write_bytes(damaged)
+        pd.testing.assert_frame_equal(retrieve.evaluate_retrieval(model, root, embeddings_cache=cache), first)
+    assert embedded == ["unseen queries", "unseen queries"]
+    embedded.clear()
 
     train = load_records(root, split="train")
     fasta = tmp_path / "q.fasta"

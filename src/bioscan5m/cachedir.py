@@ -122,7 +122,7 @@ def list_entries(kinds: Iterable[str] | None = None, cache_dir: str | os.PathLik
     """The entries of ``kinds`` (None: all) below the root, oldest use first. Only the known kind folders
     are looked at, so a root set to a busy folder by mistake is never read or pruned beyond them."""
     entries = []
-    for kind in kinds or KINDS:
+    for kind in dict.fromkeys(kinds or KINDS):
         folder = cache_folder(kind, cache_dir)
         try:
             children = sorted(folder.iterdir())
@@ -186,7 +186,7 @@ def prune(kinds: Iterable[str] | None = None, cache_dir: str | os.PathLike[str] 
           dry_run: bool = False) -> list[CacheEntry]:
     """Remove whole entries (see :func:`select_for_pruning`); returns them. Leftovers of killed runs older
     than a day go too. ``dry_run`` removes nothing."""
-    kinds = list(kinds or KINDS)
+    kinds = list(dict.fromkeys(kinds or KINDS))
     now = time.time()
     chosen = select_for_pruning(list_entries(kinds, cache_dir), older_than_days=older_than_days,
                                 max_size=max_size, everything=everything, now=now)
@@ -211,9 +211,11 @@ def parse_size(text: str) -> int:
 
 def format_size(size: int) -> str:
     """``1536`` → ``"1.5 KiB"``."""
+    if size < 1024:
+        return f"{size} B"
     value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    for unit in ("KiB", "MiB", "GiB"):
         value /= 1024
-    raise AssertionError("unreachable")
+        if value < 1024:
+            break
+    return f"{value:.1f} {unit}"
