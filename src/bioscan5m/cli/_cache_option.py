@@ -25,6 +25,6 @@ class _CacheRoot(argparse.Action):
         setattr(namespace, self.dest, str(path.resolve()))
 
 
-def add_cache_dir_option(parser: argparse.ArgumentParser) -> None:
+def add_cache_dir_option(parser: argparse.ArgumentParser, help: str = HELP) -> None:
     """Add ``--cache-dir DIR`` to a command that reads sources."""
-    parser.add_argument("--cache-dir", metavar="DIR", action=_CacheRoot, default=None, help=HELP)
+    parser.add_argument("--cache-dir", metavar="DIR", action=_CacheRoot, default=None, help=help)
