@@ -77,18 +77,20 @@ def mark_used(entry: str | os.PathLike[str]) -> None:
         pass  # a read-only cache still serves; it only cannot remember the date
 
 
-def discard(entry: str | os.PathLike[str]) -> None:
-    """Remove one entry atomically: renamed out of sight first, so no reader ever meets half of it."""
+def discard(entry: str | os.PathLike[str]) -> bool:
+    """Remove one entry atomically: renamed out of sight first, so no reader ever meets half of it.
+    False when it could not be (already gone, or held open where the system forbids renaming it)."""
     entry = Path(entry)
     hidden = entry.with_name(f".removing-{uuid.uuid4().hex[:8]}-{entry.name}"[:255])
     try:
         os.rename(entry, hidden)
-    except FileNotFoundError:
-        return
+    except OSError:
+        return False
     if hidden.is_dir() and not hidden.is_symlink():
         shutil.rmtree(hidden, ignore_errors=True)
     else:
         hidden.unlink(missing_ok=True)
+    return True
 
 
 # --------------------------------------------------------------------------------------------- listing
@@ -184,18 +186,18 @@ def select_for_pruning(entries: Sequence[CacheEntry], *, older_than_days: float 
 def prune(kinds: Iterable[str] | None = None, cache_dir: str | os.PathLike[str] | None = None, *,
           older_than_days: float | None = None, max_size: int | None = None, everything: bool = False,
           dry_run: bool = False) -> list[CacheEntry]:
-    """Remove whole entries (see :func:`select_for_pruning`); returns them. Leftovers of killed runs older
-    than a day go too. ``dry_run`` removes nothing."""
+    """Remove whole entries (see :func:`select_for_pruning`); returns those removed (``dry_run``: those that
+    would be, removing nothing). Leftovers of killed runs older than a day go too."""
     kinds = list(dict.fromkeys(kinds or KINDS))
     now = time.time()
     chosen = select_for_pruning(list_entries(kinds, cache_dir), older_than_days=older_than_days,
                                 max_size=max_size, everything=everything, now=now)
-    if not dry_run:
-        for entry in chosen:
-            discard(entry.path)
-        for leftover in _stale_temporaries(kinds, cache_dir, now):
-            discard(leftover)
-    return chosen
+    if dry_run:
+        return chosen
+    removed = [entry for entry in chosen if discard(entry.path)]
+    for leftover in _stale_temporaries(kinds, cache_dir, now):
+        discard(leftover)
+    return removed
 
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
