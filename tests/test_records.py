@@ -67,6 +67,16 @@ def test_cache_is_rebuilt_when_the_source_changes(bioscan_csv, builds):
     assert len(builds) == 2
 
 
+def test_a_copy_with_the_same_bytes_shares_the_cache(bioscan_csv, builds, tmp_path):
+    first = load_records(bioscan_csv)
+    copy = tmp_path / "elsewhere" / bioscan_csv.name  # another folder, another inode and times, same bytes
+    copy.parent.mkdir()
+    shutil.copyfile(bioscan_csv, copy)
+    again = load_records(copy, split="val")
+    assert builds == [first.cache_path] and again.cache_path == first.cache_path  # keyed by content, not path
+    assert again.source == copy and len(again) == 125
+
+
 def test_edit_in_place_keeping_size_and_mtime_rebuilds(bioscan_csv, builds):
     before = load_records(bioscan_csv, columns=["species"])
     info = bioscan_csv.stat()
@@ -174,7 +184,7 @@ def test_uncached_read_matches_cached(bioscan_csv):
     assert cached.table.to_pylist() == uncached.table.to_pylist()
 
 
-def test_read_only_source_caches_in_the_cache_dir(shared_data, tmp_path, monkeypatch, builds):
+def test_read_only_shared_data_caches_in_the_cache_root(shared_data, tmp_path, monkeypatch, builds):
     # The real data directory has no write bits (even root must not write there).
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
     before = sorted(os.listdir(shared_data / "barcodebert_unseen"))
