@@ -252,3 +252,14 @@ def test_zip_index_is_keyed_by_the_central_directory(tmp_path, root):
     changed = load_zip_index(zip_path, prefix)
     assert len(entries(root, "zip-index")) == 2
     assert int(changed.crcs[changed.names.tolist().index(b"train/0/P1.jpg")]) == zlib.crc32(b"b" * 100)
+
+
+def test_embeddings_are_keyed_by_content_not_by_path(synthetic, tmp_path, root):
+    copy = tmp_path / "moved"
+    (copy / METADATA).parent.mkdir(parents=True)
+    (copy / METADATA).write_bytes((synthetic / METADATA).read_bytes())
+    out = tmp_path / "emb"
+    first = extract_embeddings(load_records(synthetic, split="test"), "kmer-profile-3", out, progress=False)
+    moved = extract_embeddings(load_records(copy, split="test"), "kmer-profile-3", out, progress=False)
+    assert moved.from_cache and np.array_equal(moved.vectors, first.vectors)
+    assert moved.manifest["data"]["path"] == str((synthetic / METADATA).resolve())  # recorded, not keyed

@@ -163,8 +163,11 @@ def embeddings_cache_entry(label: str, records: Any, cache_dir: str | os.PathLik
 
 
 def _cache_key(encoder_info: dict[str, Any], data_info: dict[str, Any]) -> str:
-    stable = {"encoder": encoder_info, "data": {k: v for k, v in data_info.items() if k != "n_input_records"}}
-    return json_digest(stable)
+    """What the vectors depend on: the encoder and the data's content (paths are recorded, not keyed)."""
+    data = {k: v for k, v in data_info.items() if k not in ("n_input_records", "path")}
+    if "images" in data:
+        data["images"] = {k: v for k, v in data["images"].items() if k != "root"}
+    return json_digest({"encoder": encoder_info, "data": data})
 
 
 def cached_embeddings(directory: str | os.PathLike[str], cache_key: str) -> Embeddings | None:

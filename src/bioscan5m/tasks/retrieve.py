@@ -210,7 +210,7 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
     description = {
         "model": weights or state_dict_sha256(model), "config": dataclasses.asdict(model.config),
         "modalities": modalities,
-        "data": data_fingerprint(dataset.root), "split": dataset.split, "ids": ids_sha256(dataset.records.ids),
+        "data": data_fingerprint(dataset.root)["sha256"], "split": dataset.split, "ids": ids_sha256(dataset.records.ids),
         "images": [dataset.image_package, image_files_fingerprint(dataset.root, dataset.image_package)]
         if "image" in modalities else None,
     }
