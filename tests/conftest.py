@@ -56,3 +56,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_root_of_the_session(tmp_path_factory):
+    """Every cache the tests make goes to a temporary folder of this session, never the user's cache folder.
+
+    Entries are keyed by content, so tests may share them; a test that counts cache builds sets its own
+    empty root (``monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", ...)``).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path_factory.mktemp("cache-root")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _cache_root_restored(monkeypatch):
+    """``--cache-dir`` of a command run in-process sets ``$BIOSCAN5M_CACHE_DIR``: restore it after each test."""
+    monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", os.environ["BIOSCAN5M_CACHE_DIR"])

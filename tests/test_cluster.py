@@ -213,32 +213,36 @@ def test_reduced_vectors_are_reused_until_the_embeddings_or_settings_change(bold
                                                                           monkeypatch):
     from bioscan5m.tasks.cluster import protocol as protocol_module
 
+    reduced = tmp_path / "cache-root" / "reduced"
+    monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "cache-root"))
+    report = tmp_path / "report"
     calls = []
     real = protocol_module.reduce_embeddings
     monkeypatch.setattr(protocol_module, "reduce_embeddings", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     pca = ClusteringProtocol(reducer="pca", n_components=10)
-    first = evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path, ["genus"], pca, scatter_rank="genus")
+    first = evaluate_encoders({"k": bold_kmer}, bold_sample, report, ["genus"], pca, scatter_rank="genus")
     assert calls == ["pca", "pca"]  # the 10-d reduction and the 2-d map
-    assert len(list((tmp_path / "reduced").glob("pca10-*.npy"))) == 1
-    again = evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path, ["genus"],
+    assert len(list(reduced.glob("pca10-*.npy"))) == 1  # in the cache folder, not in the report
+    assert not (report / "reduced").exists()
+    again = evaluate_encoders({"k": bold_kmer}, bold_sample, report, ["genus"],
                               ClusteringProtocol(reducer="pca", n_components=10, clusterer="kmeans"),
                               scatter_rank="genus")
     assert calls == ["pca", "pca"]  # another clusterer: nothing reduced again
     assert again.loc[0, "clusterer"] == "kmeans" and first.loc[0, "clusterer"] == "ward"
-    evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path, ["genus"],
+    evaluate_encoders({"k": bold_kmer}, bold_sample, report, ["genus"],
                       ClusteringProtocol(reducer="pca", n_components=12), scatter_rank=None)
     assert calls == ["pca", "pca", "pca"]  # other settings: a new reduction
     shifted = Embeddings(bold_kmer.ids, bold_kmer.vectors + 1e-3, bold_kmer.manifest)
-    evaluate_encoders({"k": shifted}, bold_sample, tmp_path, ["genus"], pca, scatter_rank=None)
+    evaluate_encoders({"k": shifted}, bold_sample, report, ["genus"], pca, scatter_rank=None)
     assert calls == ["pca", "pca", "pca", "pca"]  # other vectors: a new reduction
-    for saved in (tmp_path / "reduced").glob("pca10-*.npy"):
+    for saved in reduced.glob("pca10-*.npy"):
         saved.write_bytes(b"damaged")
-    table = evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path, ["genus"], pca, scatter_rank=None)
+    table = evaluate_encoders({"k": bold_kmer}, bold_sample, report, ["genus"], pca, scatter_rank=None)
     assert calls[-1] == "pca" and len(calls) == 5  # a damaged file is recomputed ...
     assert table.loc[0, "ami"] == pytest.approx(first.loc[0, "ami"])  # ... to the same result
     evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path / "fresh", ["genus"], pca, scatter_rank=None,
                       reuse_reduced=False)
-    assert len(calls) == 6 and not (tmp_path / "fresh" / "reduced").exists()
+    assert len(calls) == 6 and len(list(reduced.glob("*.npy"))) == 4  # nothing new kept
 
 
 def test_ids_missing_from_the_labels_raise_a_clear_error(bold_sample, bold_kmer):

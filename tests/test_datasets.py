@@ -216,7 +216,7 @@ def test_reduce_repeated_barcodes_keeps_the_authors_records(tiny, monkeypatch):
         assert sorted(part[i][0] for i in range(len(part))) == sorted(
             authors_reduce_repeated_barcodes(root / METADATA, split)), split
     assert "reduce_repeated_barcodes: True" in repr(everything)
-    # The answer is kept beside the record cache: the next dataset does not read the file again.
+    # The answer is kept in the cache folder: the next dataset does not read the file again.
     from bioscan5m.data import readers
 
     monkeypatch.setattr(readers, "read_batches", lambda *a, **k: pytest.fail("metadata read again"))

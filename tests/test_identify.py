@@ -69,7 +69,7 @@ def test_held_out_real_barcodes_are_named_and_new_species_flagged(bold, fitted):
 @pytest.mark.slow
 def test_kmer_only_method_reports_identity_scale(bold, fitted):
     reference, seen, _ = bold
-    model = BarcodeIdentifier("kmer", cache_dir=fitted.cache_path_.parent, **FAST).fit(reference)
+    model = BarcodeIdentifier("kmer", cache_dir=fitted.cache_path_.parents[1], **FAST).fit(reference)
     assert model.from_cache_  # the k-mer method shares the index of kmer+align
     table = model.predict(seen)
     assert micro_accuracy(seen["species"].to_numpy(), table["species"].to_numpy(object)) >= 0.9
@@ -79,12 +79,12 @@ def test_kmer_only_method_reports_identity_scale(bold, fitted):
 @pytest.mark.slow
 def test_index_cache_is_reused_and_invalidated(bold, fitted):
     reference, seen, _ = bold
-    again = BarcodeIdentifier(cache_dir=fitted.cache_path_.parent, **FAST).fit(reference)
+    again = BarcodeIdentifier(cache_dir=fitted.cache_path_.parents[1], **FAST).fit(reference)
     assert again.from_cache_ and again.cache_path_ == fitted.cache_path_
     pd.testing.assert_frame_equal(again.predict(seen[:20]), fitted.predict(seen[:20]))
     changed = reference.copy()
     changed.loc[0, "species"] = "Renamed species"
-    rebuilt = BarcodeIdentifier(cache_dir=fitted.cache_path_.parent, **FAST).fit(changed)
+    rebuilt = BarcodeIdentifier(cache_dir=fitted.cache_path_.parents[1], **FAST).fit(changed)
     assert not rebuilt.from_cache_ and rebuilt.cache_path_ != fitted.cache_path_
     assert "Renamed species" in rebuilt.reference_.names["species"]
     assert sorted(p.name for p in fitted.cache_path_.iterdir()) == [
@@ -93,7 +93,7 @@ def test_index_cache_is_reused_and_invalidated(bold, fitted):
 
 def test_vsearch_method_uses_the_same_consensus(bold, fitted):
     reference, seen, _ = bold
-    model = BarcodeIdentifier("vsearch", cache_dir=fitted.cache_path_.parent, **FAST).fit(reference)
+    model = BarcodeIdentifier("vsearch", cache_dir=fitted.cache_path_.parents[1], **FAST).fit(reference)
     table = model.predict(seen[:15])
     assert micro_accuracy(seen["species"].to_numpy()[:15], table["species"].to_numpy(object)) >= 0.9
     assert (model.cache_path_ / "reference.fasta").is_file()

@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 
 from bioscan5m.data.images import (
-    CACHE_SUBDIR,
     IMAGES_SUBDIR,
     ImageStore,
     image_path,
@@ -138,7 +137,8 @@ def test_zip64_archive_with_prepended_bytes(tmp_path, monkeypatch, shared_data):
     assert all(store.read_bytes(processid_of(f), "train", "3") == f.read_bytes() for f in files)
 
 
-def test_index_is_cached_and_refreshed_when_the_zip_changes(tmp_path, shared_data):
+def test_index_is_cached_in_the_cache_root_and_refreshed_when_the_zip_changes(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "cache-root"))
     files = real_images(shared_data)[:3]
     root = tmp_path / "root"
     root.mkdir()
@@ -147,8 +147,9 @@ def test_index_is_cached_and_refreshed_when_the_zip_changes(tmp_path, shared_dat
         for file in files[:2]:
             archive.write(file, PREFIX + image_path("train", "0", processid_of(file)))
     first = load_zip_index(zip_path, PREFIX)
-    caches = list((root / CACHE_SUBDIR).glob("*.npz"))
+    caches = list((tmp_path / "cache-root" / "zip-index").glob("BIOSCAN_5M_cropped_256_train.zip.*.npz"))
     assert len(caches) == 1
+    assert os.listdir(root) == [zip_path.name]  # nothing beside the zip
     again = load_zip_index(zip_path, PREFIX)
     assert again.names.tolist() == first.names.tolist() and again.offsets.tolist() == first.offsets.tolist()
     with zipfile.ZipFile(zip_path, "a") as archive:
@@ -156,10 +157,25 @@ def test_index_is_cached_and_refreshed_when_the_zip_changes(tmp_path, shared_dat
     assert len(ImageStore.open(root, PACKAGE)) == 3
     separate = tmp_path / "cache"
     load_zip_index(zip_path, PREFIX, cache_dir=separate)
-    assert len(list(separate.glob("*.npz"))) == 1
+    assert len(list((separate / "zip-index").glob("*.npz"))) == 1
 
 
-def test_read_only_cache_location_is_skipped(tmp_path, shared_data):
+def test_damaged_index_cache_is_read_again_from_the_zip(tmp_path, shared_data):
+    file = real_images(shared_data)[0]
+    zip_path = tmp_path / "BIOSCAN_5M_cropped_256_eval.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.write(file, PREFIX + image_path("val", None, "P1"))
+    cache = tmp_path / "cache"
+    load_zip_index(zip_path, PREFIX, cache_dir=cache)
+    [saved] = (cache / "zip-index").glob("*.npz")
+    data = saved.read_bytes()
+    for damaged in (data[: len(data) // 2], b"", b"PK\x03\x04 not a zip"):
+        saved.write_bytes(damaged)
+        assert load_zip_index(zip_path, PREFIX, cache_dir=cache).names.tolist() == [b"val/P1.jpg"]
+        assert saved.read_bytes() == data  # rewritten whole
+
+
+def test_unwritable_cache_location_is_skipped(tmp_path, shared_data):
     file = real_images(shared_data)[0]
     zip_path = tmp_path / "BIOSCAN_5M_cropped_256_eval.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
@@ -168,18 +184,6 @@ def test_read_only_cache_location_is_skipped(tmp_path, shared_data):
     blocker.write_text("x")
     index = load_zip_index(zip_path, PREFIX, cache_dir=blocker)
     assert index.names.tolist() == [b"val/P1.jpg"]
-
-
-def test_unwritable_dataset_folder_caches_in_the_user_cache(tmp_path, shared_data, monkeypatch):
-    file = real_images(shared_data)[0]
-    zip_path = tmp_path / "BIOSCAN_5M_cropped_256_eval.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        archive.write(file, PREFIX + image_path("val", None, "P1"))
-    (tmp_path / CACHE_SUBDIR).write_text("a file where the cache folder would go")
-    monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "user_cache"))
-    assert load_zip_index(zip_path, PREFIX).names.tolist() == [b"val/P1.jpg"]
-    assert len(list((tmp_path / "user_cache").glob("BIOSCAN_5M_cropped_256_eval.zip.*.npz"))) == 1
-    assert load_zip_index(zip_path, PREFIX).names.tolist() == [b"val/P1.jpg"]
 
 
 def test_missing_image_names_processid_and_places(layout):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -27,8 +28,9 @@ def bioscan_csv(shared_data, tmp_path) -> Path:
 
 
 @pytest.fixture
-def builds(monkeypatch) -> list[Path]:
-    """Records every cache build (its file path)."""
+def builds(monkeypatch, tmp_path) -> list[Path]:
+    """Records every cache build (its file path), in an empty cache root of this test."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache-root"))
     built: list[Path] = []
     original = RecordCache.build
 
@@ -40,14 +42,16 @@ def builds(monkeypatch) -> list[Path]:
     return built
 
 
-def test_cache_is_written_beside_the_source_and_reused(bioscan_csv, builds):
+def test_cache_goes_to_the_cache_root_and_is_reused(bioscan_csv, builds, tmp_path):
     first = load_records(bioscan_csv)
-    assert first.cache_path == bioscan_csv.with_name("metadata.csv.parquet")
+    assert first.cache_path.parent == tmp_path / "cache-root" / "records"
+    assert first.cache_path.name.startswith("metadata.csv.") and first.cache_path.suffix == ".parquet"
+    assert sorted(os.listdir(bioscan_csv.parent)) == ["cache-root", "metadata.csv"]  # nothing beside the source
     assert builds == [first.cache_path]
-    stamp = first.cache_path.stat().st_mtime_ns
+    inode = first.cache_path.stat().st_ino
     second = load_records(bioscan_csv, split="train")
     assert builds == [first.cache_path]  # not rebuilt
-    assert first.cache_path.stat().st_mtime_ns == stamp
+    assert first.cache_path.stat().st_ino == inode
     assert len(second) == 125
 
 
@@ -57,12 +61,36 @@ def test_cache_is_rebuilt_when_the_source_changes(bioscan_csv, builds):
     bioscan_csv.write_text("".join(lines[:-10]))
     assert len(load_records(bioscan_csv)) == 989
     assert len(builds) == 2
-    # Same size and content at the start, new modification time: rebuilt too.
+    # Same bytes, new modification time: the content is what counts, so no rebuild.
     os.utime(bioscan_csv, ns=(1_000_000_000, 1_000_000_000))
     load_records(bioscan_csv)
-    assert len(builds) == 3
-    load_records(bioscan_csv)
-    assert len(builds) == 3
+    assert len(builds) == 2
+
+
+def test_a_copy_with_the_same_bytes_shares_the_cache(bioscan_csv, builds, tmp_path):
+    first = load_records(bioscan_csv)
+    copy = tmp_path / "elsewhere" / bioscan_csv.name  # another folder, another inode and times, same bytes
+    copy.parent.mkdir()
+    shutil.copyfile(bioscan_csv, copy)
+    again = load_records(copy, split="val")
+    assert builds == [first.cache_path] and again.cache_path == first.cache_path  # keyed by content, not path
+    assert again.source == copy and len(again) == 125
+
+
+def test_edit_in_place_keeping_size_and_mtime_rebuilds(bioscan_csv, builds):
+    before = load_records(bioscan_csv, columns=["species"])
+    info = bioscan_csv.stat()
+    data = bioscan_csv.read_bytes()
+    old_id = str(before.ids[0])
+    new_id = old_id[::-1]  # same length: the file keeps its size
+    assert new_id != old_id and data.count(old_id.encode()) == 1
+    with open(bioscan_csv, "r+b") as handle:  # in place: same inode
+        handle.write(data.replace(old_id.encode(), new_id.encode()))
+    os.utime(bioscan_csv, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert bioscan_csv.stat().st_size == info.st_size and bioscan_csv.stat().st_mtime_ns == info.st_mtime_ns
+    after = load_records(bioscan_csv, columns=["species"])
+    assert len(builds) == 2 and after.cache_path != before.cache_path
+    assert new_id in set(after.ids) and old_id not in set(after.ids)
 
 
 def test_unreadable_cache_is_rebuilt(bioscan_csv, builds):
@@ -70,11 +98,28 @@ def test_unreadable_cache_is_rebuilt(bioscan_csv, builds):
     path.write_bytes(b"not parquet")
     assert len(load_records(bioscan_csv, split="val")) == 125
     assert len(builds) == 2
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated: no footer
+    assert len(load_records(bioscan_csv, split="val")) == 125
+    assert len(builds) == 3
 
 
-def test_split_and_column_opens_match_the_full_table(bioscan_csv, monkeypatch):
+def test_cache_damaged_inside_is_rebuilt(bioscan_csv, builds):
+    path = load_records(bioscan_csv).cache_path
+    data = bytearray(path.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little") + 8  # keep the footer: only the column data is damaged
+    for position in range(100, len(data) - footer, 97):
+        data[position] ^= 0xFF
+    path.write_bytes(bytes(data))
+    records = load_records(bioscan_csv, split="val")
+    assert len(records) == 125 and len(builds) == 2
+    assert records.table.equals(load_records(bioscan_csv, split="val", use_cache=False).table)
+
+
+def test_split_and_column_opens_match_the_full_table(bioscan_csv, monkeypatch, builds):
     monkeypatch.setattr(cache_module, "ROW_GROUP_ROWS", 40)  # several row groups per split
-    full = load_records(bioscan_csv).table
+    opened = load_records(bioscan_csv)
+    full = opened.table
     for spec in ["train", "val_unseen", "seen", "unseen", "train+val", "all", ["test", "pretrain"]]:
         splits = parse_splits(spec)
         expected = full.filter(pc.is_in(full.column("split").cast(pa.string()), pa.array(splits)))
@@ -85,7 +130,7 @@ def test_split_and_column_opens_match_the_full_table(bioscan_csv, monkeypatch):
         assert subset.column_names == ["processid", "species", "dna_barcode"]
         assert subset.to_pylist() == expected.select(["processid", "species", "dna_barcode"]).to_pylist()
     # Every row group holds one split only, so a one-split open reads that split's groups alone.
-    handle = pq.ParquetFile(bioscan_csv.with_name("metadata.csv.parquet"))
+    handle = pq.ParquetFile(opened.cache_path)
     assert handle.num_row_groups > len(SPLITS)
     for group in range(handle.num_row_groups):
         assert len(set(handle.read_row_group(group, columns=["split"]).column("split").to_pylist())) == 1
@@ -139,19 +184,19 @@ def test_uncached_read_matches_cached(bioscan_csv):
     assert cached.table.to_pylist() == uncached.table.to_pylist()
 
 
-def test_read_only_source_caches_in_the_cache_dir(shared_data, tmp_path, monkeypatch, builds):
+def test_read_only_shared_data_caches_in_the_cache_root(shared_data, tmp_path, monkeypatch, builds):
     # The real data directory has no write bits (even root must not write there).
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
     before = sorted(os.listdir(shared_data / "barcodebert_unseen"))
     records = load_records(shared_data / UNSEEN)
-    assert records.cache_path.parent == tmp_path / "env-cache"
+    assert records.cache_path.parent == tmp_path / "env-cache" / "records"
     assert records.cache_path.name.startswith("unseen_2024-02-29_aab3f82.tsv.")
     assert sorted(os.listdir(shared_data / "barcodebert_unseen")) == before
     assert len(records) == 4278 and len(records.label_map("species")) == 1826
     load_records(shared_data / UNSEEN)
     assert len(builds) == 1
     explicit = load_records(shared_data / UNSEEN, cache_dir=tmp_path / "mine")
-    assert explicit.cache_path.parent == tmp_path / "mine"
+    assert explicit.cache_path.parent == tmp_path / "mine" / "records"
 
 
 def test_reader_options_get_their_own_cache(shared_data, tmp_path):
@@ -218,7 +263,8 @@ def test_cache_footer_holds_key_and_label_maps(bioscan_csv):
     records = load_records(bioscan_csv)
     footer = pq.ParquetFile(records.cache_path).metadata.metadata
     meta = json.loads(footer[b"bioscan5m.cache"])
-    assert meta["key"]["source"]["size"] == bioscan_csv.stat().st_size
+    assert meta["key"]["source"] == {"size": bioscan_csv.stat().st_size,
+                                     "sha256": hashlib.sha256(bioscan_csv.read_bytes()).hexdigest()}
     assert meta["rows"] == 999 and {split: layout[2] for split, layout in meta["splits"].items()} == {
         split: 125 - (split not in SPLITS[:7]) for split in SPLITS}
     labels = json.loads(footer[b"bioscan5m.label_maps"])

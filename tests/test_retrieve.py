@@ -155,13 +155,16 @@ def test_cli_evaluation_writes_the_paper_table(aligned, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys):
+def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys, monkeypatch):
     import zipfile
 
     from bioscan5m.cli import main
     from bioscan5m.data.records import load_records
 
     root, model_dir = aligned
+    monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "cache-root"))
+    model_files = sorted(p.relative_to(model_dir) for p in model_dir.rglob("*"))
+    data_files = sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*"))
     train = load_records(root, split="train")
     ids, barcodes = train.ids[:3], train.barcodes()[:3]
     fasta = tmp_path / "query.fasta"
@@ -169,7 +172,10 @@ def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys):
     assert main(["retrieve", "--model", str(model_dir), "--data", str(root), "--query-fasta", str(fasta),
                  "-k", "2", "--out", str(tmp_path)]) == 0
     hits = pd.read_csv(tmp_path / "neighbours.tsv", sep="\t")
-    assert len(list((model_dir / ".cache" / "embeddings").glob("train+key_unseen-dna-[0-9a-f]*.npz"))) == 1  # kept
+    kept = tmp_path / "cache-root" / "embeddings"
+    assert len(list(kept.glob("train+key_unseen-dna-[0-9a-f]*.npz"))) == 1  # kept in the cache folder
+    assert sorted(p.relative_to(model_dir) for p in model_dir.rglob("*")) == model_files  # not in the model
+    assert sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*")) == data_files
     assert hits["query"].tolist() == [i for i in ids for _ in range(2)] and hits["neighbour"].tolist() == [1, 2] * 3
     # A reference barcode finds itself (or an identical copy) first.
     first = hits[hits["neighbour"] == 1]
@@ -207,6 +213,13 @@ def test_split_embeddings_are_reused_until_the_weights_change(aligned, tmp_path,
     again = retrieve.evaluate_retrieval(model, root, embeddings_cache=cache)
     assert embedded == []  # every split came from the cache
     pd.testing.assert_frame_equal(first, again)
+    [saved] = cache.glob("test-*.npz")
+    whole = saved.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b""):  # truncated: embedded again, not a crash
+        saved.write_bytes(damaged)
+        pd.testing.assert_frame_equal(retrieve.evaluate_retrieval(model, root, embeddings_cache=cache), first)
+    assert embedded == ["seen queries", "seen queries"] and saved.read_bytes() == whole
+    embedded.clear()
 
     train = load_records(root, split="train")
     fasta = tmp_path / "q.fasta"

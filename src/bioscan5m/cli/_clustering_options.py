@@ -41,8 +41,8 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scatter-rank", default="species", choices=(*TARGET_RANKS, "none"), metavar="RANK",
                        help="colour the 2-D map by this rank, or 'none' to skip the map (default: species)")
     group.add_argument("--no-cache", action="store_true",
-                       help="reduce afresh and keep nothing; by default UMAP/PCA outputs are kept in OUT/reduced/ "
-                            "and reused by the next run on the same embeddings with the same settings")
+                       help="reduce afresh and keep nothing; by default UMAP/PCA outputs are kept in the cache "
+                            "folder and reused by the next run on the same embeddings with the same settings")
 
 
 def protocol_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._training_options import add_allow_change
 
 
@@ -65,6 +66,7 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its newest intact checkpoint (same options required)")
     add_allow_change(parser)
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

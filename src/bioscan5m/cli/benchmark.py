@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options, protocol_summary
 from bioscan5m.data.schema import TARGET_RANKS
 
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
     dna.add_argument("--device", default="auto", help="cpu, cuda, ... (default: auto)")
     dna.add_argument("--threads", type=int, default=1, help="BLAST threads (default 1)")
     dna.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_cache_dir_option(dna)
     dna.set_defaults(func=run_dna)
 
     zsc = tasks.add_parser(
@@ -61,6 +63,7 @@ def register(subparsers) -> None:
     zsc.add_argument("--out", required=True, metavar="DIR", help="folder for the AMI table and plots")
     zsc.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
     add_protocol_arguments(zsc)
+    add_cache_dir_option(zsc)
     zsc.set_defaults(func=run_zsc)
 
     retrieval = tasks.add_parser(
@@ -82,7 +85,8 @@ def register(subparsers) -> None:
                            help="text keys: one per key record as the authors (default), or one per distinct "
                                 "taxonomy sentence")
     retrieval.add_argument("--no-cache", action="store_true",
-                           help="do not keep or reuse split embeddings (default: MODEL/.cache/embeddings)")
+                           help="do not keep or reuse split embeddings (default: kept in the cache folder)")
+    add_cache_dir_option(retrieval)
     retrieval.set_defaults(func=run_retrieval)
 
 
@@ -123,7 +127,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
 
     model = load_multimodal_model(args.model, device=args.device)[0]
     long = evaluate_retrieval(model, args.data, index_kind=args.index, batch_size=args.batch_size,
-                              embeddings_cache=None if args.no_cache else default_embeddings_cache(args.model),
+                              embeddings_cache=None if args.no_cache else default_embeddings_cache(),
                               text_keys=args.text_keys)
     table = paper_table(long)
     protocol = retrieval_protocol(model.config, long, args.text_keys, args.index)

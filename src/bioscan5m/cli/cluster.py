@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options, protocol_summary
 from bioscan5m.data.schema import TARGET_RANKS
 
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ranks", nargs="+", choices=TARGET_RANKS, default=list(ZSC_RANKS),
                         help="ranks to score (default: %(default)s; dna_bin = Barcode Index Number)")
     add_protocol_arguments(parser)
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
+
 
 def register(subparsers) -> None:
     from bioscan5m.demo import PARTS, DemoSettings
@@ -28,6 +30,7 @@ def register(subparsers) -> None:
                         help="specimens in the synthetic dataset (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
     parser.add_argument("--device", default=defaults.device, help="cpu, cuda, ... (default: %(default)s)")
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -42,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, metavar="N", help="items per forward pass (default: per encoder)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: a GPU when there is one)")
     parser.add_argument("--force", action="store_true", help="recompute even when saved vectors match")
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._training_options import add_allow_change
 from bioscan5m.data.schema import TARGET_RANKS
 
@@ -70,6 +71,7 @@ def register(subparsers) -> None:
     add_allow_change(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: %(default)s)")
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
+
 
 def register(subparsers) -> None:
     from bioscan5m.tasks.identify import DEFAULT_METHOD, METHODS
@@ -34,9 +36,7 @@ def register(subparsers) -> None:
                              "BLAST+ blastn, 'vsearch' VSEARCH global alignment (both must be installed)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads to use (default: all)")
-    parser.add_argument("--cache-dir", metavar="DIR",
-                        help="where reference indexes are kept (default $BIOSCAN5M_CACHE_DIR/identify or "
-                             "~/.cache/bioscan5m/identify)")
+    add_cache_dir_option(parser)
     parser.add_argument("--no-cache", action="store_true",
                         help="index the reference afresh and keep nothing on disk")
     parser.set_defaults(func=run)

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._training_options import add_allow_change
 from bioscan5m.data.schema import MAX_NUCLEOTIDES
 
@@ -128,6 +129,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="data-loading processes (default: %(default)s)"
     )
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

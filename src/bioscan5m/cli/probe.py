@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.data.schema import TARGET_RANKS, TAXONOMIC_RANKS
 
 
@@ -19,8 +20,8 @@ def register(subparsers) -> None:
             "(cosine similarity; paper: test_unseen queries against train keys, scored at genus, since the "
             "query species are absent from the keys). Both report micro accuracy (share of records named "
             "right) and macro accuracy (mean over taxa) at every rank from order to species. Writes "
-            "<probe>_probe.tsv and <probe>_probe_predictions.tsv into --out and caches the embeddings in "
-            "--out/embeddings/."),
+            "<probe>_probe.tsv and <probe>_probe_predictions.tsv into --out and caches the embeddings in the "
+            "cache folder (see 'bioscan5m cache')."),
         epilog=("examples: bioscan5m probe linear --model runs/8-4-4 --data BIOSCAN-5M/ --out probes | "
                 "bioscan5m probe knn --model kmer-profile --data bold.tsv --holdout 0.2 --out probes"),
     )
@@ -52,6 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="barcodes per forward pass of the model (default: per model)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

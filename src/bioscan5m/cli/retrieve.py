@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.errors import BioscanError
 
 
@@ -37,7 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument("--no-cache", action="store_true",
                         help="embed every split afresh and keep nothing; by default each split's embeddings are kept "
-                        "in MODEL/.cache/embeddings and reused while the model and data stay the same")
+                        "in the cache folder and reused while the model and data stay the same")
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from bioscan5m.models.multimodal import load_multimodal_model
     from bioscan5m.tasks.retrieve import default_embeddings_cache
 
-    cache = None if args.no_cache else default_embeddings_cache(args.model)
+    cache = None if args.no_cache else default_embeddings_cache()
     querying = bool(args.query_image or args.query_fasta)
     if not querying and not args.out:
         raise BioscanError("give --out for the evaluation report, or --query-image/--query-fasta to identify")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from bioscan5m.cli._cache_option import add_cache_dir_option
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -31,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--split", help="only these splits, e.g. train, seen, train+val (default: all records)")
     parser.add_argument("--out", metavar="DIR", help="folder to write split_stats.tsv and the PNG plots into")
+    add_cache_dir_option(parser)
     parser.set_defaults(func=run)
 
 

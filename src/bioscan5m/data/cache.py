@@ -2,18 +2,19 @@
 
 Design:
 
-* **Where.** ``<source>.parquet`` beside the source when its directory is writable; otherwise (the
-  BIOSCAN-5M download is often read-only) in ``cache_dir``, ``$BIOSCAN5M_CACHE_DIR`` or
-  ``~/.cache/bioscan5m``, as ``<source name>.<hash of its absolute path>.parquet``. An explicit
-  ``cache_dir`` always wins. Reader options that change the table (e.g. keeping every BOLD marker) add a
-  short tag to the name, so each variant has its own file.
-* **When it is stale.** The footer stores a key: the cache version, the source's size, modification time
-  (ns) and SHA-256 of its first MiB, and the reader options. Any difference, or an unreadable file,
-  rebuilds it.
+* **Where.** In the ``records`` folder of the cache root (``cache_dir``, ``$BIOSCAN5M_CACHE_DIR`` or the
+  user cache folder; see :mod:`bioscan5m.cachedir`), never beside the source, as
+  ``<source name>.<key>.parquet``.
+* **Keyed by content.** The key hashes the cache version, the SHA-256 of every byte of the source
+  (:func:`bioscan5m.filehash.file_sha256`: streamed once, then remembered per file identity and times, so
+  a warm open costs a ``stat``) and the reader options that change the table (e.g. keeping every BOLD
+  marker). Any edit of the source, even one keeping its size and modification time, gives another key;
+  the footer repeats the key, and an unreadable or damaged file is rebuilt.
 * **Layout.** Rows are grouped by split, in the paper's split order (rows without a split last), keeping
   file order within a split; each split fills its own Parquet row groups (at most ``ROW_GROUP_ROWS``
   rows each). The footer maps each split to its row groups, so opening one split reads only those
-  groups, and opening a few columns reads only those column chunks. Columns are zstd-compressed.
+  groups, and opening a few columns reads only those column chunks. Columns are zstd-compressed and
+  pages carry checksums, so damage is detected when read.
 * **Label maps.** The sorted distinct names of every target rank over the *whole* source are stored in
   the footer (JSON), so a one-split open gets the same label ↔ index maps as a full open.
 * **Safety.** The file is written to a temporary name and renamed into place, so a reader never sees a
@@ -25,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -35,15 +35,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from bioscan5m.cachedir import CACHE_ENV, cache_folder, cache_root, entry_name, mark_used
 from bioscan5m.data.schema import RECORD_SCHEMA, SPLIT_COLUMN, SPLITS, TARGET_RANKS
 from bioscan5m.errors import BioscanError
+from bioscan5m.filehash import file_sha256
 from bioscan5m.fileio import atomic_path
 
+__all__ = ["CACHE_ENV", "RecordCache", "cache_location", "default_cache_dir", "json_digest", "source_fingerprint"]
+
 #: Bump when readers change what they produce, so that old caches are rebuilt.
-CACHE_VERSION = 1
-CACHE_ENV = "BIOSCAN5M_CACHE_DIR"
+CACHE_VERSION = 2
 ROW_GROUP_ROWS = 65_536
-HEAD_BYTES = 1 << 20
 #: Row-group key for records without a split (BOLD, FASTA sources).
 NO_SPLIT = ""
 _KEY = "bioscan5m.cache"
@@ -51,29 +53,28 @@ _LABELS = "bioscan5m.label_maps"
 
 
 def default_cache_dir() -> Path:
-    """``$BIOSCAN5M_CACHE_DIR`` if set, else ``~/.cache/bioscan5m``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "bioscan5m")
+    """The cache root (:func:`bioscan5m.cachedir.cache_root`): ``$BIOSCAN5M_CACHE_DIR`` or the user cache folder."""
+    return cache_root()
 
 
-def source_fingerprint(path: str | os.PathLike[str]) -> dict[str, int | str]:
-    """Size (bytes), modification time (ns) and SHA-256 of the first MiB of a file."""
+def source_fingerprint(path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+                       ) -> dict[str, int | str]:
+    """Size (bytes) and SHA-256 of every byte of a file: what caches derived from it are keyed by."""
     path = Path(path)
-    info = path.stat()
-    with open(path, "rb") as handle:
-        head = hashlib.sha256(handle.read(HEAD_BYTES)).hexdigest()
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "head_sha256": head}
+    return {"size": path.stat().st_size, "sha256": file_sha256(path, cache_dir)}
 
 
 def cache_location(
-    source: str | os.PathLike[str], options: Mapping[str, object] | None = None, cache_dir: str | os.PathLike[str] | None = None
+    source: str | os.PathLike[str], options: Mapping[str, object] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None, *, kind: str = "records",
+    fingerprint: Mapping[str, object] | None = None,
 ) -> Path:
-    """Where the cache of ``source`` read with (non-default) ``options`` lives (see the module docstring)."""
-    source = Path(source).resolve()
-    tag = f".{json_digest(options)[:8]}" if options else ""
-    if cache_dir is None and _writable_dir(source.parent):
-        return source.parent / f"{source.name}{tag}.parquet"
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return base / f"{source.name}.{json_digest(str(source))[:12]}{tag}.parquet"
+    """Where the ``kind`` cache of ``source`` read with (non-default) ``options`` lives: named after the
+    source and keyed by its content (``fingerprint``: its :func:`source_fingerprint`, computed when not given)."""
+    source = Path(source)
+    fingerprint = fingerprint or source_fingerprint(source, cache_dir)
+    key = json_digest({"version": CACHE_VERSION, "source": fingerprint, "options": dict(options or {})})[:24]
+    return cache_folder(kind, cache_dir) / entry_name(source.name, key, ".parquet")
 
 
 class LabelNames:
@@ -98,10 +99,12 @@ class LabelNames:
 class RecordCache:
     """The Parquet cache file of one source read with one set of options."""
 
-    def __init__(self, path: Path, source: Path, options: Mapping[str, object] | None = None) -> None:
+    def __init__(self, path: Path, source: Path, options: Mapping[str, object] | None = None,
+                 fingerprint: Mapping[str, object] | None = None) -> None:
         self.path = Path(path)
         self.source = Path(source)
-        self.key = {"version": CACHE_VERSION, "source": source_fingerprint(source), "options": dict(options or {})}
+        fingerprint = dict(fingerprint or source_fingerprint(source))
+        self.key = {"version": CACHE_VERSION, "source": fingerprint, "options": dict(options or {})}
         self._file: pq.ParquetFile | None = None
         self._meta: dict | None = None
 
@@ -110,12 +113,14 @@ class RecordCache:
         cls, source: str | os.PathLike[str], options: Mapping[str, object] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> RecordCache:
-        return cls(cache_location(source, options, cache_dir), Path(source), options)
+        fingerprint = source_fingerprint(source, cache_dir)
+        return cls(cache_location(source, options, cache_dir, fingerprint=fingerprint), Path(source), options,
+                   fingerprint)
 
     def is_fresh(self) -> bool:
         """True when the file exists, is readable and was built from this source with these options."""
         try:
-            handle = pq.ParquetFile(self.path)
+            handle = pq.ParquetFile(self.path, page_checksum_verification=True)
             stored = handle.metadata.metadata or {}
             meta = json.loads(stored[_KEY.encode()])
         except (OSError, KeyError, ValueError, pa.ArrowException):
@@ -123,13 +128,19 @@ class RecordCache:
         if meta.get("key") != self.key:
             return False
         self._file, self._meta = handle, meta
+        mark_used(self.path)
         return True
 
     def build(self, batches: Iterable[pa.RecordBatch]) -> None:
         """Write the cache from ``batches`` (``RECORD_SCHEMA``), streaming; replaces any old file atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            building = tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".bioscan5m-build-")
+        except OSError as error:
+            raise BioscanError(f"cannot write in the cache folder ({error.strerror}); choose another with "
+                               f"--cache-dir or ${CACHE_ENV}", path=self.path.parent) from None
         names = LabelNames()
-        with tempfile.TemporaryDirectory(dir=self.path.parent, prefix=".bioscan5m-build-") as scratch:
+        with building as scratch:
             parts: dict[str, pq.ParquetWriter] = {}
             rows: dict[str, int] = {}
             try:
@@ -146,7 +157,7 @@ class RecordCache:
                     writer.close()
             layout: dict[str, list[int]] = {}
             with atomic_path(self.path) as tmp:
-                with pq.ParquetWriter(tmp, RECORD_SCHEMA, compression="zstd") as writer, tqdm(
+                with pq.ParquetWriter(tmp, RECORD_SCHEMA, compression="zstd", write_page_checksum=True) as writer, tqdm(
                     total=sum(rows.values()), unit=" records", desc=f"caching {self.source.name}", disable=None,
                     leave=False,
                 ) as bar:
@@ -166,8 +177,7 @@ class RecordCache:
                     writer.add_key_value_metadata({_KEY: json.dumps(meta), _LABELS: json.dumps(names.result())})
                 if pq.ParquetFile(tmp).num_row_groups != groups:
                     raise AssertionError("cache row groups do not match the split layout")
-                os.chmod(tmp, 0o644)  # the temporary file is private (0600); others may share this cache
-        self._file, self._meta = pq.ParquetFile(self.path), meta
+        self._file, self._meta = pq.ParquetFile(self.path, page_checksum_verification=True), meta
 
     @property
     def splits(self) -> dict[str, int]:
@@ -226,19 +236,6 @@ def _row_groups(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.Table]:
             pending, count = rest.to_batches(), rest.num_rows
     if count:
         yield pa.Table.from_batches(pending, schema=RECORD_SCHEMA)
-
-
-def _writable_dir(directory: Path) -> bool:
-    """Whether we may write in ``directory``, honouring its mode bits even when running as root.
-
-    root passes ``os.access`` everywhere; a directory with no write bit at all is read-only by intent
-    (a shared copy of the data set), so it is not written into.
-    """
-    try:
-        mode = directory.stat().st_mode
-    except OSError:
-        return False
-    return os.access(directory, os.W_OK | os.X_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def json_digest(value: object) -> str:

@@ -444,10 +444,11 @@ class BIOSCAN5M(RecordsDataset):
         image_package: ``"original_full"``, ``"cropped"``, ``"original_256"`` or ``"cropped_256"``.
         reduce_repeated_barcodes: one record per barcode, chosen over the whole metadata file before the split
             is taken, exactly as the authors' loader does (:mod:`bioscan5m.data.dedup`; computed once per file
-            and kept beside the record cache), so the same records survive in every split combination.
+            and kept in the cache folder), so the same records survive in every split combination.
         download: fetch what is missing first (metadata, and images if ``"image"`` is a modality) through
             :func:`bioscan5m.data.download.download_dataset`.
-        cache_dir: where :func:`~bioscan5m.data.records.load_records` keeps its Parquet cache.
+        cache_dir: the cache folder (default ``$BIOSCAN5M_CACHE_DIR`` or the user cache folder; see
+            :mod:`bioscan5m.cachedir`) for the Parquet record table, the de-duplication answer and zip indexes.
         clean_barcodes: False (default, as the authors) gives the raw barcode cut to ``max_nucleotides``,
             leading and trailing ``N`` kept; True cleans it first (this toolkit's rule, a deviation:
             :func:`~bioscan5m.data.sequences.clean_barcode`), as its own training and retrieval do.
@@ -498,7 +499,7 @@ class BIOSCAN5M(RecordsDataset):
             records = self._in_file_order(records, cache_dir)
         if reduce_repeated_barcodes:
             records = records.filter(self._kept_by_deduplication(records, max_nucleotides, cache_dir))
-        images = ImageStore.open(self.root, image_package) if wants_images else None
+        images = ImageStore.open(self.root, image_package, cache_dir=cache_dir) if wants_images else None
         super().__init__(
             records, images, modality=modality, target_type=target_type, target_format=target_format,
             output_format=output_format, max_nucleotides=max_nucleotides, reduce_repeated_barcodes=False,

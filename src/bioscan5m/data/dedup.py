@@ -3,8 +3,8 @@ the file's own row order across splits.
 
 bioscan-dataset's ``load_bioscan5m_metadata`` reads the whole file with pandas, so its frame is in file row
 order. The record cache groups rows by split instead (file order within each split), which is all one split
-needs; two things need the whole file once more, and both answers are kept beside the record cache (keyed
-like it, by the file's size, time and first MiB), so later datasets of any split get them in a second:
+needs; two things need the whole file once more, and both answers are kept in the ``dedup`` cache folder
+(keyed like the record cache, by the file's content), so later datasets of any split get them in a second:
 
 * :func:`kept_record_ids`: with ``reduce_repeated_barcodes=True`` the authors cut every barcode to
   ``max_nucleotides``, shuffle the rows with ``pandas.DataFrame.sample(frac=1, random_state=0)``
@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bioscan5m.cachedir import mark_used
 from bioscan5m.data.cache import cache_location, source_fingerprint
 from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN, SPLIT_COLUMN, SPLITS
 from bioscan5m.errors import BioscanError
@@ -51,24 +52,27 @@ def barcode_key(barcode: str | None, max_nucleotides: int | None) -> bytes:
 
 def _saved_column(source: Path, options: dict, compute: Callable[[], pa.Array],
                   cache_dir: str | os.PathLike[str] | None) -> pa.Array:
-    """``compute()``'s one-column answer for ``source``, kept beside its record cache as a Parquet file whose
-    footer holds the key (``options`` + the file's fingerprint); recomputed when the key differs."""
-    key = json.dumps({"version": DEDUP_VERSION, "source": source_fingerprint(source), **options},
-                     sort_keys=True).encode()
-    saved = cache_location(source, options, cache_dir)
+    """``compute()``'s one-column answer for ``source``, kept in the ``dedup`` cache folder as a Parquet file
+    whose footer holds the key (``options`` + the file's content); recomputed when the key differs."""
+    fingerprint = source_fingerprint(source, cache_dir)
+    key = json.dumps({"version": DEDUP_VERSION, "source": fingerprint, **options}, sort_keys=True).encode()
+    saved = cache_location(source, {**options, "version": DEDUP_VERSION}, cache_dir, kind="dedup",
+                           fingerprint=fingerprint)
     if saved.is_file():
         try:
             file = pq.ParquetFile(saved)
             if (file.schema_arrow.metadata or {}).get(_KEY) == key:
-                return file.read().column(0).combine_chunks()
+                answer = file.read().column(0).combine_chunks()
+                mark_used(saved)
+                return answer
         except (OSError, pa.ArrowException):
-            pass  # unreadable: compute again
+            pass  # unreadable or damaged: compute again
     answer = compute()
     table = pa.table({"answer": answer}).replace_schema_metadata({_KEY: key})
     try:
         saved.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(saved) as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, write_page_checksum=True)
     except OSError:
         pass  # a read-only place: the answer is still right, only not kept
     return answer

@@ -16,6 +16,7 @@ import os
 import re
 import struct
 import threading
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,8 @@ from bioscan5m.fileio import atomic_path
 
 #: Where extracted packages live below the dataset root.
 IMAGES_SUBDIR = "bioscan5m/images"
-#: Folder (beside the zips, unless told otherwise) where zip indexes are cached.
-CACHE_SUBDIR = ".bioscan5m-cache"
+#: Bump when the saved index changes meaning.
+ZIP_INDEX_VERSION = 1
 
 
 def _is_missing(value: object) -> bool:
@@ -251,48 +252,75 @@ def read_zip_index(path: str | os.PathLike[str], prefix: str = "") -> ZipIndex:
     )
 
 
-def _cache_file(zip_path: Path, prefix: str, cache_dir: Path) -> Path:
-    """Cache file for one zip's index: keyed by name, size and modification time, so a new zip misses."""
-    stat = zip_path.stat()
-    tag = zlib.crc32(prefix.encode("utf-8"))
-    return cache_dir / f"{zip_path.name}.{stat.st_size}.{stat.st_mtime_ns}.{tag:08x}.index.npz"
+def central_directory_sha256(path: Path, size: int | None = None) -> str:
+    """SHA-256 of a zip's size and of its bytes from the central directory to the end: every member's name,
+    place, sizes and CRC-32. That is all its index is made of, and a fraction of a multi-GB package to read."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            start = _find_central_directory(mapped, path)[0]
+            digest = hashlib.sha256(str(len(mapped)).encode() + b"\0")
+            for piece in range(start, len(mapped), 1 << 20):
+                digest.update(mapped[piece : min(piece + (1 << 20), len(mapped))])
+            return digest.hexdigest()
+    except (ValueError, struct.error, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise BioscanError("no such file", path=path) from None
+        raise BioscanError(f"corrupt zip ({error}); is the download complete?", path=path) from None
+
+
+def zip_fingerprint(path: Path, cache_dir: str | os.PathLike[str] | None = None) -> str:
+    """:func:`central_directory_sha256`, remembered per file identity and times (see :mod:`bioscan5m.filehash`)."""
+    from bioscan5m.filehash import remembered_digest
+
+    return remembered_digest(path, "zip-central-directory-sha256", central_directory_sha256, cache_dir)
+
+
+def zip_index_cache(zip_path: Path, prefix: str, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The cache file of one zip's index: in the ``zip-index`` cache folder, keyed by the zip's central
+    directory (:func:`zip_fingerprint`) and ``prefix``."""
+    from bioscan5m.cachedir import cache_folder, entry_name
+    from bioscan5m.data.cache import json_digest
+
+    key = json_digest({"version": ZIP_INDEX_VERSION, "zip": zip_fingerprint(zip_path, cache_dir),
+                       "prefix": prefix})[:24]
+    return cache_folder("zip-index", cache_dir) / entry_name(zip_path.name, key, ".npz")
 
 
 def load_zip_index(
     path: str | os.PathLike[str], prefix: str = "", *, cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
 ) -> ZipIndex:
-    """:func:`read_zip_index`, cached as ``.npz`` in ``cache_dir``.
+    """:func:`read_zip_index`, cached as ``.npz`` in the ``zip-index`` folder of the cache root ``cache_dir``
+    (default ``$BIOSCAN5M_CACHE_DIR`` or the user cache folder), keyed by the zip's content.
 
-    By default the cache goes to ``<zip folder>/.bioscan5m-cache/``, or, where that cannot be written (a
-    read-only dataset), to the records cache folder (``$BIOSCAN5M_CACHE_DIR`` or ``~/.cache/bioscan5m``).
-    Reading a 2.3M-member central directory takes seconds; the cache loads in a fraction of that.
+    Reading a 2.3M-member central directory takes seconds; the cache loads in a fraction of that. A
+    damaged cache file is read again from the zip; an unwritable cache folder only costs the next open.
     """
+    from bioscan5m.cachedir import mark_used
+
     path = Path(path)
     if not use_cache:
         return read_zip_index(path, prefix)
-    from bioscan5m.data.cache import default_cache_dir
-
-    places = [Path(cache_dir)] if cache_dir is not None else [path.parent / CACHE_SUBDIR, default_cache_dir()]
     try:
-        caches = [_cache_file(path, prefix, place) for place in places]
-    except OSError:
-        return read_zip_index(path, prefix)  # no such zip: read_zip_index names it
-    for cache in caches:
-        if cache.is_file():
-            try:
-                with np.load(cache, allow_pickle=False) as saved:
-                    return ZipIndex(path, *(saved[field] for field in _INDEX_ARRAYS))
-            except (OSError, ValueError, KeyError):
-                pass  # unreadable cache: rebuild it below
-    index = read_zip_index(path, prefix)
-    for cache in caches:
+        cache = zip_index_cache(path, prefix, cache_dir)
+    except (OSError, BioscanError):
+        return read_zip_index(path, prefix)  # no such zip, or not a zip: read_zip_index names it
+    if cache.is_file():
         try:
-            with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, **{field: getattr(index, field) for field in _INDEX_ARRAYS})
-            break
-        except OSError:
-            continue  # not writable here: try the next place, else go without a cache
+            with np.load(cache, allow_pickle=False) as saved:
+                index = ZipIndex(path, *(saved[field] for field in _INDEX_ARRAYS))
+            mark_used(cache)
+            return index
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # unreadable cache: rebuild it below
+    index = read_zip_index(path, prefix)
+    try:
+        with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **{field: getattr(index, field) for field in _INDEX_ARRAYS})
+    except OSError:
+        pass  # not writable: go without a cache
     return index
 
 

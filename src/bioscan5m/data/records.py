@@ -217,9 +217,9 @@ def load_records(
     ``bioscan5m/metadata/csv/BIOSCAN_5M_Insect_Dataset_metadata.csv``.
     ``split``: a split, a group (``seen``, ``unseen``, ``all``) or a ``+`` combination (``"train+val"``);
     None keeps every record. ``columns``: record columns to load (``processid`` is always included).
-    ``taxonomy``: TSV of taxonomy keyed by FASTA sequence id. ``cache_dir``: where to put the Parquet cache
-    (default beside the source, or ``$BIOSCAN5M_CACHE_DIR`` / ``~/.cache/bioscan5m`` when that directory is
-    read-only); ``use_cache=False`` reads the source every time. ``marker``: BOLD marker code to keep
+    ``taxonomy``: TSV of taxonomy keyed by FASTA sequence id. ``cache_dir``: the cache root that keeps the
+    Parquet cache, keyed by the source's content (default ``$BIOSCAN5M_CACHE_DIR`` or the user cache folder;
+    see :mod:`bioscan5m.data.cache`); ``use_cache=False`` reads the source every time. ``marker``: BOLD marker code to keep
     (None keeps all). ``bad_lines``: ``"error"`` (default) or ``"skip"`` lines with the wrong number of fields.
     """
     path = resolve_source(source)
@@ -242,11 +242,16 @@ def load_records(
         rank = pc.fill_null(pc.index_in(split_names, value_set=pa.array(SPLITS)), len(SPLITS))
         table = table.take(pc.sort_indices(rank))  # Arrow's sort is stable
         return Records(table.select(wanted), path, lambda: label_names)
-    cache = RecordCache.for_source(path, _cache_options(path, reader_options), cache_dir)
+    cache = RecordCache.for_source(path, _cache_options(path, reader_options, cache_dir), cache_dir)
     if not cache.is_fresh():
         cache.build(read_batches(path, **reader_options))
     _check_has_splits(path, splits, any(name != NO_SPLIT for name in cache.splits))
-    return Records(cache.read(splits, wanted), path, cache.label_names, cache.path)
+    try:
+        table = cache.read(splits, wanted)
+    except (OSError, pa.ArrowException):  # damaged after its footer was read: build it again
+        cache.build(read_batches(path, **reader_options))
+        table = cache.read(splits, wanted)
+    return Records(table, path, cache.label_names, cache.path)
 
 
 def resolve_source(source: str | os.PathLike[str]) -> Path:
@@ -285,7 +290,7 @@ def _check_has_splits(path: Path, splits: Sequence[str] | None, has_splits: bool
         )
 
 
-def _cache_options(path: Path, options: dict) -> dict:
+def _cache_options(path: Path, options: dict, cache_dir: str | os.PathLike[str] | None) -> dict:
     """The reader options that differ from the defaults (they name the cache variant and enter its key)."""
     differing = {}
     try:
@@ -302,5 +307,5 @@ def _cache_options(path: Path, options: dict) -> dict:
         taxonomy = Path(options["taxonomy"])
         if not taxonomy.is_file():
             raise BioscanError("no such taxonomy file", path=taxonomy)
-        differing["taxonomy"] = {"path": str(taxonomy.resolve()), **source_fingerprint(taxonomy)}
+        differing["taxonomy"] = {"path": str(taxonomy.resolve()), **source_fingerprint(taxonomy, cache_dir)}
     return differing

@@ -142,11 +142,12 @@ def run_dna_benchmark(
     names probed without fine-tuning (``kmer-profile-5``: k-mer frequencies; ``hf-dna:...``). blast: run the
     BLAST top-hit peer (None: when ``blastn`` is installed). epochs / steps: fine-tuning length (give one;
     steps wins), with batch_size, lr and head_lr_scale as in :func:`~bioscan5m.tasks.finetune.finetune`.
-    probe_epochs: linear-probe training passes. threads: BLAST threads. Embeddings are cached in
-    ``out/embeddings/``, the fine-tuned classifier goes to ``out/finetuned/``.
+    probe_epochs: linear-probe training passes. threads: BLAST threads. Embeddings are cached in the
+    ``embeddings`` cache folder, the fine-tuned classifier goes to ``out/finetuned/``.
     """
     from bioscan5m.data.records import load_records
     from bioscan5m.peers.programs import find_program
+    from bioscan5m.tasks.embed import embeddings_cache_entry
 
     out = Path(out)
     records = with_barcodes(load_records(root, split="+".join(BENCHMARK_SPLITS),
@@ -181,8 +182,8 @@ def run_dna_benchmark(
             parts.append(_details(tuned.scores, label, "fine-tuned", "test"))
             row[FINETUNED] = _percent(tuned.scores, "species")
         encoder = resolve_encoder(spec, device)
-        cache = out / "embeddings" / encoder_slug(encoder.name)
-        features = {name: embed_records(part, encoder, cache / name, device=device)
+        features = {name: embed_records(part, encoder, embeddings_cache_entry(encoder_slug(encoder.name), part),
+                                        device=device)
                     for name, part in zip(BENCHMARK_SPLITS, (train, test, unseen))}
         scores, _ = linear_probe(features["train"], train, features["test"], test, "species",
                                  epochs=probe_epochs, device=device, seed=seed)

@@ -5,8 +5,8 @@ An embedding directory holds one set of vectors:
 - ``embeddings.npy``: ``float32 [N, D]``, row i belongs to line i of ``ids.tsv``;
 - ``ids.tsv``: one header line ``processid``, then one record id per line;
 - ``manifest.json``: the encoder (name, options, checkpoint SHA-256), the data (source path, size,
-  modification time, SHA-256 of its first MiB, split, SHA-256 of the record ids), ``n_records``, ``dim``,
-  the date and the bioscan5m version, and ``cache_key``, a hash of everything the vectors depend on.
+  SHA-256 of all its bytes, split, SHA-256 of the record ids), ``n_records``, ``dim``, the date and the
+  bioscan5m version, and ``cache_key``, a hash of everything the vectors depend on.
 
 The directory is its own cache: :func:`extract_embeddings` returns the stored vectors when the key matches
 and recomputes them (replacing the files) when the encoder, its checkpoint or the data changed. The manifest
@@ -32,6 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bioscan5m import __version__
+from bioscan5m.cachedir import mark_used
 from bioscan5m.data.cache import json_digest
 from bioscan5m.data.schema import ID_COLUMN
 from bioscan5m.errors import BioscanError
@@ -105,7 +106,7 @@ class Embeddings:
         try:
             vectors = np.load(directory / EMBEDDINGS_FILE, mmap_mode=None, allow_pickle=False)
             ids = _read_ids(directory / IDS_FILE)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError, UnicodeDecodeError) as error:
             raise BioscanError(f"unreadable embeddings: {error}", path=directory) from None
         if vectors.shape != (manifest.get("n_records"), manifest.get("dim")) or len(ids) != len(vectors):
             raise BioscanError(
@@ -133,8 +134,9 @@ def _read_ids(path: Path) -> np.ndarray:
 
 
 def data_fingerprint(source: str | os.PathLike[str]) -> dict[str, Any]:
-    """``{"path", "size", "mtime_ns", "head_sha256"}`` of a data source (a dataset root stands for its metadata
-    file): cheap (one MiB read), yet it changes when the file is replaced, edited or appended to."""
+    """``{"path", "size", "sha256"}`` of a data source (a dataset root stands for its metadata file): the
+    hash of all its bytes, remembered per file identity and times (see :mod:`bioscan5m.filehash`), so it
+    changes with any edit yet costs one ``stat`` for an unchanged file."""
     from bioscan5m.data.cache import source_fingerprint
     from bioscan5m.data.records import resolve_source
 
@@ -150,9 +152,22 @@ def ids_sha256(ids: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def embeddings_cache_entry(label: str, records: Any, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """A folder in the ``embeddings`` cache folder for one encoder's vectors of ``records``, for commands
+    that keep embeddings only to reuse them (probes, benchmarks): named after ``label`` (the encoder), keyed
+    by the records' source content and ids. :func:`extract_embeddings` checks the encoder itself."""
+    from bioscan5m.cachedir import cache_folder, entry_name
+
+    key = json_digest([label, data_fingerprint(records.source)["sha256"], ids_sha256(np.asarray(records.ids))])
+    return cache_folder("embeddings", cache_dir) / entry_name(label, key[:24])
+
+
 def _cache_key(encoder_info: dict[str, Any], data_info: dict[str, Any]) -> str:
-    stable = {"encoder": encoder_info, "data": {k: v for k, v in data_info.items() if k != "n_input_records"}}
-    return json_digest(stable)
+    """What the vectors depend on: the encoder and the data's content (paths are recorded, not keyed)."""
+    data = {k: v for k, v in data_info.items() if k not in ("n_input_records", "path")}
+    if "images" in data:
+        data["images"] = {k: v for k, v in data["images"].items() if k != "root"}
+    return json_digest({"encoder": encoder_info, "data": data})
 
 
 def cached_embeddings(directory: str | os.PathLike[str], cache_key: str) -> Embeddings | None:
@@ -312,6 +327,7 @@ def extract_embeddings(
     if not force:
         stored = cached_embeddings(cache_dir, key)
         if stored is not None:
+            mark_used(cache_dir)
             return stored
 
     if images:
@@ -341,12 +357,15 @@ def extract_embeddings(
 
 
 def image_files_fingerprint(root: Path, package: str) -> list[list[Any]]:
-    """Name, size and modification time of the package's zips (an extracted folder counts as its mtime)."""
-    found = sorted(root.glob(f"BIOSCAN_5M_{package}*.zip"))
+    """Name, size and central-directory SHA-256 (every member's name, size and CRC-32) of the package's zips
+    (an extracted folder counts as its mtime)."""
+    from bioscan5m.data.images import zip_fingerprint
+
+    found = [[p.name, p.stat().st_size, zip_fingerprint(p)] for p in sorted(root.glob(f"BIOSCAN_5M_{package}*.zip"))]
     folder = root / "bioscan5m" / "images" / package
     if folder.is_dir():
-        found.append(folder)
-    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in found]
+        found.append([folder.name, 0, folder.stat().st_mtime_ns])
+    return found
 
 
 # --------------------------------------------------------------------------------------------- torchrun

@@ -349,8 +349,8 @@ def embed_records(records, encoder, cache_dir: str | os.PathLike[str], *, device
 
     embeddings = extract_embeddings(records, encoder, cache_dir, batch_size=batch_size, device=device)
     if len(embeddings) != len(records) or not np.array_equal(embeddings.ids, np.asarray(records.ids).astype(str)):
-        raise BioscanError(f"embeddings in {cache_dir} do not match the {len(records)} records; remove that folder",
-                           path=cache_dir)
+        raise BioscanError(f"embeddings in {cache_dir} do not match the {len(records)} records; remove that "
+                           "folder (or run 'bioscan5m cache prune --kind embeddings --all')", path=cache_dir)
     return embeddings.vectors
 
 
@@ -463,7 +463,7 @@ def run_probe(
     holdout: for sources without splits, the fraction of records to test on, chosen by ``holdout_by``
     (default: "record" for linear, "species" for knn: whole species held out, as unseen species).
     Writes ``<out>/<probe>_probe.tsv`` (scores, accuracies in [0, 1]) and
-    ``<out>/<probe>_probe_predictions.tsv``; embeddings are cached in ``<out>/embeddings/<encoder>/``.
+    ``<out>/<probe>_probe_predictions.tsv``; embeddings are cached in the ``embeddings`` cache folder.
     """
     if probe not in PROBES:
         raise BioscanError(f"unknown probe {probe!r}; choose from {', '.join(PROBES)}", value=probe)
@@ -479,10 +479,14 @@ def run_probe(
     check_labelled(test_records, rank, "test records" if probe == "linear" else "queries", test_split)
 
     encoder = resolve_encoder(model, device)
+    from bioscan5m.tasks.embed import embeddings_cache_entry
+
     out = Path(out)
-    cache = out / "embeddings" / encoder_slug(encoder.name)
-    train_features = embed_records(train_records, encoder, cache / "train", device=device, batch_size=batch_size)
-    test_features = embed_records(test_records, encoder, cache / "test", device=device, batch_size=batch_size)
+    label = encoder_slug(encoder.name)
+    train_features = embed_records(train_records, encoder, embeddings_cache_entry(label, train_records),
+                                   device=device, batch_size=batch_size)
+    test_features = embed_records(test_records, encoder, embeddings_cache_entry(label, test_records),
+                                  device=device, batch_size=batch_size)
     if probe == "linear":
         options = {"device": device or "auto", "seed": seed, **(probe_options or {})}
         scores, predictions = linear_probe(train_features, train_records, test_features, test_records, rank,

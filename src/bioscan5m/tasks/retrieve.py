@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,6 +203,7 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
     files stay the same."""
     if cache is None:
         return embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
+    from bioscan5m.cachedir import mark_used
     from bioscan5m.data.cache import json_digest
     from bioscan5m.models.encoders import state_dict_sha256
     from bioscan5m.tasks.embed import data_fingerprint, ids_sha256, image_files_fingerprint
@@ -210,7 +212,7 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
     description = {
         "model": weights or state_dict_sha256(model), "config": dataclasses.asdict(model.config),
         "modalities": modalities,
-        "data": data_fingerprint(dataset.root), "split": dataset.split, "ids": ids_sha256(dataset.records.ids),
+        "data": data_fingerprint(dataset.root)["sha256"], "split": dataset.split, "ids": ids_sha256(dataset.records.ids),
         "images": [dataset.image_package, image_files_fingerprint(dataset.root, dataset.image_package)]
         if "image" in modalities else None,
     }
@@ -219,8 +221,10 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
     if path.is_file():
         try:
             with np.load(path) as saved:
-                return {modality: saved[modality] for modality in saved.files}
-        except (OSError, ValueError, KeyError):
+                embedded = {modality: saved[modality] for modality in saved.files}
+            mark_used(path)
+            return embedded
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # damaged: embed again and replace it
     embedded = embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,16 +233,13 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
     return embedded
 
 
-def default_embeddings_cache(model_dir: str | os.PathLike[str]) -> Path:
-    """Where the CLI keeps a model's retrieval embeddings: ``<model>/.cache/embeddings`` (a dot folder,
-    so checkpoint hashes ignore it), or the user cache folder when the model folder is read-only."""
-    from bioscan5m.data.cache import default_cache_dir, json_digest
+def default_embeddings_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the CLI keeps retrieval embeddings: the ``embeddings`` folder of the cache root (``cache_dir``,
+    ``$BIOSCAN5M_CACHE_DIR`` or the user cache folder). Entries are keyed by the model's weights and the
+    data's content, so one folder serves every model."""
+    from bioscan5m.cachedir import cache_folder
 
-    model_dir = Path(model_dir).resolve()
-    if os.access(model_dir, os.W_OK):
-        return model_dir / ".cache" / "embeddings"
-    digest = json_digest(str(model_dir))[:12]
-    return default_cache_dir() / "embeddings" / f"{model_dir.name}-{digest}"
+    return cache_folder("embeddings", cache_dir)
 
 
 def _split_embedder(model: MultimodalModel, cache: str | os.PathLike[str] | None, batch_size: int,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bioscan5m.cachedir import cache_folder
 from bioscan5m.data.schema import ID_COLUMN, SPLIT_COLUMN, check_rank
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
@@ -26,9 +27,6 @@ from bioscan5m.tasks.cluster.protocol import (
     zero_shot_clustering,
 )
 from bioscan5m.tasks.embed import Embeddings, load_embeddings
-
-#: Sub-folder of a report folder where reduced vectors are kept for the next run.
-REDUCED_DIR = "reduced"
 
 
 def slug(name: str) -> str:
@@ -54,8 +52,9 @@ def evaluate_encoders(
     unless ``scatter_rank`` is None, ``umap_<encoder>_<rank>.png`` (a 2-D UMAP of up to
     ``scatter_max_points`` records coloured by ``scatter_rank``; ``pca_...`` when the reducer is not UMAP);
     then ``ami.md`` and ``report.html`` (the AMI table, and the plots embedded in one self-contained page).
-    With ``reuse_reduced`` the UMAP/PCA outputs are kept in ``out/reduced/`` and reused by the next run on
-    the same embeddings with the same reduction settings (another clusterer or rank list costs no UMAP).
+    With ``reuse_reduced`` the UMAP/PCA outputs are kept in the ``reduced`` cache folder and reused by the
+    next run on the same embeddings with the same reduction settings (another clusterer or rank list costs
+    no UMAP).
     Returns the AMI table.
     """
     from bioscan5m.report.cluster_plots import plot_ami_by_rank, plot_embedding_scatter
@@ -64,7 +63,7 @@ def evaluate_encoders(
     scatter_rank = None if scatter_rank is None else check_rank(scatter_rank)  # before any UMAP runs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cache_dir = out / REDUCED_DIR if reuse_reduced else None
+    cache_dir = cache_folder("reduced") if reuse_reduced else None
     tables, plots = [], [out / "ami_by_rank.png"]
     notes: dict[str, dict[str, Any]] = {}
     for name, embeddings in entries.items():
@@ -200,7 +199,7 @@ def run_zsc_benchmark(
     scatter_rank: str | None = "species",
     reuse_reduced: bool = True,
 ) -> pd.DataFrame:
-    """Zero-shot clustering of each encoder on one source: embed (cached under ``out/embeddings/``), cluster,
+    """Zero-shot clustering of each encoder on one source: embed (cached in the ``embeddings`` cache folder), cluster,
     report (``out/ami.tsv`` and plots, see :func:`evaluate_encoders`).
 
     Records are those of ``split`` (None: all) whose species has at least ``min_records_per_species``
@@ -209,7 +208,7 @@ def run_zsc_benchmark(
     name are not used. ``protocol`` defaults to the paper's, seeded with ``seed``.
     """
     from bioscan5m.data.records import load_records
-    from bioscan5m.tasks.embed import extract_embeddings
+    from bioscan5m.tasks.embed import embeddings_cache_entry, extract_embeddings
 
     records = load_records(source, split=split)
     records = records.filter(select_species_sample(records.labels("species"), min_records_per_species,
@@ -218,7 +217,7 @@ def run_zsc_benchmark(
         raise BioscanError(f"no species with at least {min_records_per_species} records", path=source)
     entries = {}
     for name in encoders:
-        embeddings = extract_embeddings(records, name, Path(out) / "embeddings" / slug(name), split=split,
+        embeddings = extract_embeddings(records, name, embeddings_cache_entry(slug(name), records), split=split,
                                         device=device)
         entries[embeddings.name] = embeddings
     protocol = protocol or ClusteringProtocol(seed=seed)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bioscan5m.cachedir import mark_used
 from bioscan5m.data.schema import TARGET_RANKS, check_rank
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
@@ -100,6 +101,7 @@ class ClusteringProtocol:
             try:
                 reduced = np.load(path, allow_pickle=False)
                 notes.update(json.loads(path.with_suffix(".json").read_text()))
+                mark_used(path)
                 return reduced
             except (OSError, ValueError, EOFError):
                 log.warning("%s is damaged; reducing again", path)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from bioscan5m.data.cache import default_cache_dir
+from bioscan5m.cachedir import cache_folder, discard, mark_used
 from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN, SCORED_RANKS
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path
@@ -51,9 +52,10 @@ CACHE_VERSION = 5
 EXCLUSION_ROOM = 64
 
 
-def default_index_dir() -> Path:
-    """Where fitted reference indexes are cached: ``$BIOSCAN5M_CACHE_DIR/identify`` or ``~/.cache/...``."""
-    return default_cache_dir() / "identify"
+def default_index_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where fitted reference indexes are cached: the ``identify`` folder of the cache root (``cache_dir``,
+    ``$BIOSCAN5M_CACHE_DIR`` or the user cache folder)."""
+    return cache_folder("identify", cache_dir)
 
 
 class BarcodeIdentifier:
@@ -66,7 +68,8 @@ class BarcodeIdentifier:
         (0.02: a hit 2% less similar counts e^-1 as much).
       n_simulated: simulated queries of each kind (seen / new species) used for calibration (2000).
       batch_size: queries processed at once (1024). threads: CPU threads (None: all).
-      cache_dir: folder of cached indexes (None: :func:`default_index_dir`); use_cache: False rebuilds.
+      cache_dir: the cache root; indexes go to its ``identify`` folder (see :func:`default_index_dir`);
+        use_cache: False rebuilds and keeps nothing.
       seed: randomness of the PCA sample and the simulation. progress: tqdm bars (None: on a terminal).
 
     Fitted attributes: ``reference_`` (:class:`ReferenceSet`), ``index_`` (:class:`KmerIndex`),
@@ -101,12 +104,16 @@ class BarcodeIdentifier:
         self.from_cache_ = False
         self._workdir = None
         if self.use_cache:
-            base = Path(self.cache_dir) if self.cache_dir is not None else default_index_dir()
-            self.cache_path_ = base / self._cache_key(ref)
+            self.cache_path_ = default_index_dir(self.cache_dir) / self._cache_key(ref)
             if (self.cache_path_ / "config.json").is_file():
-                self._load(self.cache_path_)
-                self.from_cache_ = True
-            else:
+                try:
+                    self._load(self.cache_path_)
+                    self.from_cache_ = True
+                    mark_used(self.cache_path_)
+                except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
+                    discard(self.cache_path_)  # damaged: index the reference again
+                    self.reference_ = ref
+            if not self.from_cache_:
                 self._build(ref)
                 self._save(self.cache_path_)
         else:
