@@ -56,3 +56,29 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+VENDORED_DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def vendored_data(tmp_path_factory) -> Path:
+    """A read-only copy of the small real fixtures in tests/data (sources and licences: tests/data/README.md).
+
+    They ship with the repository, so tests using them run in a plain clone. The copy has no write bits,
+    like the staged data, so a test can never write into the repository (caches go to the cache folder).
+    """
+    import shutil
+
+    root = tmp_path_factory.mktemp("vendored") / "data"
+    shutil.copytree(VENDORED_DATA, root, ignore=shutil.ignore_patterns("*.py", "*.md", "LICENSES"))
+    for path in sorted(root.rglob("*"), reverse=True) + [root]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    return root
+
+
+@pytest.fixture(scope="session")
+def vendored_unseen_barcodes(vendored_data) -> list[str]:
+    """The 428 barcodes of the vendored BarcodeBERT unseen subset (every 10th row; 113 contain N)."""
+    table = pd.read_csv(vendored_data / "barcodebert_unseen" / "unseen_every10th.tsv.gz", sep="\t")
+    return table["nucleotides"].tolist()
