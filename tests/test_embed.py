@@ -78,8 +78,8 @@ def test_kmer_profiles_count_overlapping_kmers_and_skip_ambiguous_ones():
         kmer_counts(["ACGT"], k=0)
 
 
-def test_kmer_profiles_of_real_barcodes(shared_data):
-    records = load_records(shared_data / "barcodebert_unseen" / "unseen_2024-02-29_aab3f82.tsv")
+def test_kmer_profiles_of_real_barcodes(vendored_data):
+    records = load_records(vendored_data / "barcodebert_unseen" / "unseen_every10th.tsv.gz")
     barcodes = records.barcodes()
     profiles = kmer_profiles(barcodes, k=4)
     assert profiles.shape == (len(records), 256)
