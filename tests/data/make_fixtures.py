@@ -1,6 +1,6 @@
 """Rebuild the vendored test fixtures in this folder from the staged real data in ../shared/data.
 
-Run from the repository root: ``python tests/data/make_fixtures.py [SHARED_DATA]``. Every output is
+Run from the repository root: ``python tests/data/make_fixtures.py [SHARED_DATA [OUT]]``. Every output is
 byte-for-byte reproducible (gzip without a timestamp), so a rerun leaves ``git status`` clean.
 See README.md here for the sources, their licences and what each file holds.
 """
@@ -35,15 +35,17 @@ def every_nth_row(path: Path, step: int) -> bytes:
     return b"".join([lines[0], *lines[1::step]])
 
 
-def main(shared: Path) -> None:
-    write_gzip(every_nth_row(shared / UNSEEN, UNSEEN_EVERY), HERE / "barcodebert_unseen" / "unseen_every10th.tsv.gz")
+def main(shared: Path, out: Path = HERE) -> None:
+    """Write every vendored file from the staged data in ``shared`` into ``out`` (this folder by default)."""
+    write_gzip(every_nth_row(shared / UNSEEN, UNSEEN_EVERY), out / "barcodebert_unseen" / "unseen_every10th.tsv.gz")
     for name in BOLD_V5:
-        write_gzip((shared / name).read_bytes(), HERE / "bold_v5" / f"{Path(name).name}.gz")
-    crops = HERE / "bioscan1m_crops"
-    crops.mkdir(exist_ok=True)
+        write_gzip((shared / name).read_bytes(), out / "bold_v5" / f"{Path(name).name}.gz")
+    crops = out / "bioscan1m_crops"
+    crops.mkdir(parents=True, exist_ok=True)
     for image in sorted((shared / CROPS).glob("*.jpg")):
         shutil.copyfile(image, crops / image.name)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data")
+    shared = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data"
+    main(shared, Path(sys.argv[2]) if len(sys.argv) > 2 else HERE)
