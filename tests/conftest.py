@@ -82,3 +82,15 @@ def vendored_unseen_barcodes(vendored_data) -> list[str]:
     """The 428 barcodes of the vendored BarcodeBERT unseen subset (every 10th row; 113 contain N)."""
     table = pd.read_csv(vendored_data / "barcodebert_unseen" / "unseen_every10th.tsv.gz", sep="\t")
     return table["nucleotides"].tolist()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Where ``BIOSCAN5M_REQUIRE_REAL_DATA=1`` (CI), a ``realdata`` test that skips for any reason fails."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_REAL_DATA and report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("realdata"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = f"realdata test skipped although BIOSCAN5M_REQUIRE_REAL_DATA=1: {reason}"
