@@ -62,19 +62,41 @@ VENDORED_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
-def vendored_data(tmp_path_factory) -> Path:
+def vendored_data() -> Path:
     """A read-only copy of the small real fixtures in tests/data (sources and licences: tests/data/README.md).
 
     They ship with the repository, so tests using them run in a plain clone. The copy has no write bits,
     like the staged data, so a test can never write into the repository (caches go to the cache folder).
+    It lives at a path named by the files' content, so record caches of earlier runs are reused.
     """
+    import hashlib
     import shutil
+    import tempfile
 
-    root = tmp_path_factory.mktemp("vendored") / "data"
-    shutil.copytree(VENDORED_DATA, root, ignore=shutil.ignore_patterns("*.py", "*.md", "LICENSES"))
-    for path in sorted(root.rglob("*"), reverse=True) + [root]:
-        path.chmod(0o555 if path.is_dir() else 0o444)
+    files = sorted(p for p in VENDORED_DATA.rglob("*") if p.is_file() and p.suffix not in {".md", ".py", ".pyc"}
+                   and "LICENSES" not in p.relative_to(VENDORED_DATA).parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(VENDORED_DATA).as_posix().encode() + b"\0" + path.read_bytes())
+    root = Path(tempfile.gettempdir()) / f"bioscan5m-test-data-{digest.hexdigest()[:16]}"
+    if not root.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=f"{root.name}.", dir=root.parent))
+        for path in files:
+            target = staging / path.relative_to(VENDORED_DATA)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        _set_write_bits(staging, False)
+        try:
+            staging.rename(root)  # atomic: a parallel test process either wins or finds the finished copy
+        except OSError:
+            _set_write_bits(staging, True)
+            shutil.rmtree(staging)
     return root
+
+
+def _set_write_bits(folder: Path, writable: bool) -> None:
+    for path in [*folder.rglob("*"), folder]:
+        path.chmod((0o755 if path.is_dir() else 0o644) if writable else (0o555 if path.is_dir() else 0o444))
 
 
 @pytest.fixture(scope="session")
