@@ -74,3 +74,63 @@ def _cache_root_of_the_session(tmp_path_factory):
 def _cache_root_restored(monkeypatch):
     """``--cache-dir`` of a command run in-process sets ``$BIOSCAN5M_CACHE_DIR``: restore it after each test."""
     monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", os.environ["BIOSCAN5M_CACHE_DIR"])
+
+
+VENDORED_DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def vendored_data() -> Path:
+    """A read-only copy of the small real fixtures in tests/data (sources and licences: tests/data/README.md).
+
+    They ship with the repository, so tests using them run in a plain clone. The copy has no write bits,
+    like the staged data, so a test can never write into the repository (caches go to the cache folder).
+    It lives at a path named by the files' content, so record caches of earlier runs are reused.
+    """
+    import hashlib
+    import shutil
+    import tempfile
+
+    files = sorted(p for p in VENDORED_DATA.rglob("*") if p.is_file() and p.suffix not in {".md", ".py", ".pyc"}
+                   and "LICENSES" not in p.relative_to(VENDORED_DATA).parts)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(VENDORED_DATA).as_posix().encode() + b"\0" + path.read_bytes())
+    root = Path(tempfile.gettempdir()) / f"bioscan5m-test-data-{digest.hexdigest()[:16]}"
+    if not root.is_dir():
+        staging = Path(tempfile.mkdtemp(prefix=f"{root.name}.", dir=root.parent))
+        for path in files:
+            target = staging / path.relative_to(VENDORED_DATA)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        _set_write_bits(staging, False)
+        try:
+            staging.rename(root)  # atomic: a parallel test process either wins or finds the finished copy
+        except OSError:
+            _set_write_bits(staging, True)
+            shutil.rmtree(staging)
+    return root
+
+
+def _set_write_bits(folder: Path, writable: bool) -> None:
+    for path in [*folder.rglob("*"), folder]:
+        path.chmod((0o755 if path.is_dir() else 0o644) if writable else (0o555 if path.is_dir() else 0o444))
+
+
+@pytest.fixture(scope="session")
+def vendored_unseen_barcodes(vendored_data) -> list[str]:
+    """The 428 barcodes of the vendored BarcodeBERT unseen subset (every 10th row; 113 contain N)."""
+    table = pd.read_csv(vendored_data / "barcodebert_unseen" / "unseen_every10th.tsv.gz", sep="\t")
+    return table["nucleotides"].tolist()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Where ``BIOSCAN5M_REQUIRE_REAL_DATA=1`` (CI), a ``realdata`` test that skips for any reason fails."""
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_REAL_DATA and report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("realdata"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        report.outcome = "failed"
+        report.longrepr = f"realdata test skipped although BIOSCAN5M_REQUIRE_REAL_DATA=1: {reason}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import zipfile
@@ -23,6 +24,7 @@ from bioscan5m.errors import BioscanError
 
 METADATA = "bioscan5m/metadata/csv/BIOSCAN_5M_Insect_Dataset_metadata.csv"
 BOLD_SAMPLE = "bold_public_datapackage_samples/BOLD_Public.18-Dec-2023.sample999.tsv"
+VENDORED_BOLD_SAMPLE = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # the same file, in tests/data
 
 # (split, chunk, genus, species); barcodes are assigned below.
 ROWS = [
@@ -41,10 +43,10 @@ REPEATS = {1: 0, 12: 0, 9: 6, 15: 13}
 LONG_ROW = 4  # its barcode is 700 bp: cut to 660 by default
 
 
-def real_barcodes(shared_data: Path, count: int) -> list[str]:
+def real_barcodes(vendored_data: Path, count: int) -> list[str]:
     """Distinct real COI-5P barcodes from the BOLD v5 sample (BIOSCAN-style AACTA records)."""
     seen: list[str] = []
-    with open(shared_data / BOLD_SAMPLE, encoding="utf-8") as handle:
+    with gzip.open(vendored_data / VENDORED_BOLD_SAMPLE, "rt", encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle, delimiter="\t"):
             seq = row["nucraw"]
             if row["marker_code"] == "COI-5P" and "N" not in seq and len(seq) >= 600 and seq not in seen:
@@ -54,8 +56,8 @@ def real_barcodes(shared_data: Path, count: int) -> list[str]:
     raise AssertionError("not enough barcodes in the sample")
 
 
-def barcodes_for_rows(shared_data: Path) -> list[str]:
-    pool = iter(real_barcodes(shared_data, len(ROWS)))
+def barcodes_for_rows(vendored_data: Path) -> list[str]:
+    pool = iter(real_barcodes(vendored_data, len(ROWS)))
     barcodes = [next(pool) for _ in ROWS]
     barcodes[LONG_ROW] = (barcodes[LONG_ROW] * 2)[:700]
     for row, source in REPEATS.items():
@@ -65,13 +67,27 @@ def barcodes_for_rows(shared_data: Path) -> list[str]:
     return barcodes
 
 
-def write_tiny_bioscan(root: Path, shared_data: Path) -> dict[str, Path]:
+def real_crops(vendored_data: Path, dest: Path, count: int) -> list[Path]:
+    """``count`` different real specimen crops: the 10 vendored BIOSCAN-1M crops, then each of them turned
+    upside down (new JPEGs in ``dest``), so that every row of the tiny dataset has its own pixels."""
+    crops = sorted((vendored_data / "bioscan1m_crops").glob("*.jpg"))
+    dest.mkdir(parents=True, exist_ok=True)
+    for crop in crops[: count - len(crops)]:
+        turned = dest / f"{crop.stem}-turned.jpg"
+        with Image.open(crop) as image:
+            image.transpose(Image.Transpose.ROTATE_180).save(turned, quality=95)
+        crops.append(turned)
+    assert len(crops) == count
+    return crops
+
+
+def write_tiny_bioscan(root: Path, vendored_data: Path) -> dict[str, Path]:
     """A BIOSCAN-5M directory: metadata CSV (23 columns) + cropped_256 zips of real crops, official layout.
 
     Returns {processid: image file used}. Barcodes are real BOLD sequences; taxonomy is made up.
     """
-    crops = sorted((shared_data / "bioscan_imgfilter_images" / "cropped_clear_imgs").glob("*.jpg"))[: len(ROWS)]
-    barcodes = barcodes_for_rows(shared_data)
+    crops = real_crops(vendored_data, root.with_name(f"{root.name}-crops"), len(ROWS))
+    barcodes = barcodes_for_rows(vendored_data)
     csv_path = root / METADATA
     csv_path.parent.mkdir(parents=True)
     zips = {part: zipfile.ZipFile(root / f"BIOSCAN_5M_cropped_256_{part}.zip", "w")
@@ -103,9 +119,9 @@ def write_tiny_bioscan(root: Path, shared_data: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def tiny(shared_data, tmp_path_factory):
+def tiny(vendored_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("bioscan")
-    files = write_tiny_bioscan(root, shared_data)
+    files = write_tiny_bioscan(root, vendored_data)
     return root, files
 
 
@@ -118,7 +134,7 @@ def rows_in(*splits: str) -> list[int]:
     return [i for i, row in enumerate(ROWS) if row[0] in splits]
 
 
-def test_tuple_output_image_dna_species_index(tiny, shared_data):
+def test_tuple_output_image_dna_species_index(tiny, vendored_data):
     root, files = tiny
     dataset = BIOSCAN5M(root, split="train")
     assert len(dataset) == 6
@@ -126,7 +142,7 @@ def test_tuple_output_image_dna_species_index(tiny, shared_data):
     pid = ids_of([0], files)[0]
     assert isinstance(image, Image.Image) and image.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(image), np.asarray(Image.open(files[pid]).convert("RGB")))
-    assert dna == barcodes_for_rows(shared_data)[0]
+    assert dna == barcodes_for_rows(vendored_data)[0]
     assert target == dataset.label2index("Aedes alpha")
     assert type(target) is np.int8 and len(dataset.label_map("species")) < 127  # pandas' code dtype
     assert dataset.index2label(target) == "Aedes alpha"
@@ -158,7 +174,7 @@ def test_dict_output_text_and_multiple_targets(tiny):
     assert indexed[2][1] == (indexed.label2index("Dasyhelea", "genus"), indexed.label2index("Dasyhelea delta", "species"))
 
 
-def test_text_target_missing_is_nan_and_no_target_is_none(tiny, shared_data):
+def test_text_target_missing_is_nan_and_no_target_is_none(tiny, vendored_data):
     root, _ = tiny
     text = BIOSCAN5M(root, split="pretrain", modality="dna", target_type="species", target_format="text")
     assert all(isinstance(text[i][1], float) and math.isnan(text[i][1]) for i in range(len(text)))
@@ -166,7 +182,7 @@ def test_text_target_missing_is_nan_and_no_target_is_none(tiny, shared_data):
     assert none[0][1] is None
     transformed = BIOSCAN5M(root, split="val", modality="dna", target_type="genus", target_transform=lambda t: t + 100,
                             dna_transform=len)
-    assert transformed[0] == (len(barcodes_for_rows(shared_data)[6]), transformed.label2index("Aedes") + 100)
+    assert transformed[0] == (len(barcodes_for_rows(vendored_data)[6]), transformed.label2index("Aedes") + 100)
 
 
 def test_split_combinations_and_labels_stable_across_splits(tiny):
@@ -242,12 +258,12 @@ def test_one_record_per_barcode_keeps_records_without_barcode():
     assert mask[0] != mask[2]
 
 
-def test_max_nucleotides(tiny, shared_data):
+def test_max_nucleotides(tiny, vendored_data):
     root, _ = tiny
     full = BIOSCAN5M(root, split="train", modality="dna", max_nucleotides=None)
     assert len(full[LONG_ROW][0]) == 700
     short = BIOSCAN5M(root, split="train", modality="dna", max_nucleotides=100)
-    assert short[0][0] == barcodes_for_rows(shared_data)[0][:100]
+    assert short[0][0] == barcodes_for_rows(vendored_data)[0][:100]
     assert "max_nucleotides: 100" in repr(short)
 
 
@@ -313,7 +329,7 @@ def test_argument_errors(tiny, tmp_path):
         BIOSCAN5M(root, modality="dna", target_type=["genus", "species"]).index2label(0)
 
 
-def test_download_is_called_for_what_is_needed(tiny, tmp_path, monkeypatch, shared_data):
+def test_download_is_called_for_what_is_needed(tiny, tmp_path, monkeypatch, vendored_data):
     from bioscan5m.data import download
 
     calls = []
@@ -321,7 +337,7 @@ def test_download_is_called_for_what_is_needed(tiny, tmp_path, monkeypatch, shar
     def fake_download(root, what, image_package, splits):
         calls.append((what, image_package, splits))
         if not (Path(root) / METADATA).exists():
-            write_tiny_bioscan(Path(root), shared_data)
+            write_tiny_bioscan(Path(root), vendored_data)
 
     monkeypatch.setattr(download, "download_dataset", fake_download)
     dataset = BIOSCAN5M(tmp_path / "fresh", split="val+test", download=True)
@@ -353,8 +369,8 @@ def test_records_dataset_over_real_bold_records_with_real_images(shared_data, tm
     assert dataset[0][1] == raw[dataset[0][2]].strip("N")[:660]
 
 
-def test_records_dataset_over_whole_bold_sample(shared_data):
-    records = load_records(shared_data / BOLD_SAMPLE)
+def test_records_dataset_over_whole_bold_sample(vendored_data):
+    records = load_records(vendored_data / VENDORED_BOLD_SAMPLE)
     dataset = RecordsDataset(records, modality=["dna", "country"], target_type=["order", "genus"])
     assert len(dataset) == len(records)
     assert dataset[0][2] == tuple(int(records.labels(rank)[0]) for rank in ("order", "genus"))

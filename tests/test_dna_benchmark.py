@@ -100,8 +100,8 @@ def test_blast_top_hit_names_each_query_after_its_best_key(dataset):
     assert list(predictions.columns) == ["processid", "genus", "predicted_genus", "species", "predicted_species"]
 
 
-def test_benchmark_errors_name_the_problem(dataset, shared_data, tmp_path):
-    bold = shared_data / "bold_public_datapackage_samples" / "BOLD_Public.18-Dec-2023.sample999.tsv"
+def test_benchmark_errors_name_the_problem(dataset, vendored_data, tmp_path):
+    bold = vendored_data / "bold_v5" / "BOLD_Public.18-Dec-2023.sample999.tsv.gz"
     with pytest.raises(BioscanError, match="no BIOSCAN-5M split assignments"):
         run_dna_benchmark(bold, None, tmp_path)
     with pytest.raises(BioscanError, match="nothing to benchmark"):

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def barcodes(unseen_barcodes) -> list[str]:
-    return unseen_barcodes
+def barcodes(vendored_unseen_barcodes) -> list[str]:
+    return vendored_unseen_barcodes
 
 
 def tiny(**overrides) -> BarcodeBERT:
@@ -104,7 +104,10 @@ def test_masking_never_touches_padding_or_unk_and_follows_the_strategy(barcodes)
         mask_tokens(ids, maskable, draws, ratio=1.5, mask_token_id=4)
 
 
-def test_save_then_load_gives_identical_embeddings(tmp_path, barcodes):
+def test_save_then_load_gives_identical_embeddings(tmp_path, unseen_barcodes):
+    # The staged set: batches of its first 40 barcodes all trim to the same token width; with the vendored
+    # subset batch_size=7 trims narrower, and the bitwise comparison below moves by ~2e-7.
+    barcodes = unseen_barcodes
     model = tiny()
     model.train()  # embed must switch to eval mode itself (dropout off) and back
     first = model.embed(barcodes[:40], batch_size=16)

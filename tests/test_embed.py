@@ -24,15 +24,15 @@ from bioscan5m.models.encoders import KmerProfileEncoder, create_encoder, list_e
 from bioscan5m.models.kmer import kmer_counts, kmer_names, kmer_profiles
 from bioscan5m.tasks.embed import Embeddings, extract_embeddings, load_embeddings
 
-BOLD = "insect_bold_degobbi/insect_bold_records.tsv.gz"
-CROPS = "bioscan_imgfilter_images/cropped_clear_imgs"
+BOLD_V5 = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # vendored in tests/data
+CROPS = "bioscan1m_crops"  # vendored in tests/data
 
 
-def write_bold_head(shared_data: Path, dest: Path, rows: int) -> Path:
-    """The header and the first ``rows`` COI-5P barcode records of the real BOLD table, as a TSV of our own."""
-    with gzip.open(shared_data / BOLD, "rt", encoding="utf-8", newline="") as source:
+def write_bold_head(vendored_data: Path, dest: Path, rows: int) -> Path:
+    """The header and the first ``rows`` COI-5P barcode records of a real BOLD data package, as a TSV of our own."""
+    with gzip.open(vendored_data / BOLD_V5, "rt", encoding="utf-8", newline="") as source:
         header = next(source)
-        marker = header.rstrip("\n").split("\t").index("markercode")
+        marker = header.rstrip("\n").split("\t").index("marker_code")
         lines = [header]
         for line in source:
             if line.split("\t")[marker] == "COI-5P":
@@ -44,8 +44,8 @@ def write_bold_head(shared_data: Path, dest: Path, rows: int) -> Path:
 
 
 @pytest.fixture
-def bold_tsv(shared_data, tmp_path) -> Path:
-    return write_bold_head(shared_data, tmp_path / "bold.tsv", 120)
+def bold_tsv(vendored_data, tmp_path) -> Path:
+    return write_bold_head(vendored_data, tmp_path / "bold.tsv", 120)
 
 
 @pytest.fixture
@@ -79,8 +79,8 @@ def test_kmer_profiles_count_overlapping_kmers_and_skip_ambiguous_ones():
         kmer_counts(["ACGT"], k=0)
 
 
-def test_kmer_profiles_of_real_barcodes(shared_data):
-    records = load_records(shared_data / "barcodebert_unseen" / "unseen_2024-02-29_aab3f82.tsv")
+def test_kmer_profiles_of_real_barcodes(vendored_data):
+    records = load_records(vendored_data / "barcodebert_unseen" / "unseen_every10th.tsv.gz")
     barcodes = records.barcodes()
     profiles = kmer_profiles(barcodes, k=4)
     assert profiles.shape == (len(records), 256)
@@ -148,7 +148,7 @@ def test_cache_is_invalidated_when_encoder_or_data_change(bold_tsv, tmp_path, co
     # Same encoder, edited data (one barcode changed in place: same size, new content).
     lines = bold_tsv.read_text(encoding="utf-8").splitlines(keepends=True)
     header = lines[0].rstrip("\n").split("\t")
-    column = header.index("nucleotides")
+    column = header.index("nucraw")
     fields = lines[1].split("\t")
     fields[column] = fields[column].replace("A", "T", 5)
     lines[1] = "\t".join(fields)
@@ -279,10 +279,10 @@ def save_tiny_image_model(directory: Path, model_type: str = "vit") -> Path:
 
 
 @pytest.fixture
-def image_dataset(shared_data, tmp_path) -> Path:
+def image_dataset(vendored_data, tmp_path) -> Path:
     """A BIOSCAN-5M-layout folder: a 23-column metadata CSV and 6 real specimen crops under images/."""
     root = tmp_path / "BIOSCAN_5M"
-    crops = sorted((shared_data / CROPS).glob("*.jpg"))[:6]
+    crops = sorted((vendored_data / CROPS).glob("*.jpg"))[:6]
     rows = []
     for i, crop in enumerate(crops):
         processid = crop.name.split(".")[0]
@@ -306,7 +306,7 @@ def test_hf_image_encoder_on_real_crops(image_dataset, tmp_path):
     records = load_records(image_dataset, split="test+test_unseen")
     cls = extract_embeddings(records, f"hf-image:{model_dir}", tmp_path / "cls", device="cpu", progress=False)
     assert cls.vectors.shape == (6, 32) and np.isfinite(cls.vectors).all()
-    assert len(np.unique(cls.vectors.round(5), axis=0)) == 6  # six different specimens, six vectors
+    assert len(np.unique(cls.vectors.round(5), axis=0)) == 6  # six different crops, six vectors
     assert cls.manifest["data"]["images"]["package"] == "cropped_256"
     assert cls.manifest["data"]["split"] == "test+test_unseen"
     mean = extract_embeddings(records, create_encoder(f"hf-image:{model_dir}", pooling="mean", device="cpu"),

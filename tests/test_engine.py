@@ -25,8 +25,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def barcodes(unseen_barcodes) -> list[str]:
-    return unseen_barcodes
+def barcodes(vendored_unseen_barcodes) -> list[str]:
+    return vendored_unseen_barcodes
 
 
 def tiny_model(dropout: float = 0.1) -> BarcodeBERT:

@@ -107,8 +107,8 @@ def test_classifier_maps_each_class_to_its_lineage_and_round_trips(tmp_path):
         BarcodeClassifier(tiny_encoder(), "species", ["a", "b", "c"], {"genus": ["x"]})
 
 
-def test_cli_errors_are_one_line(dataset, model_dir, shared_data, tmp_path, capsys):
-    bold = shared_data / "barcodebert_unseen" / "unseen_2024-02-29_aab3f82.tsv"
+def test_cli_errors_are_one_line(dataset, model_dir, vendored_data, tmp_path, capsys):
+    bold = vendored_data / "barcodebert_unseen" / "unseen_every10th.tsv.gz"
     base = ["finetune", "--model", str(model_dir), "--out", str(tmp_path / "run"), "--steps", "2"]
     for argv, message in [
         (["--data", str(dataset), "--rank", "specis"], "unknown rank 'specis'; choose from phylum"),

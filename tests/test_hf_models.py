@@ -111,11 +111,11 @@ def test_tokenizer_json_cleans_like_the_project(tmp_path):
         hf_tokenizer(KmerTokenizer(4, stride=2))
 
 
-def test_saved_folder_loads_with_auto_classes_and_gives_the_same_outputs(tmp_path, unseen_barcodes):
+def test_saved_folder_loads_with_auto_classes_and_gives_the_same_outputs(tmp_path, vendored_unseen_barcodes):
     model = tiny_encoder().eval()
     folder = model.save_pretrained(tmp_path / "model")
     assert {"tokenizer.json", "tokenizer_config.json", "README.md", "config.json"} <= {p.name for p in folder.iterdir()}
-    raw = unseen_barcodes[:40]  # MLM logits over 4,101 6-mers: 40 barcodes take 70 MB
+    raw = vendored_unseen_barcodes[:40]  # MLM logits over 4,101 6-mers: 40 barcodes take 70 MB
     tokenizer = AutoTokenizer.from_pretrained(folder)
     batch = tokenizer(raw, padding=True, return_tensors="pt")
     ours = model.tokenizer.encode(clean_barcodes(raw), return_tensors="pt")
@@ -138,9 +138,9 @@ def test_saved_folder_loads_with_auto_classes_and_gives_the_same_outputs(tmp_pat
     np.testing.assert_allclose(embedding, model.embed(clean_barcodes(raw)), rtol=1e-5, atol=1e-6)
 
 
-def test_model_card_front_matter_and_facts(tmp_path, unseen_barcodes, capsys):
+def test_model_card_front_matter_and_facts(tmp_path, vendored_unseen_barcodes, capsys):
     fasta = tmp_path / "barcodes.fasta"
-    fasta.write_text("".join(f">b{i}\n{seq}\n" for i, seq in enumerate(unseen_barcodes[:48])))
+    fasta.write_text("".join(f">b{i}\n{seq}\n" for i, seq in enumerate(vendored_unseen_barcodes[:48])))
     out = tmp_path / "pretrained"
     code = main(["pretrain", "--data", str(fasta), "--model", "4-2-2-tiny", "--out", str(out), "--steps", "2",
                  "--batch-size", "8", "--save-every", "0", "--device", "cpu"])

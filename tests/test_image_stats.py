@@ -8,17 +8,18 @@ from bioscan5m.errors import BioscanError
 from bioscan5m.models.encoders import create_encoder
 
 
-def test_image_stats_on_real_crops(shared_data):
-    files = sorted((shared_data / "bioscan_imgfilter_images" / "cropped_clear_imgs").glob("*.jpg"))[:20]
+def test_image_stats_on_real_crops(vendored_data):
+    files = sorted((vendored_data / "bioscan1m_crops").glob("*.jpg"))
     images = [Image.open(f) for f in files]
+    assert len(images) == 10
     encoder = create_encoder("image-stats-6")
     vectors = encoder.encode(images)
     assert encoder.modality == "image"
-    assert vectors.shape == (20, 6**3 + 16 * 16) and vectors.dtype == np.float32
+    assert vectors.shape == (10, 6**3 + 16 * 16) and vectors.dtype == np.float32
     np.testing.assert_allclose(vectors[:, :216].sum(axis=1), 1.0, rtol=1e-5)  # histograms are distributions
     np.testing.assert_allclose(np.linalg.norm(vectors[:, 216:], axis=1), 1.0, rtol=1e-4)
     np.testing.assert_array_equal(encoder.encode(images[:3]), vectors[:3])  # deterministic, batch-independent
-    assert len({v.tobytes() for v in vectors}) == 20
+    assert len({v.tobytes() for v in vectors}) == 10
 
 
 def test_image_stats_separates_colours_and_rejects_bad_bins():

@@ -44,18 +44,20 @@ def real_images(shared_data: Path) -> list[Path]:
     return sorted(shared_data.glob("bioscan*_images/*/*.jpg"))
 
 
+def vendored_crops(vendored_data: Path) -> list[Path]:
+    """The 10 real BIOSCAN-1M crops vendored in tests/data (5 specimens, each cropped and cropped-resized), sorted."""
+    return sorted(vendored_data.glob("bioscan1m_crops/*.jpg"))
+
+
 def processid_of(file: Path) -> str:
     return file.name.split(".")[0]
 
 
 @pytest.fixture(scope="module")
-def layout(shared_data, tmp_path_factory):
-    """A dataset root with 40 real images as zips (stored and deflated members, two zips) and the same
+def layout(vendored_data, tmp_path_factory):
+    """A dataset root with 10 real crops as zips (stored and deflated members, three zips) and the same
     images extracted into a second root's folder; returns (zip_root, folder_root, {processid: (split, chunk, file)})."""
-    crops = sorted((shared_data / "bioscan_imgfilter_images" / "cropped_clear_imgs").glob("*.jpg"))[:34]
-    others = sorted((shared_data / "bioscan1m_repo_images" / "cropped_images").glob("BIOUG*.jpg"))
-    originals = sorted((shared_data / "bioscan_imgfilter_images" / "failed_crop_subset_originals").glob("*.jpg"))
-    files = crops + others + originals[:1]
+    files = vendored_crops(vendored_data)
     places = {processid_of(f): (*SPLIT_PLACES[i % len(SPLIT_PLACES)], f) for i, f in enumerate(files)}
     zip_root = tmp_path_factory.mktemp("zips")
     folder_root = tmp_path_factory.mktemp("folder")
@@ -119,9 +121,9 @@ def test_zip_index_matches_zipfile(layout):
     assert index.crcs.tolist() == [i.CRC for i in infos]
 
 
-def test_zip64_archive_with_prepended_bytes(tmp_path, monkeypatch, shared_data):
+def test_zip64_archive_with_prepended_bytes(tmp_path, monkeypatch, vendored_data):
     """Zip64 records (here forced by tiny limits) and a self-extractor stub before the archive."""
-    files = real_images(shared_data)[:6]
+    files = vendored_crops(vendored_data)[:6]
     monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)
     monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 2)
     plain = tmp_path / "plain.zip"
@@ -137,9 +139,9 @@ def test_zip64_archive_with_prepended_bytes(tmp_path, monkeypatch, shared_data):
     assert all(store.read_bytes(processid_of(f), "train", "3") == f.read_bytes() for f in files)
 
 
-def test_index_is_cached_in_the_cache_root_and_refreshed_when_the_zip_changes(tmp_path, shared_data, monkeypatch):
+def test_index_is_cached_in_the_cache_root_and_refreshed_when_the_zip_changes(tmp_path, vendored_data, monkeypatch):
     monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "cache-root"))
-    files = real_images(shared_data)[:3]
+    files = vendored_crops(vendored_data)[:3]
     root = tmp_path / "root"
     root.mkdir()
     zip_path = root / "BIOSCAN_5M_cropped_256_train.zip"
@@ -160,8 +162,8 @@ def test_index_is_cached_in_the_cache_root_and_refreshed_when_the_zip_changes(tm
     assert len(list((separate / "zip-index").glob("*.npz"))) == 1
 
 
-def test_damaged_index_cache_is_read_again_from_the_zip(tmp_path, shared_data):
-    file = real_images(shared_data)[0]
+def test_damaged_index_cache_is_read_again_from_the_zip(tmp_path, vendored_data):
+    file = vendored_crops(vendored_data)[0]
     zip_path = tmp_path / "BIOSCAN_5M_cropped_256_eval.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
         archive.write(file, PREFIX + image_path("val", None, "P1"))
@@ -175,8 +177,8 @@ def test_damaged_index_cache_is_read_again_from_the_zip(tmp_path, shared_data):
         assert saved.read_bytes() == data  # rewritten whole
 
 
-def test_unwritable_cache_location_is_skipped(tmp_path, shared_data):
-    file = real_images(shared_data)[0]
+def test_unwritable_cache_location_is_skipped(tmp_path, vendored_data):
+    file = vendored_crops(vendored_data)[0]
     zip_path = tmp_path / "BIOSCAN_5M_cropped_256_eval.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
         archive.write(file, PREFIX + image_path("val", None, "P1"))
@@ -222,8 +224,8 @@ def test_wrong_package_zip_and_broken_zip(tmp_path):
         ImageStore.open(root, PACKAGE)
 
 
-def test_corrupt_images_name_the_member_or_file(tmp_path, shared_data):
-    good = real_images(shared_data)[0].read_bytes()
+def test_corrupt_images_name_the_member_or_file(tmp_path, vendored_data):
+    good = vendored_crops(vendored_data)[0].read_bytes()
     root = tmp_path / "root"
     root.mkdir()
     zip_path = root / "BIOSCAN_5M_cropped_256_eval.zip"
@@ -256,8 +258,8 @@ def _encoded(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def test_greyscale_cmyk_palette_and_alpha_become_rgb(tmp_path, shared_data):
-    with Image.open(real_images(shared_data)[0]) as opened:
+def test_greyscale_cmyk_palette_and_alpha_become_rgb(tmp_path, vendored_data):
+    with Image.open(vendored_crops(vendored_data)[0]) as opened:
         real = opened.convert("RGB")
     grey, cmyk, palette = real.convert("L"), real.convert("CMYK"), real.convert("P")
     rgba = real.convert("RGBA")
@@ -322,8 +324,8 @@ def test_every_real_image_through_the_eval_transform(shared_data):
         assert (values.min(axis=(1, 2)) >= low - 1e-5).all() and (values.max(axis=(1, 2)) <= high + 1e-5).all(), file
 
 
-def test_eval_transform_is_a_centre_crop_of_a_256_px_image(shared_data):
-    file = shared_data / "bioscan1m_repo_images" / "cropped_images" / "BIOUG68001-C12.jpg"
+def test_eval_transform_is_a_centre_crop_of_a_256_px_image(vendored_data):
+    file = vendored_data / "bioscan1m_crops" / "BIOUG68001-C12.jpg"
     image = Image.open(file).convert("RGB")
     assert image.size == (341, 256)  # shorter side already 256: the resize is a no-op
     tensor = image_transform(224)(image)
@@ -349,8 +351,8 @@ def test_resize_and_crop_handle_odd_tiny_and_greyscale_images():
     assert torch.equal(unnormalised[0], unnormalised[2]) and float(unnormalised[0, 1, 0]) == pytest.approx(16 / 255)
 
 
-def test_train_transform_is_deterministic_given_a_seed(shared_data):
-    image = Image.open(real_images(shared_data)[3]).convert("RGB")
+def test_train_transform_is_deterministic_given_a_seed(vendored_data):
+    image = Image.open(vendored_crops(vendored_data)[3]).convert("RGB")
     first = [image_transform(64, train=True, generator=7)(image) for _ in range(2)]
     assert torch.equal(first[0], first[1])
     seeded = image_transform(64, train=True, generator=7)

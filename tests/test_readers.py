@@ -25,17 +25,18 @@ from bioscan5m.data.schema import COLUMN_NAMES, RECORD_SCHEMA, SPLITS
 from bioscan5m.errors import BioscanError
 
 DEGOBBI = "insect_bold_degobbi/insect_bold_records.tsv.gz"
-V5_SAMPLE = "bold_public_datapackage_samples/BOLD_Public.18-Dec-2023.sample999.tsv"
-V5_CURATED = "bold_public_datapackage_samples/BOLD_Public.21-Jun-2024.curated.NL_873b975.tsv"
-UNSEEN = "barcodebert_unseen/unseen_2024-02-29_aab3f82.tsv"
+# Vendored in tests/data (see its README.md): the two BOLD v5 samples whole, BarcodeBERT's unseen set every 10th row.
+V5_SAMPLE = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"
+V5_CURATED = "bold_v5/BOLD_Public.21-Jun-2024.curated.NL_873b975.tsv.gz"
+UNSEEN = "barcodebert_unseen/unseen_every10th.tsv.gz"
 
 
-def write_bioscan_csv(shared_data: Path, dest: Path) -> Path:
+def write_bioscan_csv(vendored_data: Path, dest: Path) -> Path:
     """A BIOSCAN-5M metadata CSV (23 columns) made from the real BOLD v5 sample of 999 AACTA/AAASF records.
 
     Splits cycle through the eight splits; the image columns are filled the way the real file fills them.
     """
-    rows = read_table(shared_data / V5_SAMPLE).to_pylist()
+    rows = read_table(vendored_data / V5_SAMPLE).to_pylist()
     with open(dest, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMN_NAMES)
@@ -59,8 +60,8 @@ def or_none(column: pd.Series) -> list[str | None]:
 
 
 @pytest.fixture(scope="module")
-def bioscan_csv(shared_data, tmp_path_factory) -> Path:
-    return write_bioscan_csv(shared_data, tmp_path_factory.mktemp("bioscan") / "metadata.csv")
+def bioscan_csv(vendored_data, tmp_path_factory) -> Path:
+    return write_bioscan_csv(vendored_data, tmp_path_factory.mktemp("bioscan") / "metadata.csv")
 
 
 # --- real BOLD tables ---------------------------------------------------------------------------------
@@ -105,9 +106,9 @@ def test_bold_v3_columns_are_mapped(degobbi):
     assert species.index[0] == "Aedes albopictus"  # SOURCES.md: the most sampled species
 
 
-def test_bold_v5_sample(shared_data):
-    table = read_table(shared_data / V5_SAMPLE)
-    expected = read_bold_with_pandas(shared_data / V5_SAMPLE)
+def test_bold_v5_sample(vendored_data):
+    table = read_table(vendored_data / V5_SAMPLE)
+    expected = read_bold_with_pandas(vendored_data / V5_SAMPLE)
     assert len(expected) == 999
     assert table.num_rows == (expected["marker_code"] == "COI-5P").sum()
     assert table.column("dna_barcode").to_pylist() == expected.loc[expected["marker_code"] == "COI-5P", "nucraw"].tolist()
@@ -119,12 +120,12 @@ def test_bold_v5_sample(shared_data):
     assert table.column("species").null_count == table.num_rows - 169
 
 
-def test_bold_v5_curated_schema(shared_data):
-    expected = read_bold_with_pandas(shared_data / V5_CURATED)
+def test_bold_v5_curated_schema(vendored_data):
+    expected = read_bold_with_pandas(vendored_data / V5_CURATED)
     assert len(expected) == 662
-    table = read_table(shared_data / V5_CURATED, marker=None)
+    table = read_table(vendored_data / V5_CURATED, marker=None)
     assert table.num_rows == 662
-    coi = read_table(shared_data / V5_CURATED)
+    coi = read_table(vendored_data / V5_CURATED)
     assert coi.num_rows == (expected["marker_code"] == "COI-5P").sum()
     row = table.slice(0, 1).to_pylist()[0]
     assert (row["processid"], row["species"], row["country"]) == ("AACTA051-20", "Apis mellifera", "Australia")
@@ -134,13 +135,13 @@ def test_bold_v5_curated_schema(shared_data):
     assert set(table.column("phylum").to_pylist()) == {"Arthropoda", "Chordata"}
 
 
-def test_barcodebert_table_without_marker_column(shared_data):
-    table = read_table(shared_data / UNSEEN)
-    assert detect_format(shared_data / UNSEEN) == BOLD_TSV
-    assert table.num_rows == 4278
-    assert len(set(table.column("species").to_pylist())) == 1826
-    assert len(set(table.column("genus").to_pylist())) == 500
-    assert table.column("subfamily").null_count == 4278
+def test_barcodebert_table_without_marker_column(vendored_data):
+    table = read_table(vendored_data / UNSEEN)
+    assert detect_format(vendored_data / UNSEEN) == BOLD_TSV
+    assert table.num_rows == 428
+    assert len(set(table.column("species").to_pylist())) == 371
+    assert len(set(table.column("genus").to_pylist())) == 298
+    assert table.column("subfamily").null_count == 428
     assert table.slice(0, 1).to_pylist()[0]["dna_bin"] == "BOLD:AAI9020"
 
 
@@ -158,10 +159,10 @@ def test_cp1252_file_with_stray_carriage_returns(shared_data, tmp_path):
     assert decoded.column("species").to_pylist() == clean.column("species").to_pylist()
 
 
-def test_gzip_is_transparent(shared_data, tmp_path):
-    packed = tmp_path / "sample.tsv.gz"
-    packed.write_bytes(gzip.compress((shared_data / V5_SAMPLE).read_bytes()))
-    assert read_table(packed).equals(read_table(shared_data / V5_SAMPLE))
+def test_gzip_is_transparent(vendored_data, tmp_path):
+    plain = tmp_path / "sample.tsv"
+    plain.write_bytes(gzip.decompress((vendored_data / V5_SAMPLE).read_bytes()))
+    assert read_table(vendored_data / V5_SAMPLE).equals(read_table(plain))
 
 
 # --- BIOSCAN-5M CSV and JSON-LD ---------------------------------------------------------------------------
@@ -276,8 +277,8 @@ def test_skipping_bad_lines_warns_with_count_and_line(tmp_path):
 # --- FASTA ----------------------------------------------------------------------------------------------------
 
 
-def test_fasta_with_taxonomy(shared_data, tmp_path):
-    expected = read_table(shared_data / UNSEEN).slice(0, 50)
+def test_fasta_with_taxonomy(vendored_data, tmp_path):
+    expected = read_table(vendored_data / UNSEEN).slice(0, 50)
     fasta, taxonomy = tmp_path / "unseen.fasta", tmp_path / "taxonomy.tsv"
     with open(fasta, "w") as handle:
         for pid, seq in zip(expected.column("processid").to_pylist(), expected.column("dna_barcode").to_pylist(), strict=True):
@@ -316,9 +317,9 @@ def test_fasta_errors_name_the_line(tmp_path, text, message):
     assert str(info.value) == f"{path}{message}"
 
 
-def test_taxonomy_only_for_fasta(shared_data, tmp_path):
+def test_taxonomy_only_for_fasta(vendored_data, tmp_path):
     with pytest.raises(BioscanError, match="taxonomy= is only used with FASTA"):
-        read_table(shared_data / UNSEEN, taxonomy=tmp_path / "t.tsv")
+        read_table(vendored_data / UNSEEN, taxonomy=tmp_path / "t.tsv")
 
 
 def test_unknown_format_is_an_error(tmp_path):

@@ -23,8 +23,8 @@ from bioscan5m.errors import BioscanError
 
 
 @pytest.fixture
-def bioscan_csv(shared_data, tmp_path) -> Path:
-    return write_bioscan_csv(shared_data, tmp_path / "metadata.csv")
+def bioscan_csv(vendored_data, tmp_path) -> Path:
+    return write_bioscan_csv(vendored_data, tmp_path / "metadata.csv")
 
 
 @pytest.fixture
@@ -184,24 +184,24 @@ def test_uncached_read_matches_cached(bioscan_csv):
     assert cached.table.to_pylist() == uncached.table.to_pylist()
 
 
-def test_read_only_shared_data_caches_in_the_cache_root(shared_data, tmp_path, monkeypatch, builds):
+def test_read_only_vendored_data_caches_in_the_cache_root(vendored_data, tmp_path, monkeypatch, builds):
     # The real data directory has no write bits (even root must not write there).
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
-    before = sorted(os.listdir(shared_data / "barcodebert_unseen"))
-    records = load_records(shared_data / UNSEEN)
+    before = sorted(os.listdir(vendored_data / "barcodebert_unseen"))
+    records = load_records(vendored_data / UNSEEN)
     assert records.cache_path.parent == tmp_path / "env-cache" / "records"
-    assert records.cache_path.name.startswith("unseen_2024-02-29_aab3f82.tsv.")
-    assert sorted(os.listdir(shared_data / "barcodebert_unseen")) == before
-    assert len(records) == 4278 and len(records.label_map("species")) == 1826
-    load_records(shared_data / UNSEEN)
+    assert records.cache_path.name.startswith("unseen_every10th.tsv.gz.")
+    assert sorted(os.listdir(vendored_data / "barcodebert_unseen")) == before
+    assert len(records) == 428 and len(records.label_map("species")) == 371
+    load_records(vendored_data / UNSEEN)
     assert len(builds) == 1
-    explicit = load_records(shared_data / UNSEEN, cache_dir=tmp_path / "mine")
+    explicit = load_records(vendored_data / UNSEEN, cache_dir=tmp_path / "mine")
     assert explicit.cache_path.parent == tmp_path / "mine" / "records"
 
 
-def test_reader_options_get_their_own_cache(shared_data, tmp_path):
-    coi = load_records(shared_data / V5_SAMPLE, cache_dir=tmp_path)
-    every = load_records(shared_data / V5_SAMPLE, cache_dir=tmp_path, marker=None)
+def test_reader_options_get_their_own_cache(vendored_data, tmp_path):
+    coi = load_records(vendored_data / V5_SAMPLE, cache_dir=tmp_path)
+    every = load_records(vendored_data / V5_SAMPLE, cache_dir=tmp_path, marker=None)
     assert coi.cache_path != every.cache_path
     assert len(every) == 999 and len(coi) <= len(every)
 
@@ -216,7 +216,7 @@ def test_dataset_root_directory(bioscan_csv, tmp_path):
         load_records(tmp_path)
 
 
-def test_bad_arguments_are_clear_errors(bioscan_csv, shared_data, tmp_path):
+def test_bad_arguments_are_clear_errors(bioscan_csv, vendored_data, tmp_path):
     with pytest.raises(BioscanError, match="unknown split 'training'") as info:
         load_records(bioscan_csv, split="train+training")
     assert info.value.value == "training"
@@ -228,7 +228,7 @@ def test_bad_arguments_are_clear_errors(bioscan_csv, shared_data, tmp_path):
     with pytest.raises(BioscanError, match="unknown rank 'kingdom'"):
         records.label_map("kingdom")
     with pytest.raises(BioscanError, match="no BIOSCAN-5M split assignments"):
-        load_records(shared_data / UNSEEN, split="train", cache_dir=tmp_path)
+        load_records(vendored_data / UNSEEN, split="train", cache_dir=tmp_path)
     with pytest.raises(BioscanError, match="no such file or directory"):
         load_records(tmp_path / "missing.csv")
 

@@ -31,7 +31,7 @@ from bioscan5m.report.plots import (
     write_stats_report,
 )
 
-BOLD_SAMPLE = "bold_public_datapackage_samples/BOLD_Public.18-Dec-2023.sample999.tsv"
+BOLD_SAMPLE = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # vendored in tests/data
 
 # processid, split, order, species, genus, dna_bin, dna_barcode, lat, lon
 HANDMADE = [
@@ -127,8 +127,8 @@ def test_order_counts_and_collection_sites(handmade):
     assert list(sites.columns) == ["coord-lat", "coord-lon", "records"]
 
 
-def test_bold_datapackage_counts_match_pandas(shared_data):
-    path = shared_data / BOLD_SAMPLE
+def test_bold_datapackage_counts_match_pandas(vendored_data):
+    path = vendored_data / BOLD_SAMPLE
     records = load_records(path)
     table = stats_table(records)
     assert table.index.tolist() == [NO_SPLIT, TOTAL]  # BOLD records carry no split

@@ -12,8 +12,8 @@ from bioscan5m.models.tokenizer import AUTHORS_SPECIALS, SPECIALS, KmerTokenizer
 
 
 @pytest.fixture(scope="module")
-def unseen(unseen_barcodes) -> list[str]:
-    return unseen_barcodes
+def unseen(vendored_unseen_barcodes) -> list[str]:
+    return vendored_unseen_barcodes
 
 
 @lru_cache
@@ -72,7 +72,7 @@ def test_decode_encode_round_trips_clean_real_barcodes(unseen, k, stride):
 def test_matches_the_authors_tokenizer_on_every_real_barcode_including_n(unseen):
     """Same ids and attention mask as the authors' code, N-containing k-mers as [UNK]."""
     with_n = [s for s in unseen if "N" in s]
-    assert len(with_n) == 1232  # SOURCES.md: 1,232 rows contain N
+    assert len(with_n) == 113  # tests/data/README.md: 113 of the 428 rows contain N
     tok = KmerTokenizer.authors(k=8)
     offsets = np.arange(len(unseen)) % 8
     encoded = tok.encode(unseen, offsets=offsets)
@@ -81,7 +81,7 @@ def test_matches_the_authors_tokenizer_on_every_real_barcode_including_n(unseen)
         assert encoded["input_ids"][row].tolist() == ids, seq
         assert encoded["attention_mask"][row].tolist() == mask, seq
     unk_rows = (encoded["input_ids"] == tok.unk_token_id) & (encoded["attention_mask"] == 1)
-    assert unk_rows.any(axis=1).sum() > 1000  # nearly every N-containing barcode has an UNK token
+    assert unk_rows.any(axis=1).sum() > 100  # nearly every N-containing barcode has an UNK token
 
 
 def test_unk_exactly_where_a_kmer_holds_a_non_acgt_letter(unseen):
@@ -126,7 +126,7 @@ def test_offsets_skip_nucleotides_and_random_offsets_are_seeded(unseen):
 
 def test_torch_output_and_batch_of_ten_thousand(unseen):
     tok = KmerTokenizer(k=8)
-    seqs = (unseen * 3)[:10_000]
+    seqs = (unseen * (10_000 // len(unseen) + 1))[:10_000]
     encoded = tok(seqs, random_offset=True, rng=0, return_tensors="pt")
     assert encoded["input_ids"].shape == (10_000, 82) and encoded["input_ids"].dtype == torch.int64
     assert int(encoded["input_ids"].max()) < tok.vocab_size and int(encoded["input_ids"].min()) >= 0

@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def fasta(unseen_barcodes, tmp_path_factory) -> Path:
+def fasta(vendored_unseen_barcodes, tmp_path_factory) -> Path:
     """40 real barcodes (BarcodeBERT's unseen set) as FASTA: 5 batches of 8 per epoch."""
     path = tmp_path_factory.mktemp("data") / "barcodes.fasta"
-    path.write_text("".join(f">seq{i}\n{seq}\n" for i, seq in enumerate(unseen_barcodes[:40])))
+    path.write_text("".join(f">seq{i}\n{seq}\n" for i, seq in enumerate(vendored_unseen_barcodes[:40])))
     return path
 
 
@@ -218,11 +218,11 @@ def test_a_checkpoint_of_another_model_is_a_clear_error(tmp_path):
 
 
 # -- the run definition ---------------------------------------------------------------------------------
-def test_resume_refuses_a_changed_definition_naming_the_option(fasta, unseen_barcodes, tmp_path, capsys):
+def test_resume_refuses_a_changed_definition_naming_the_option(fasta, vendored_unseen_barcodes, tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(pretrain_args(fasta, out), capsys)[0] == 0
     other = tmp_path / "other.fasta"
-    other.write_text("".join(f">s{i}\n{seq}\n" for i, seq in enumerate(unseen_barcodes[40:80])))
+    other.write_text("".join(f">s{i}\n{seq}\n" for i, seq in enumerate(vendored_unseen_barcodes[40:80])))
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     for extra, steps, message in [
         (["--data", str(other)], 6, f"cannot resume with other --data: source {other}, 40 items, sha256"),
