@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from bioscan5m.cli import _types as t
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -27,11 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "source",
         nargs="?",
         default=".",
+        type=t.existing_path,
         help="dataset folder (containing bioscan5m/metadata/...) or a metadata table file (default: .)",
     )
     parser.add_argument("--split", help="only these splits, e.g. train, seen, train+val (default: all records)")
     parser.add_argument("--out", metavar="DIR", help="folder to write split_stats.tsv and the PNG plots into")
-    parser.set_defaults(func=run)
+    t.add_force_argument(parser)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("source",)),))
 
 
 def run(args: argparse.Namespace) -> int:

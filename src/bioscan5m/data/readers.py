@@ -61,7 +61,7 @@ from bioscan5m.data.schema import (
 )
 from bioscan5m.data.sequences import first_non_dna_letter
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import GZIP_MAGIC, open_binary
+from bioscan5m.fileio import GZIP_MAGIC, CheckedGzipFile, open_binary
 
 BIOSCAN_CSV = "bioscan5m-csv"
 BIOSCAN_JSONLD = "bioscan5m-jsonld"
@@ -193,6 +193,9 @@ def _read_bioscan_csv(path: Path, bad_lines: str) -> Iterator[pa.RecordBatch]:
         except pa.ArrowInvalid as error:
             numbers = {i: name for i, name in enumerate(header) if name in COLUMNS and _is_number(COLUMNS[name])}
             raise _locate_bad_line(path, ",", True, len(header), numbers, "utf-8", str(error)) from None
+        except OSError as error:  # pyarrow's gzip reader: "Truncated compressed stream" and the like
+            raise BioscanError(f"damaged or truncated data ({error}); download or copy it again",
+                               path=path) from None
     skipped.warn(path)
 
 
@@ -475,9 +478,7 @@ class _ProgressStream(io.RawIOBase):
         return count
 
     def decompressed(self) -> IO[bytes]:
-        import gzip
-
-        return gzip.GzipFile(fileobj=self, mode="rb") if self.gzip else io.BufferedReader(self, _CHUNK)
+        return CheckedGzipFile(self.path, fileobj=self) if self.gzip else io.BufferedReader(self, _CHUNK)
 
     def close(self) -> None:
         if not self.closed:
