@@ -24,6 +24,7 @@ import os
 import pkgutil
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 from pathlib import Path
@@ -84,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _handle_sigterm()
     try:
         with contextlib.ExitStack() as outputs:
+            outputs.enter_context(warnings.catch_warnings())
+            warnings.showwarning = lambda message, *_, **__: _say(args.command, f"warning: {message}")
             for output in getattr(args, "outputs", ()):
                 outputs.enter_context(_prepared(args, output))
             result = args.func(args)

@@ -188,6 +188,7 @@ def _read_bioscan_csv(path: Path, bad_lines: str) -> Iterator[pa.RecordBatch]:
             )
             with reader:  # joins pyarrow's read-ahead thread even when the consumer stops early
                 for batch in reader:
+                    _check_ids(batch, path)
                     _check_split_values(batch, path)
                     yield pa.RecordBatch.from_arrays(batch.columns, schema=RECORD_SCHEMA)
         except pa.ArrowInvalid as error:
@@ -201,6 +202,16 @@ def _read_bioscan_csv(path: Path, bad_lines: str) -> Iterator[pa.RecordBatch]:
 
 def _is_number(dtype: pa.DataType) -> bool:
     return pa.types.is_floating(dtype) or pa.types.is_integer(dtype)
+
+
+def _check_ids(batch: pa.RecordBatch, path: Path) -> None:
+    """Record ids are single tokens: a line break or tab (from a quoted CSV field) would shift tables of ids."""
+    ids = batch.column(ID_COLUMN)
+    broken = pc.match_substring_regex(ids, r"[\r\n\t]")
+    if pc.any(broken).as_py():
+        row = pc.index(broken, True).as_py()
+        raise BioscanError(f"record id {ids[row].as_py()!r} holds a line break or tab; ids must be one word",
+                           path=path, value=ids[row].as_py())
 
 
 def _check_split_values(batch: pa.RecordBatch, path: Path) -> None:
@@ -226,6 +237,7 @@ def _read_tsv(path: Path, marker: str | None, bad_lines: str) -> Iterator[pa.Rec
     sources = _map_columns(header)
     if ID_COLUMN not in sources:
         raise BioscanError("missing column 'processid' in the header", path=path, line=1, value=ID_COLUMN)
+    _warn_without_species(sources, path)
     marker_column = next((name for name in MARKER_ALIASES if name in header), None)
     wanted = sorted(set(sources.values()) | ({COORD_COLUMN} & set(header)) | {marker_column} - {None})
     skipped = _SkippedLines()
@@ -258,6 +270,14 @@ def _read_tsv(path: Path, marker: str | None, bad_lines: str) -> Iterator[pa.Rec
         except pa.ArrowInvalid as error:
             raise _locate_bad_line(path, "\t", False, len(header), {}, encoding, str(error)) from None
     skipped.warn(path)
+
+
+def _warn_without_species(sources: dict[str, str], path: Path) -> None:
+    """A table with taxonomy columns but none for species is legal (identified to genus, say), but it is
+    more often a mangled export; say so instead of leaving every species silently empty."""
+    if "species" not in sources and any(rank in sources for rank in TAXONOMIC_RANKS):
+        warnings.warn(f"{path}: no species column (species or species_name): no record is named to species",
+                      stacklevel=3)
 
 
 def _map_columns(header: list[str]) -> dict[str, str]:
@@ -298,6 +318,7 @@ def records_from_strings(columns: dict[str, pa.Array], length: int, path: Path) 
         else:
             arrays.append(_parse_numbers(arr, name, dtype, strings.get(ID_COLUMN), path))
     batch = pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
+    _check_ids(batch, path)
     _check_split_values(batch, path)
     return batch
 
@@ -339,13 +360,13 @@ def _read_jsonld(path: Path) -> pa.RecordBatch:
     values: dict[str, list[str | None]] = {name: [None] * len(records) for name in COLUMN_NAMES}
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            raise BioscanError(f"record {index} is a {type(record).__name__}, not an object", path=path)
+            raise BioscanError(f"record {index + 1} is a {type(record).__name__}, not an object", path=path)
         for key, value in record.items():
             name = _KEY_FOR.get(_local_name(key))
             if name is not None:
                 values[name][index] = _jsonld_value(value, name, index, path)
         if values[ID_COLUMN][index] is None:
-            raise BioscanError(f"record {index} has no 'processid'", path=path, value=index)
+            raise BioscanError(f"record {index + 1} has no 'processid'", path=path, value=index + 1)
     columns = {name: pa.array(column, pa.string()) for name, column in values.items()}
     return records_from_strings(columns, len(records), path)
 
@@ -376,12 +397,12 @@ def _jsonld_value(value: object, name: str, index: int, path: Path) -> str | Non
         value = value.get("@value", value.get("@id"))
     if isinstance(value, list):
         if len(value) > 1:
-            raise BioscanError(f"record {index}: {name!r} has several values", path=path, value=value)
+            raise BioscanError(f"record {index + 1}: {name!r} has several values", path=path, value=value)
         value = value[0] if value else None
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BioscanError(f"record {index}: {name!r} is not a string or number", path=path, value=value)
+        raise BioscanError(f"record {index + 1}: {name!r} is not a string or number", path=path, value=value)
     return repr(value)
 
 
@@ -452,6 +473,7 @@ def _taxonomy_columns(path: Path, ids: pa.Array) -> dict[str, pa.Array]:
     positions = pc.index_in(ids, value_set=keys)
     mapping = {target: source for target, source in _map_columns(header).items()
                if source != key and target not in (ID_COLUMN, DNA_COLUMN)}
+    _warn_without_species(mapping, path)
     return {target: table.column(source).combine_chunks().take(positions) for target, source in mapping.items()}
 
 
@@ -602,12 +624,14 @@ def _locate_bad_line(
                 yield text if quoted else text.replace("\r", "").rstrip("\n")
 
     reader = csv.reader(lines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+    start = 1  # the line a record starts on: a quoted field may hold line breaks, so line_num is its last line
     try:
         for row in reader:
-            if reader.line_num == 1 or not row:
+            line, start = start, reader.line_num + 1
+            if line == 1 or not row:
                 continue
             if len(row) != n_fields:
-                return BioscanError(f"expected {n_fields} fields, found {len(row)}", path=path, line=reader.line_num)
+                return BioscanError(f"expected {n_fields} fields, found {len(row)}", path=path, line=line)
             for index, name in numbers.items():
                 value = row[index]
                 parse: Callable[[str], object] = float if pa.types.is_floating(COLUMNS[name]) else int
@@ -616,7 +640,7 @@ def _locate_bad_line(
                         parse(value)
                 except ValueError:
                     return BioscanError(f"column {name!r}: {value!r} is not a number", path=path,
-                                        line=reader.line_num, value=value)
+                                        line=line, value=value)
     except csv.Error as error:
-        return BioscanError(f"unreadable line ({error})", path=path, line=reader.line_num)
+        return BioscanError(f"unreadable line ({error})", path=path, line=start)
     return BioscanError(f"could not be read: {detail}", path=path)
