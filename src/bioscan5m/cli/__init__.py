@@ -26,8 +26,8 @@ import signal
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from bioscan5m import __version__
 from bioscan5m.errors import as_user_error
