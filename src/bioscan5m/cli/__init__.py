@@ -87,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.ExitStack() as outputs:
             outputs.enter_context(warnings.catch_warnings())
             warnings.showwarning = lambda message, *_, **__: _say(args.command, f"warning: {message}")
+            if getattr(args, "trust_remote_code", False):
+                from bioscan5m.models.encoders import remote_code_trusted
+
+                outputs.enter_context(remote_code_trusted())
             for output in getattr(args, "outputs", ()):
                 outputs.enter_context(_prepared(args, output))
             result = args.func(args)

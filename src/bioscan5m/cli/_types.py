@@ -142,3 +142,10 @@ def add_force_argument(parser: argparse.ArgumentParser, what: str = "--out") -> 
     """The ``--force`` option that lets an output replace an input, a device or a non-empty dataset."""
     parser.add_argument("--force", action="store_true",
                         help=f"write {what} even where it is one of the inputs, a device or a non-empty dataset")
+
+
+def add_trust_remote_code_argument(parser: argparse.ArgumentParser) -> None:
+    """``--trust-remote-code``: let Hugging Face models run the Python code they ship (off by default)."""
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let hf-dna models that ship their own Python code (DNABERT-2, HyenaDNA...) run it; "
+                             "that code runs with your permissions, so only for authors you trust")

@@ -62,6 +62,7 @@ def register(subparsers) -> None:
     zsc.add_argument("--out", required=True, metavar="DIR", help="folder for the AMI table and plots")
     zsc.add_argument("--device", default=None, type=t.device, help="cpu, cuda, ... (default: auto)")
     add_protocol_arguments(zsc)
+    t.add_trust_remote_code_argument(zsc)
     zsc.set_defaults(func=run_zsc, outputs=(t.Output("out", "folder", ("data",)),))
 
     retrieval = tasks.add_parser(

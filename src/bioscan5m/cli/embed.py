@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=t.positive_int, metavar="N", help="items per forward pass (default: per encoder)")
     parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1... (default: a GPU when there is one)")
     parser.add_argument("--force", action="store_true", help="recompute even when saved vectors match, and write --out even where it is an input or a device")
+    t.add_trust_remote_code_argument(parser)
     parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "images")),))
 
 

@@ -53,6 +53,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=t.positive_int, default=None, metavar="N",
                         help="barcodes per forward pass of the model (default: per model)")
     parser.add_argument("--seed", type=t.any_int, default=0, help="random seed (default: %(default)s)")
+    t.add_trust_remote_code_argument(parser)
     parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "model")),))
 
 
