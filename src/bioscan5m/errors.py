@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from os import PathLike
 
 
@@ -78,5 +80,25 @@ def as_user_error(error: BaseException) -> BioscanError | None:
     if type(error).__name__ == "ArrowInvalid" and type(error).__module__.startswith("pyarrow"):
         return BioscanError(f"unreadable data file ({error})")
     if type(error).__name__ == "SafetensorError":
-        return BioscanError(f"damaged model weights ({error})")
+        return BioscanError(f"damaged or truncated safetensors weights ({error})")
     return None
+
+
+@contextlib.contextmanager
+def reading(path: str | PathLike[str], *damage: type[BaseException]) -> Iterator[None]:
+    """Within the block, an expected failure (see :func:`as_user_error`) or one of the ``damage`` types
+    raised while reading ``path`` becomes a BioscanError naming ``path``.
+
+    ``damage`` lists what a library raises for a corrupt file of its format and nothing else, e.g.
+    ``RuntimeError`` around ``torch.load``.
+    """
+    try:
+        yield
+    except BioscanError:
+        raise
+    except Exception as error:
+        user_error = as_user_error(error)
+        if user_error is None and not isinstance(error, damage):
+            raise
+        reason = user_error.reason if user_error is not None else f"damaged or unreadable ({error})"
+        raise BioscanError(" ".join(reason.split()), path=path) from None

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from bioscan5m.data.schema import DNA_COLUMN, check_rank
-from bioscan5m.errors import BioscanError
+from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_path, atomic_write
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.tasks.probes import (
@@ -158,7 +158,9 @@ class BarcodeClassifier(nn.Module):
         if not weights.is_file():
             raise BioscanError("missing classifier weights", path=weights)
         try:
-            model.head.load_state_dict(load_file(str(weights)))
+            with reading(weights):
+                state = load_file(str(weights))
+            model.head.load_state_dict(state)
         except RuntimeError as error:
             raise BioscanError(f"classifier weights do not fit {len(model.class_names)} classes: {error}",
                                path=weights) from None
