@@ -302,7 +302,8 @@ def records_from_strings(columns: dict[str, pa.Array], length: int, path: Path) 
     Strings are trimmed, empty and ``None`` become null, numbers are parsed (an unparsable one is an
     error naming the column, the value and the record), and ``taxon`` is derived from the ranks when absent.
     """
-    strings = {name: _null_blanks(arr) for name, arr in columns.items()}
+    # "None" means null in BOLD fields, but an id is taken literally (a FASTA record may be called None).
+    strings = {name: _null_blanks(arr, ("",) if name == ID_COLUMN else _NULL_WORDS) for name, arr in columns.items()}
     if "taxon" not in strings and any(rank in strings for rank in TAXONOMIC_RANKS):
         filled = [strings[rank] for rank in reversed(TAXONOMIC_RANKS) if rank in strings]
         strings["taxon"] = pc.coalesce(*filled) if len(filled) > 1 else filled[0]
@@ -323,9 +324,9 @@ def records_from_strings(columns: dict[str, pa.Array], length: int, path: Path) 
     return batch
 
 
-def _null_blanks(arr: pa.Array) -> pa.Array:
+def _null_blanks(arr: pa.Array, words: tuple[str, ...] = _NULL_WORDS) -> pa.Array:
     arr = pc.utf8_trim_whitespace(arr.cast(pa.string()))
-    return pc.if_else(pc.is_in(arr, pa.array(_NULL_WORDS)), pa.scalar(None, pa.string()), arr)
+    return pc.if_else(pc.is_in(arr, pa.array(words)), pa.scalar(None, pa.string()), arr)
 
 
 def _parse_numbers(arr: pa.Array, name: str, dtype: pa.DataType, ids: pa.Array | None, path: Path) -> pa.Array:
