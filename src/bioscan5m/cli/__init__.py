@@ -2,6 +2,9 @@
 
 Each module ``bioscan5m.cli.<name>`` defines ``register(subparsers)``, which adds its parser and sets
 ``func`` to a function taking the parsed arguments. Keep those functions thin: parse, call the library.
+Option values use the shared types of ``cli._types``; output options are declared with
+``set_defaults(outputs=(Output("out", "folder", ("data",)),))`` and checked here, before the command runs,
+by :func:`bioscan5m.fileio.prepared_output` (``--cache-dir`` is checked wherever a command has it).
 
 Error policy (the one place it lives; see docs/reliability.md):
 
@@ -84,15 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     previous = _handle_sigterm()
     try:
-        with contextlib.ExitStack() as outputs:
-            outputs.enter_context(warnings.catch_warnings())
+        with contextlib.ExitStack() as scope:
+            scope.enter_context(warnings.catch_warnings())
             warnings.showwarning = lambda message, *_, **__: _say(args.command, f"warning: {message}")
             if getattr(args, "trust_remote_code", False):
                 from bioscan5m.models.encoders import remote_code_trusted
 
-                outputs.enter_context(remote_code_trusted())
-            for output in getattr(args, "outputs", ()):
-                outputs.enter_context(_prepared(args, output))
+                scope.enter_context(remote_code_trusted())
+            for output in _declared_outputs(args):
+                scope.enter_context(_prepared(args, output))
             result = args.func(args)
     except KeyboardInterrupt as stop:
         killed = isinstance(stop, Terminated)
@@ -112,6 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
+
+
+def _declared_outputs(args: argparse.Namespace) -> tuple:
+    """The outputs a command declared (``set_defaults(outputs=...)``), and ``--cache-dir`` wherever it is."""
+    from bioscan5m.cli._types import Output
+
+    declared = tuple(getattr(args, "outputs", ()))
+    if hasattr(args, "cache_dir") and all(output.dest != "cache_dir" for output in declared):
+        declared += (Output("cache_dir", "folder"),)
+    return declared
 
 
 def _prepared(args: argparse.Namespace, output) -> contextlib.AbstractContextManager:

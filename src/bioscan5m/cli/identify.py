@@ -42,8 +42,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-cache", action="store_true",
                         help="index the reference afresh and keep nothing on disk")
     t.add_force_argument(parser)
-    parser.set_defaults(func=run, outputs=(t.Output("out", "file", ("reference", "queries", "taxonomy")),
-                                           t.Output("cache_dir", "folder", ("reference", "queries", "taxonomy"))))
+    parser.set_defaults(func=run, outputs=(t.Output("out", "file", ("reference", "queries", "taxonomy")),))
 
 
 def run(args: argparse.Namespace) -> int:
