@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bioscan5m.errors import BioscanError
+from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_write
 from bioscan5m.report.tables import markdown_table
 
@@ -84,7 +84,10 @@ def _check_same_data(root: Path, settings: DemoSettings) -> None:
     from bioscan5m.data.synthetic import count_splits
 
     stamp = root / DATA_SETTINGS
-    made = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else {}
+    made = {}
+    if stamp.is_file():
+        with reading(stamp, ValueError):
+            made = dict(json.loads(stamp.read_text(encoding="utf-8")))
     made.setdefault("records", sum(count_splits(root).values()))
     if (made["records"], made.get("seed", settings.seed)) != (settings.records, settings.seed):
         raise BioscanError(f"holds a demo dataset of {made['records']:,} records (seed {made.get('seed', '?')}), "
