@@ -50,6 +50,8 @@ CASES: list[Case] = [
     case("stats-latin1-fasta", "stats {w}/latin1.fasta", "latin1.fasta:1"),
     case("stats-missing-file", "stats {w}/absent.csv", "no such file"),
     case("stats-newline-in-id", "stats {w}/newline_id.csv", "line break"),
+    # the cached table groups records by split: a message must name the record by id, not by its row there
+    case("stats-non-dna-letter-names-the-record", "stats {w}/bad_letter.csv", "record LASTREC-99: 'X'"),
     case("stats-ragged-quoted-line", "stats {w}/ragged.csv", "ragged.csv:3"),
     case("stats-out-is-a-file", "stats {w}/meta.csv --out {w}/afile", "is a file"),
     case("stats-out-is-the-input", "stats {w}/ds --out {w}/ds", "also the input"),
@@ -192,6 +194,9 @@ def world(tmp_path_factory) -> Path:
     (w / "newline_id.csv").write_text(lines[0] + '"AB\nCD"' + lines[1][lines[1].index(","):] + "".join(lines[2:]))
     (w / "ragged.csv").write_text(lines[0] + lines[1] + '"A\nB",x\n' + "".join(lines[2:]))
     (w / "trunc.csv.gz").write_bytes(gzip.compress(meta)[:600])
+    last = lines[-1].split(",")
+    last[0], last[11] = "LASTREC-99", "ACGTXXACGT"  # processid, dna_barcode
+    (w / "bad_letter.csv").write_text("".join(lines[:-1]) + ",".join(last))
     fasta = b">q1\nACGTACGTACGTAGCTAGCATCG\n>q2\nACGTTTGACAGCATCGACTAGC\n"
     (w / "q.fasta").write_bytes(fasta)
     (w / "trunc.fasta.gz").write_bytes(gzip.compress(fasta * 20)[:40])
