@@ -447,3 +447,11 @@ def test_species_column_missing_is_said_not_silent(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     expected = f"bioscan5m stats: warning: {table}: no species column (species or species_name): no record is "
     assert err == [expected + "named to species"]
+
+
+def test_probe_knn_holdout_on_fasta_is_a_clean_error(world, tmp_path, capsys):
+    # FASTA records have no taxonomy; the taxa array pandas gives is read-only and used to be shuffled in place
+    assert main(["probe", "knn", "--model", "kmer-profile-3", "--data", str(world / "q.fasta"), "--holdout", "0.3",
+                 "--out", str(tmp_path / "knn")]) == 2
+    assert "no species can be held out" in capsys.readouterr().err
+    assert not (tmp_path / "knn").exists()
