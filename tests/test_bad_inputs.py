@@ -455,3 +455,11 @@ def test_probe_knn_holdout_on_fasta_is_a_clean_error(world, tmp_path, capsys):
                  "--out", str(tmp_path / "knn")]) == 2
     assert "no species can be held out" in capsys.readouterr().err
     assert not (tmp_path / "knn").exists()
+
+
+def test_synth_of_one_record_is_a_dataset(tmp_path):
+    # used to fail (IndexError) when no species was seen or unseen; one record is a valid, if tiny, dataset
+    assert main(["synth", "--out", str(tmp_path / "one"), "--records", "1"]) == 0
+    assert len((tmp_path / "one" / METADATA_CSV).read_text().splitlines()) == 2
+    with zipfile.ZipFile(tmp_path / "one" / "BIOSCAN_5M_cropped_256.zip") as archive:
+        assert len(archive.namelist()) == 1
