@@ -350,7 +350,7 @@ def test_interrupt_and_sigterm_clean_up_and_exit_130_143(world, tmp_path, monkey
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_force_lets_an_output_replace_an_input(world, tmp_path):
+def test_force_lets_an_output_replace_an_input(world, tmp_path, isolated):
     target = tmp_path / "queries.fasta"
     target.write_bytes((world / "q.fasta").read_bytes())
     argv = ["identify", "--reference", str(world / "meta.csv"), "--queries", str(target), "--out", str(target)]
@@ -359,7 +359,7 @@ def test_force_lets_an_output_replace_an_input(world, tmp_path):
     assert target.read_text().startswith("query")
 
 
-def test_a_device_output_is_written_into_never_replaced(world, tmp_path):
+def test_a_device_output_is_written_into_never_replaced(world, tmp_path, isolated):
     assert main(["identify", "--reference", str(world / "meta.csv"), "--queries", str(world / "q.fasta"),
                  "--out", "/dev/null", "--force"]) == 0
     assert Path("/dev/null").is_char_device()
@@ -449,7 +449,7 @@ def test_species_column_missing_is_said_not_silent(tmp_path, capsys):
     assert err == [expected + "named to species"]
 
 
-def test_probe_knn_holdout_on_fasta_is_a_clean_error(world, tmp_path, capsys):
+def test_probe_knn_holdout_on_fasta_is_a_clean_error(world, tmp_path, capsys, isolated):
     # FASTA records have no taxonomy; the taxa array pandas gives is read-only and used to be shuffled in place
     assert main(["probe", "knn", "--model", "kmer-profile-3", "--data", str(world / "q.fasta"), "--holdout", "0.3",
                  "--out", str(tmp_path / "knn")]) == 2
