@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from bioscan5m import __version__
+from bioscan5m.cli._types import Output
 from bioscan5m.errors import as_user_error
 from bioscan5m.fileio import prepared_output
 
@@ -117,17 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(result or 0)
 
 
-def _declared_outputs(args: argparse.Namespace) -> tuple:
+def _declared_outputs(args: argparse.Namespace) -> tuple[Output, ...]:
     """The outputs a command declared (``set_defaults(outputs=...)``), and ``--cache-dir`` wherever it is."""
-    from bioscan5m.cli._types import Output
-
     declared = tuple(getattr(args, "outputs", ()))
     if hasattr(args, "cache_dir") and all(output.dest != "cache_dir" for output in declared):
         declared += (Output("cache_dir", "folder"),)
     return declared
 
 
-def _prepared(args: argparse.Namespace, output) -> contextlib.AbstractContextManager:
+def _prepared(args: argparse.Namespace, output: Output) -> contextlib.AbstractContextManager:
     """``prepared_output`` for one declared output option (see ``bioscan5m.cli._types.Output``)."""
     value = getattr(args, output.dest, None)
     if value is None:
@@ -154,7 +153,7 @@ def _say(command: str, message: str) -> None:
     print(f"bioscan5m {command}: " + " ".join(message.split()), file=sys.stderr)
 
 
-def _handle_sigterm():
+def _handle_sigterm() -> object:
     """Turn SIGTERM into :class:`Terminated` (main thread only); returns the handler to restore, or None."""
     try:
         return signal.signal(signal.SIGTERM, _raise_terminated)
