@@ -486,3 +486,28 @@ def test_synth_of_one_record_is_a_dataset(tmp_path):
     assert len((tmp_path / "one" / METADATA_CSV).read_text().splitlines()) == 2
     with zipfile.ZipFile(tmp_path / "one" / "BIOSCAN_5M_cropped_256.zip") as archive:
         assert len(archive.namelist()) == 1
+
+
+def test_sigterm_while_building_a_blast_database_leaves_no_build_folder(world, isolated, tmp_path, monkeypatch,
+                                                                        capsys):
+    import signal
+
+    import bioscan5m.peers.blast
+    import bioscan5m.peers.programs
+
+    building = []
+
+    def killed_while_building(fasta, prefix):
+        building.append(Path(prefix).parent)
+        Path(f"{prefix}.nsq").write_bytes(b"half a database")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(bioscan5m.peers.programs, "find_program", lambda name: name)
+    monkeypatch.setattr(bioscan5m.peers.blast, "make_blast_db", killed_while_building)
+    cache = tmp_path / "cache_dir"
+    status = main(["identify", "--reference", str(world / "meta.csv"), "--queries", str(world / "q.fasta"),
+                   "--out", str(tmp_path / "hits.tsv"), "--method", "blast", "--cache-dir", str(cache)])
+    assert status == 143 and capsys.readouterr().err.strip() == "bioscan5m identify: terminated"
+    assert building and building[0].name.startswith(".blastdb-") and not building[0].exists()
+    assert not [path for path in cache.rglob("*") if path.name.startswith(".blastdb-")]
+    assert not (tmp_path / "hits.tsv").exists()
