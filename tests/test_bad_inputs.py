@@ -511,3 +511,20 @@ def test_sigterm_while_building_a_blast_database_leaves_no_build_folder(world, i
     assert building and building[0].name.startswith(".blastdb-") and not building[0].exists()
     assert not [path for path in cache.rglob("*") if path.name.startswith(".blastdb-")]
     assert not (tmp_path / "hits.tsv").exists()
+
+
+def test_prepared_output_takes_back_only_empty_folders_it_added(tmp_path):
+    from bioscan5m.fileio import prepared_output
+
+    out = tmp_path / "out"
+    (out / "kept").mkdir(parents=True)
+    with pytest.raises(KeyboardInterrupt), prepared_output(out):
+        (out / "reduced" / "umap").mkdir(parents=True)
+        (out / "checkpoints" / "step-1").mkdir(parents=True)
+        (out / "checkpoints" / "step-1" / "model.safetensors").write_bytes(b"done")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "kept"]  # finished work stays
+    with pytest.raises(ValueError), prepared_output(tmp_path / "new" / "deeper"):
+        (tmp_path / "new" / "deeper" / "sub").mkdir(parents=True)
+        raise ValueError
+    assert not (tmp_path / "new").exists()

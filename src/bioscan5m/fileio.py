@@ -146,8 +146,9 @@ def prepared_output(
     folder is wanted or the reverse, a file in the middle of the path), a folder that cannot be written,
     and, unless ``force``, a path that is one of ``inputs``, a device or other special file, or a
     non-empty folder for a ``"dataset"``. A file output that is a device is written into, never replaced.
-    When the block raises, the folders this call found missing are removed again if they hold no files,
-    so a failed command leaves no empty output folders behind.
+    When the block raises, the folders this call found missing (or, in an existing output folder, the
+    folders added at its top level) are removed again if they hold no files, so a failed command leaves
+    no empty output folders behind.
     """
     path = Path(path)
     hint = f"; pass {force_flag} to write there anyway" if force_flag else ""
@@ -175,11 +176,15 @@ def prepared_output(
         if kind == "dataset" and path.is_dir() and any(path.iterdir()):
             raise BioscanError(f"{where}: folder is not empty (an existing dataset?){hint}")
     created = None if ancestor == path else _first_missing(path, ancestor)
+    existing = set(os.listdir(path)) if created is None and path.is_dir() else set()
     try:
         yield path
     except BaseException:
         if created is not None:
             remove_empty_folders(created)
+        elif path.is_dir():  # an existing folder: take back the empty folders this run added at its top
+            for name in set(os.listdir(path)) - existing:
+                remove_empty_folders(path / name)
         raise
 
 
