@@ -92,10 +92,6 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-#: Largest image read into memory, in bytes (a full-size BIOSCAN photo is a few MB).
-MAX_IMAGE_BYTES = 64 << 20
-
-
 def decode_image(data: bytes, *, where: str, processid: str | None = None) -> Image.Image:
     """Decode encoded image bytes into an RGB PIL image; unreadable data raise a BioscanError naming ``where``."""
     try:
@@ -116,6 +112,8 @@ _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header (30 bytes)
 _EOCD_SIG, _EOCD64_LOC_SIG, _EOCD64_SIG = 0x06054B50, 0x07064B50, 0x06064B50
 _CENTRAL_SIG, _LOCAL_SIG = 0x02014B50, 0x04034B50
 _STORED, _DEFLATED = 0, 8
+#: Largest image read into memory, in bytes (a full-size BIOSCAN photo is a few MB).
+MAX_IMAGE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
