@@ -528,3 +528,18 @@ def test_prepared_output_takes_back_only_empty_folders_it_added(tmp_path):
         (tmp_path / "new" / "deeper" / "sub").mkdir(parents=True)
         raise ValueError
     assert not (tmp_path / "new").exists()
+
+
+def test_hub_model_offline_fails_at_once_with_one_line(world, isolated, monkeypatch, capsys):
+    from bioscan5m.errors import BioscanError
+    from bioscan5m.models.encoders import HuggingFaceImageEncoder
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://nonexistent.invalid")
+    out = world.parent / "hub_out"
+    assert main(["embed", "--data", str(world / "q.fasta"), "--encoder", "hf-dna:someone/no-such-model",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach nonexistent.invalid" in err[0] and "local Hugging Face cache" in err[0]
+    assert not out.exists()
+    with pytest.raises(BioscanError, match="cannot reach nonexistent.invalid"):
+        HuggingFaceImageEncoder("someone/no-such-image-model").load()

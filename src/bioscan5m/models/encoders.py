@@ -60,6 +60,31 @@ def check_model_folder(checkpoint: str, what: str) -> None:
         raise BioscanError(f"not a Hugging Face {what} model folder (no config.json)", path=path)
 
 
+def hub_options(checkpoint: str) -> dict[str, Any]:
+    """Options for ``from_pretrained`` that keep an offline machine from retrying the Hub for a minute.
+
+    A local folder needs none. Otherwise, when the Hub's host name does not resolve (no network), a model
+    in the local Hugging Face cache is loaded from it alone (``local_files_only``) and one that is not is a
+    BioscanError at once.
+    """
+    import socket
+    import urllib.parse
+
+    if Path(checkpoint).exists():
+        return {}
+    host = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(checkpoint, "config.json"), str):
+            return {"local_files_only": True}
+        raise BioscanError(f"cannot reach {host} to fetch {checkpoint!r} (no network?), and it is not in the "
+                           "local Hugging Face cache", value=checkpoint) from None
+    return {}
+
+
 def _ships_code(checkpoint: str) -> bool:
     """True when a local model folder's config.json points at Python files of its own (``auto_map``)."""
     import json
@@ -390,8 +415,9 @@ class HuggingFaceDnaEncoder(_TorchEncoder):
         from transformers import AutoModel, AutoTokenizer
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint, trust_remote_code=trust)
-            model = AutoModel.from_pretrained(self.checkpoint, trust_remote_code=trust)
+            hub = hub_options(self.checkpoint)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint, trust_remote_code=trust, **hub)
+            model = AutoModel.from_pretrained(self.checkpoint, trust_remote_code=trust, **hub)
         except ValueError as error:
             if "trust_remote_code" not in str(error):
                 raise BioscanError(f"cannot load DNA model {self.checkpoint!r}: {error}", value=self.checkpoint
@@ -462,16 +488,17 @@ class HuggingFaceImageEncoder(_TorchEncoder):
 
         check_model_folder(self.checkpoint, "image")
         try:
-            config = AutoConfig.from_pretrained(self.checkpoint)
+            hub = hub_options(self.checkpoint)
+            config = AutoConfig.from_pretrained(self.checkpoint, **hub)
             config.update(embedding_overrides(config.model_type))
-            model = AutoModel.from_pretrained(self.checkpoint, config=config)
+            model = AutoModel.from_pretrained(self.checkpoint, config=config, **hub)
         except (OSError, ValueError) as error:  # ValueError: a model that needs its own code, a bad config
             raise BioscanError(f"cannot load image model {self.checkpoint!r}: {error}", value=self.checkpoint
                                ) from None
         if hasattr(model, "vision_model"):  # CLIP, SigLIP...: keep the image tower only
             model = model.vision_model
         try:
-            self.processor = AutoImageProcessor.from_pretrained(self.checkpoint)
+            self.processor = AutoImageProcessor.from_pretrained(self.checkpoint, **hub)
         except (OSError, ValueError):
             from bioscan5m.data.transforms import image_transform
 
