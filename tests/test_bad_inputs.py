@@ -182,6 +182,10 @@ CASES: list[Case] = [
          "no_model"),
     case("push-model-missing", "push --model {w}/absent --repo me/model", "absent"),
     case("push-model-is-a-file", "push --model {w}/afile --repo me/model", "afile"),
+    case("cache-prune-negative-days", "cache prune --older-than -1", "0 or more"),
+    case("cache-prune-without-criterion", "cache prune --cache-dir {w}/new", "say what to remove"),
+    case("cache-list-unknown-kind", "cache list --kind nope", "nope"),
+    case("cache-dir-is-a-file", "cache dir --cache-dir {w}/afile", "not a folder"),
 ]
 
 
@@ -302,7 +306,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(bad, isolated, caps
 
 
 def _commands() -> set[str]:
-    """Every command and sub-task the parser offers (``benchmark dna`` counts as its own)."""
+    """Every command and sub-task the parser offers (``benchmark dna``, ``cache prune`` count as their own)."""
     parser = build_parser()
     commands = set()
     for name, sub in parser._subparsers._group_actions[0].choices.items():
@@ -312,8 +316,9 @@ def _commands() -> set[str]:
 
 
 def test_every_command_is_in_the_corpus():
-    covered = {" ".join(c.argv[:2]) if c.argv[0] == "benchmark" else c.argv[0] for c in CASES}
-    missing = sorted(_commands() - covered)
+    commands = _commands()
+    covered = {" ".join(c.argv[:2]) if " ".join(c.argv[:2]) in commands else c.argv[0] for c in CASES}
+    missing = sorted(commands - covered)
     assert not missing, f"add bad-input cases for: {', '.join(missing)}"
 
 
