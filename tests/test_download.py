@@ -314,6 +314,7 @@ def test_unsafe_archive_served_by_mirror_leaves_root_without_data(server, tmp_pa
     assert not (tmp_path / "root" / "bioscan5m").exists()
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "root" / STATE_DIR / "BIOSCAN_5M_cropped_256_eval.zip.done").exists()
+    assert not (tmp_path / "root" / "BIOSCAN_5M_cropped_256_eval.zip").exists(), "the rejected archive is deleted"
 
 
 def test_wrong_checksum_inside_archive_extracts_nothing(tmp_path):

@@ -218,7 +218,7 @@ def test_jsonld_top_level_list_and_missing_processid(tmp_path):
     row = read_table(path).to_pylist()[0]
     assert (row["processid"], row["species"], row["split"]) == ("P1", "Aus bus", "val")
     path.write_text(json.dumps({"@graph": [{"processid": "P1"}, {"species": "Aus bus"}]}))
-    with pytest.raises(BioscanError, match="record 1 has no 'processid'"):
+    with pytest.raises(BioscanError, match="record 2 has no 'processid'"):
         read_table(path)
 
 

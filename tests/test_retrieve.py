@@ -240,6 +240,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["retrieve", "--model", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "give --out for the evaluation report" in capsys.readouterr().err
     assert main(["retrieve", "--model", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "is also the input" in capsys.readouterr().err  # the report would be written into the dataset
+    assert main(["retrieve", "--model", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "not a multimodal model directory" in capsys.readouterr().err
     assert main(["align", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--modalities", "image,smell",
                  "--steps", "1"]) == 2

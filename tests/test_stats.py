@@ -153,7 +153,7 @@ def test_missing_columns_are_named(handmade):
 def test_non_dna_letter_names_the_record(tmp_path):
     path = tmp_path / "bad.csv"
     write_bioscan_csv(path, [*HANDMADE[:3], ("BAD1", "train", "Diptera", "", "", "", "ACGTZACGT", "", "")])
-    with pytest.raises(BioscanError, match=r"record 3 \(BAD1\): 'Z' is not a DNA letter"):
+    with pytest.raises(BioscanError, match=r"record BAD1: 'Z' is not a DNA letter"):
         split_summary(load_records(path))
 
 

@@ -7,6 +7,7 @@ the official layout, then runs each part on it exactly as on the real data, and 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bioscan5m.errors import BioscanError
+from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_write
 from bioscan5m.report.document import (
     HTML_NAME,
@@ -121,6 +122,26 @@ def _text_sections(markdown: str) -> list[ReportSection]:
     return [ReportSection(title, text.strip()) for title, text in zip(pieces[1::2], pieces[2::2])]
 
 
+#: What the synthetic dataset of a demo folder was made with (records, seed), beside it.
+DATA_SETTINGS = "demo_data.json"
+
+
+def _check_same_data(root: Path, settings: DemoSettings) -> None:
+    """Refuse to reuse a demo dataset of another size or seed: every later part would silently use it."""
+    from bioscan5m.data.synthetic import count_splits
+
+    stamp = root / DATA_SETTINGS
+    made = {}
+    if stamp.is_file():
+        with reading(stamp, ValueError):
+            made = dict(json.loads(stamp.read_text(encoding="utf-8")))
+    made.setdefault("records", sum(count_splits(root).values()))
+    if (made["records"], made.get("seed", settings.seed)) != (settings.records, settings.seed):
+        raise BioscanError(f"holds a demo dataset of {made['records']:,} records (seed {made.get('seed', '?')}), "
+                           f"not the {settings.records:,} records (seed {settings.seed}) asked for; give another "
+                           "--out, or remove this folder to start again", path=root)
+
+
 def _data_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
     from bioscan5m.data.records import load_records
     from bioscan5m.data.stats import stats_table
@@ -128,8 +149,12 @@ def _data_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
     from bioscan5m.report.plots import write_stats_report
 
     root = out / "data"
-    if not (root / "bioscan5m").is_dir():
+    if (root / "bioscan5m").is_dir():
+        _check_same_data(root, settings)
+    else:
         write_synthetic_dataset(root, settings.records, images=True, seed=settings.seed)
+        with atomic_write(root / DATA_SETTINGS) as handle:
+            json.dump({"records": settings.records, "seed": settings.seed}, handle)
     records = load_records(root)
     table = stats_table(records)
     files = write_stats_report(records, out / "stats", table=table)

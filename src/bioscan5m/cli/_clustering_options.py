@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bioscan5m.cli import _types as t
 from bioscan5m.data.schema import TARGET_RANKS
 
 
@@ -16,23 +17,23 @@ def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("clustering protocol (defaults: the paper's)")
     group.add_argument("--reducer", choices=REDUCERS, default=paper.reducer,
                        help="dimension reduction before clustering (default: umap, as in the paper)")
-    group.add_argument("--dims", type=int, default=paper.n_components, metavar="D",
+    group.add_argument("--dims", type=t.positive_int, default=paper.n_components, metavar="D",
                        help="UMAP/PCA output dimensions (default: %(default)s)")
-    group.add_argument("--neighbors", type=int, default=paper.n_neighbors, metavar="K",
+    group.add_argument("--neighbors", type=t.positive_int, default=paper.n_neighbors, metavar="K",
                        help="UMAP neighbours (default: %(default)s)")
-    group.add_argument("--min-dist", type=float, default=paper.min_dist, metavar="X",
+    group.add_argument("--min-dist", type=t.non_negative_float, default=paper.min_dist, metavar="X",
                        help="UMAP min_dist (default: %(default)s)")
     group.add_argument("--metric", default=paper.metric, help="UMAP distance: euclidean (default) or cosine")
     group.add_argument("--clusterer", choices=CLUSTERERS, default=paper.clusterer,
                        help="ward (paper; exact at every size unless --exact-limit), ward-knn (scales "
                             "to 200k+ records), kmeans, hdbscan (finds its own number of clusters)")
-    group.add_argument("--exact-limit", type=int, default=paper.exact_limit, metavar="N",
+    group.add_argument("--exact-limit", type=t.non_negative_int, default=paper.exact_limit, metavar="N",
                        help="cluster more records than N with ward-knn instead of exact Ward (default: exact "
                             "at every size, memory-frugal when the distance matrix does not fit; 0 = always "
                             "ward-knn)")
-    group.add_argument("--knn", type=int, default=paper.knn, metavar="K",
+    group.add_argument("--knn", type=t.positive_int, default=paper.knn, metavar="K",
                        help="neighbours per record in the ward-knn graph (default: %(default)s)")
-    group.add_argument("--seed", type=int, default=paper.seed, help="random seed (default: %(default)s)")
+    group.add_argument("--seed", type=t.any_int, default=paper.seed, help="random seed (default: %(default)s)")
     group.add_argument("--reading", choices=READINGS, default=paper.reading,
                        help="how AMI per rank is read (the paper is ambiguous): per-rank clusters each rank's "
                             "labelled records into that rank's number of classes (default; fits the published "

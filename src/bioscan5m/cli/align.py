@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._training_options import add_allow_change
 
@@ -22,7 +23,7 @@ def register(subparsers) -> None:
         "(config.json, model.safetensors, tokenizers) with checkpoints and a training log; evaluate it with "
         "'bioscan5m retrieve'.",
     )
-    parser.add_argument("--data", required=True, metavar="ROOT",
+    parser.add_argument("--data", required=True, metavar="ROOT", type=t.existing_path,
                         help="BIOSCAN-5M dataset folder (metadata CSV and image zips or folders)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the model and checkpoints")
     parser.add_argument("--model", default="tiny",
@@ -30,18 +31,18 @@ def register(subparsers) -> None:
                         "ViT-B/16 + BarcodeBERT 8-4-4 + BERT-small (default: tiny)")
     parser.add_argument("--modalities", type=_modalities, default=("image", "dna", "text"),
                         help="comma-separated modalities to align, from image, dna, text (default: all three)")
-    parser.add_argument("--steps", type=int, default=1000, help="optimizer steps (default: 1000)")
-    parser.add_argument("--batch-size", type=int, default=64,
+    parser.add_argument("--steps", type=t.positive_int, default=1000, help="optimizer steps (default: 1000)")
+    parser.add_argument("--batch-size", type=t.positive_int, default=64,
                         help="specimens per step, over all GPUs together (default: 64)")
-    parser.add_argument("--accumulate", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: 1e-3)")
+    parser.add_argument("--accumulate", type=t.positive_int, default=1, help="micro-batches per optimizer step (default: 1)")
+    parser.add_argument("--lr", type=t.positive_float, default=1e-3, help="peak learning rate (default: 1e-3)")
     parser.add_argument("--schedule", default="cosine", help="learning-rate schedule: onecycle, cosine, constant")
     parser.add_argument("--freeze", type=_modalities, default=(),
                         help="comma-separated encoders to keep fixed (only their projection trains)")
     parser.add_argument("--lora", type=_modalities, default=(),
                         help="comma-separated encoders to tune through LoRA adapters instead of fully")
-    parser.add_argument("--lora-rank", type=int, default=8, help="rank of the LoRA adapters (default: 8)")
-    parser.add_argument("--dna-checkpoint", metavar="DIR",
+    parser.add_argument("--lora-rank", type=t.positive_int, default=8, help="rank of the LoRA adapters (default: 8)")
+    parser.add_argument("--dna-checkpoint", metavar="DIR", type=t.existing_path,
                         help="start the DNA encoder from this BarcodeBERT model folder (e.g. from 'bioscan5m pretrain')")
     parser.add_argument("--no-pretrained", action="store_true",
                         help="start the image and text encoders from random weights instead of downloading them")
@@ -54,20 +55,20 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default="pretrain+train", help="training splits (default: pretrain+train)")
     parser.add_argument("--image-package", default="cropped_256", help="image package (default: cropped_256)")
     parser.add_argument("--no-augment", action="store_true", help="train without image augmentation")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default: auto)")
+    parser.add_argument("--device", default="auto", type=t.device, help=t.DEVICE_HELP + " (default: auto)")
     parser.add_argument("--precision", default="auto", help="auto, bf16, fp16 or fp32 (default: auto)")
-    parser.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default: 0)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--save-every", type=int, default=0, metavar="STEPS",
+    parser.add_argument("--workers", type=t.non_negative_int, default=0, help="image-decoding worker processes (default: 0)")
+    parser.add_argument("--seed", type=t.any_int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--save-every", type=t.non_negative_int, default=0, metavar="STEPS",
                         help="write a checkpoint every STEPS steps (default: only at the end)")
-    parser.add_argument("--log-every", type=int, default=10, metavar="STEPS",
+    parser.add_argument("--log-every", type=t.positive_int, default=10, metavar="STEPS",
                         help="print a progress line (step, loss, speed, time left) and log a row every STEPS steps "
                         "(default: 10)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its newest intact checkpoint (same options required)")
     add_allow_change(parser)
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "dna_checkpoint")),))
 
 
 def run(args: argparse.Namespace) -> int:

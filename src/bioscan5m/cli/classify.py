@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -25,12 +27,14 @@ def register(subparsers) -> None:
     parser.add_argument("--queries", required=True, metavar="FASTA",
                         help="barcodes to name: a FASTA file (plain or .gz), or a BOLD TSV / BIOSCAN-5M table")
     parser.add_argument("--out", required=True, metavar="TSV", help="where to write the predictions")
-    parser.add_argument("--top-k", type=int, default=5, metavar="K",
+    parser.add_argument("--top-k", type=t.positive_int, default=5, metavar="K",
                         help="how many taxa to list per barcode, best first (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=256, metavar="N",
+    parser.add_argument("--batch-size", type=t.positive_int, default=256, metavar="N",
                         help="barcodes per forward pass (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
-    parser.set_defaults(func=run)
+    parser.add_argument("--device", default="auto", type=t.device,
+                        help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
+    t.add_force_argument(parser)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "file", ("queries", "model")),))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._clustering_options import add_protocol_arguments, protocol_options, protocol_summary
 from bioscan5m.data.schema import TARGET_RANKS
@@ -27,18 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--embeddings", required=True, action="append", nargs="+", metavar="DIR",
+        "--embeddings", required=True, action="append", nargs="+", metavar="DIR", type=t.existing_folder,
         help="folder(s) written by 'bioscan5m embed'; repeat the option to compare encoders, give several "
              "folders after one option to combine modalities (each z-scored, then concatenated)",
     )
-    parser.add_argument("--labels", required=True, metavar="SOURCE",
+    parser.add_argument("--labels", required=True, metavar="SOURCE", type=t.existing_path,
                         help="table with the true taxonomy of the embedded records (the --data given to embed)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for ami.tsv and the PNG plots")
     parser.add_argument("--ranks", nargs="+", choices=TARGET_RANKS, default=list(ZSC_RANKS),
                         help="ranks to score (default: %(default)s; dna_bin = Barcode Index Number)")
     add_protocol_arguments(parser)
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("embeddings", "labels")),))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 
 
@@ -26,12 +27,12 @@ def register(subparsers) -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
                         help="parts to run (default: all, in order; later parts need 'data' and 'dna'); REPORT.md and "
                              "report.html keep the sections of parts not run again")
-    parser.add_argument("--records", type=int, default=defaults.records,
+    parser.add_argument("--records", type=t.positive_int, default=defaults.records,
                         help="specimens in the synthetic dataset (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
-    parser.add_argument("--device", default=defaults.device, help="cpu, cuda, ... (default: %(default)s)")
+    parser.add_argument("--seed", type=t.any_int, default=defaults.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--device", default=defaults.device, type=t.device, help="cpu, cuda, ... (default: %(default)s)")
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder"),))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from bioscan5m.cli import _types as t
 from bioscan5m.data.download import METADATA, MIRROR_ENV, download_dataset
 from bioscan5m.data.schema import IMAGE_PACKAGES, SPLITS, parse_splits
 from bioscan5m.errors import BioscanError
@@ -52,9 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep-archives", action="store_true", help="keep the zip files after unpacking them (needs twice the disk)"
     )
     parser.add_argument(
-        "--retries", type=int, default=5, help="how many times to retry a dropped connection, per mirror (default 5)"
+        "--retries", type=t.non_negative_int, default=5, help="how many times to retry a dropped connection, per mirror (default 5)"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("root", "folder"),))
 
 
 def parse_items(items: Sequence[str]) -> tuple[tuple[str, ...], str, tuple[str, ...]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 
 
@@ -21,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--out emb/dinov2'."
         ),
     )
-    parser.add_argument("--data", required=True, metavar="SOURCE",
+    parser.add_argument("--data", required=True, metavar="SOURCE", type=t.existing_path,
                         help="dataset folder or table: BIOSCAN-5M metadata CSV/JSON-LD, BOLD TSV, FASTA (.gz ok)")
     parser.add_argument("--split", help="only these splits, e.g. test, test+test_unseen, unseen (default: all)")
     parser.add_argument(
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              "'bioscan5m[timm]')",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the vectors, ids and manifest")
-    parser.add_argument("--images", metavar="ROOT",
+    parser.add_argument("--images", metavar="ROOT", type=t.existing_folder,
                         help="dataset folder holding the image zips or bioscan5m/images/ (default: the --data "
                              "folder)")
     parser.add_argument("--image-package", default="cropped_256",
@@ -41,11 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pooling", choices=("cls", "mean"),
                         help="image models: one vector from the [CLS] token (hf-image default) or the mean of the "
                              "patches (timm default: the model's own pooling)")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="items per forward pass (default: per encoder)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: a GPU when there is one)")
-    parser.add_argument("--force", action="store_true", help="recompute even when saved vectors match")
+    parser.add_argument("--batch-size", type=t.positive_int, metavar="N", help="items per forward pass (default: per encoder)")
+    parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1... (default: a GPU when there is one)")
+    parser.add_argument("--force", action="store_true", help="recompute even when saved vectors match, and write --out even where it is an input or a device")
+    t.add_trust_remote_code_argument(parser)
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "images")),))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._training_options import add_allow_change
 from bioscan5m.data.schema import TARGET_RANKS
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
                         help="the pretrained BarcodeBERT: a folder from 'bioscan5m pretrain', the authors' "
                              "checkpoint, a Hugging Face id (bioscan-ml/BarcodeBERT), or an architecture name "
                              "such as 8-4-4 to train from random weights")
-    parser.add_argument("--data", required=True, metavar="SOURCE",
+    parser.add_argument("--data", required=True, metavar="SOURCE", type=t.existing_path,
                         help="labelled barcodes: a BIOSCAN-5M dataset folder or metadata CSV, a BOLD TSV, ...")
     parser.add_argument("--rank", default="species",
                         help=f"the rank to classify: {', '.join(TARGET_RANKS)} (default: %(default)s; dna_bin = "
@@ -41,38 +42,38 @@ def register(subparsers) -> None:
                              "every record)")
     parser.add_argument("--eval-split", default="test",
                         help="split(s) to score on (default: %(default)s; 'none' skips the evaluation)")
-    parser.add_argument("--holdout", type=float, default=None, metavar="FRACTION",
+    parser.add_argument("--holdout", type=t.open_fraction, default=None, metavar="FRACTION",
                         help="for files without BIOSCAN-5M splits (BOLD TSV, FASTA): score on this random "
                              "share of the records, e.g. 0.2, and train on the rest")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder for the classifier, metrics, predictions, checkpoints and log")
     length = parser.add_mutually_exclusive_group(required=True)
-    length.add_argument("--epochs", type=float, help="passes over the training records (fractions allowed)")
-    length.add_argument("--steps", type=int, help="optimizer steps to train for")
-    parser.add_argument("--batch-size", type=int, default=32,
+    length.add_argument("--epochs", type=t.positive_float, help="passes over the training records (fractions allowed)")
+    length.add_argument("--steps", type=t.positive_int, help="optimizer steps to train for")
+    parser.add_argument("--batch-size", type=t.positive_int, default=32,
                         help="barcodes per step, all GPUs together (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-4,
+    parser.add_argument("--lr", type=t.positive_float, default=1e-4,
                         help="peak learning rate of the one-cycle schedule (default: %(default)s)")
-    parser.add_argument("--head-lr-scale", type=float, default=1.0,
+    parser.add_argument("--head-lr-scale", type=t.positive_float, default=1.0,
                         help="learning-rate multiplier for the new linear layer (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=t.non_negative_float, default=0.01, help="AdamW weight decay (default: %(default)s)")
     parser.add_argument("--random-offset", action="store_true",
                         help="start each barcode's k-mers at a random position in [0, k) (augmentation)")
     parser.add_argument("--precision", default="auto",
                         help="auto (default: bf16/fp16 on a GPU, fp32 on the CPU), bf16, fp16 or fp32")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: %(default)s)")
-    parser.add_argument("--save-every", type=int, default=0,
+    parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1 ... (default: %(default)s)")
+    parser.add_argument("--save-every", type=t.non_negative_int, default=0,
                         help="write a checkpoint every N steps (default: only at the end)")
-    parser.add_argument("--log-every", type=int, default=10,
+    parser.add_argument("--log-every", type=t.positive_int, default=10,
                         help="print a progress line (step, loss, speed, time left) and log a row every N steps "
                              "(default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from its newest intact checkpoint (same options required)")
     add_allow_change(parser)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=0, help="data-loading processes (default: %(default)s)")
+    parser.add_argument("--seed", type=t.any_int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--workers", type=t.non_negative_int, default=0, help="data-loading processes (default: %(default)s)")
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "model")),))
 
 
 def run(args: argparse.Namespace) -> int:

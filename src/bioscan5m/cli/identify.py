@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 
 
@@ -20,26 +21,27 @@ def register(subparsers) -> None:
             "missing from the reference. The reference is indexed once and cached."
         ),
     )
-    parser.add_argument("--reference", required=True, metavar="REF",
+    parser.add_argument("--reference", required=True, metavar="REF", type=t.existing_path,
                         help="reference barcodes with taxonomy: a BOLD TSV, a BIOSCAN-5M metadata CSV or dataset "
                              "folder, or a FASTA file together with --taxonomy (plain or .gz)")
-    parser.add_argument("--queries", required=True, metavar="QUERIES",
+    parser.add_argument("--queries", required=True, metavar="QUERIES", type=t.existing_path,
                         help="barcodes to identify: a FASTA file or any table the reference may be")
     parser.add_argument("--out", required=True, metavar="TSV",
                         help="where to write the predictions (tab-separated, one row per query)")
-    parser.add_argument("--taxonomy", metavar="TSV",
+    parser.add_argument("--taxonomy", metavar="TSV", type=t.existing_file,
                         help="with a FASTA reference: a TSV of taxonomy per sequence id (columns processid or id, "
                              "then order, family, subfamily, genus, species)")
     parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                         help=f"how hits are found (default {DEFAULT_METHOD}): 'kmer' k-mer search only, "
                              "'kmer+align' k-mer search then exact alignment of the best candidates, 'blast' "
                              "BLAST+ blastn, 'vsearch' VSEARCH global alignment (both must be installed)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=t.positive_int, default=None, metavar="N",
                         help="CPU threads to use (default: all)")
     add_cache_dir_option(parser)
     parser.add_argument("--no-cache", action="store_true",
                         help="index the reference afresh and keep nothing on disk")
-    parser.set_defaults(func=run)
+    t.add_force_argument(parser)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "file", ("reference", "queries", "taxonomy")),))
 
 
 def run(args: argparse.Namespace) -> int:

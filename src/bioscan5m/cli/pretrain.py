@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.cli._training_options import add_allow_change
 from bioscan5m.data.schema import MAX_NUCLEOTIDES
@@ -35,6 +36,7 @@ def register(subparsers) -> None:
         "--data",
         required=True,
         metavar="SOURCE",
+        type=t.existing_path,
         help="barcodes: a BIOSCAN-5M dataset folder or metadata CSV, a BOLD TSV, or a FASTA file",
     )
     parser.add_argument(
@@ -60,31 +62,31 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="folder for the model, checkpoints and log"
     )
-    parser.add_argument("--steps", type=int, required=True, help="optimizer steps to train for")
+    parser.add_argument("--steps", type=t.positive_int, required=True, help="optimizer steps to train for")
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=t.positive_int,
         default=256,
         help="barcodes per micro-batch, all GPUs together (default: %(default)s)",
     )
     parser.add_argument(
         "--accumulate",
-        type=int,
+        type=t.positive_int,
         default=1,
         help="micro-batches per optimizer step, to train large batches on little memory",
     )
     parser.add_argument(
         "--lr",
-        type=float,
+        type=t.positive_float,
         default=5e-4,
         help="peak learning rate of the one-cycle schedule (default: %(default)s)",
     )
     parser.add_argument(
-        "--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)"
+        "--weight-decay", type=t.non_negative_float, default=0.01, help="AdamW weight decay (default: %(default)s)"
     )
     parser.add_argument(
         "--mask-ratio",
-        type=float,
+        type=t.open_fraction,
         default=0.5,
         help="share of k-mers hidden in each barcode (default: %(default)s, as in the paper)",
     )
@@ -105,16 +107,16 @@ def register(subparsers) -> None:
         help="number format: auto (default) picks bf16 or fp16 on a GPU and fp32 on the CPU; "
         "or bf16, fp16 (GPU only), fp32",
     )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: %(default)s)")
+    parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1 ... (default: %(default)s)")
     parser.add_argument(
         "--save-every",
-        type=int,
+        type=t.non_negative_int,
         default=1000,
         help="write a checkpoint every N steps (0: only at the end; default: %(default)s)",
     )
     parser.add_argument(
         "--log-every",
-        type=int,
+        type=t.positive_int,
         default=10,
         help="print a progress line (step, loss, speed, time left) and log a row every N steps "
         "(default: %(default)s)",
@@ -125,12 +127,12 @@ def register(subparsers) -> None:
         help="continue the run in --out from its newest intact checkpoint (same options required)",
     )
     add_allow_change(parser)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=t.any_int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
-        "--workers", type=int, default=0, help="data-loading processes (default: %(default)s)"
+        "--workers", type=t.non_negative_int, default=0, help="data-loading processes (default: %(default)s)"
     )
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "init")),))
 
 
 def run(args: argparse.Namespace) -> int:

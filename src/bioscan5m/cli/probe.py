@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.data.schema import TARGET_RANKS, TAXONOMIC_RANKS
 
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model", required=True, metavar="MODEL",
                         help="a BarcodeBERT folder or checkpoint, or an encoder name: kmer-profile[-K] (k-mer "
                              "frequencies, no training), barcodebert:DIR, hf-dna:MODEL")
-    parser.add_argument("--data", required=True, metavar="SOURCE",
+    parser.add_argument("--data", required=True, metavar="SOURCE", type=t.existing_path,
                         help="labelled barcodes: a BIOSCAN-5M dataset folder or metadata CSV, a BOLD TSV, ...")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the scores and the embedding cache")
     parser.add_argument("--rank", default=None,
@@ -41,20 +42,21 @@ def register(subparsers) -> None:
     parser.add_argument("--test-split", default=None,
                         help="test records (linear) or queries (knn); default: test for linear, test_unseen "
                              "for knn")
-    parser.add_argument("--holdout", type=float, default=None, metavar="FRACTION",
+    parser.add_argument("--holdout", type=t.open_fraction, default=None, metavar="FRACTION",
                         help="for files without BIOSCAN-5M splits (BOLD TSV, FASTA): test on this share of the "
                              "records, e.g. 0.2")
     parser.add_argument("--holdout-by", default=None, choices=("record", *TAXONOMIC_RANKS[1:]),
                         help="what --holdout sets aside: single records (default for linear) or whole taxa of a "
                              "rank, e.g. species (default for knn: unseen species, whose genus has others)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--epochs", type=t.positive_int, default=None,
                         help="linear: passes over the training records (default 30)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+    parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1 ... (default: %(default)s)")
+    parser.add_argument("--batch-size", type=t.positive_int, default=None, metavar="N",
                         help="barcodes per forward pass of the model (default: per model)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=t.any_int, default=0, help="random seed (default: %(default)s)")
+    t.add_trust_remote_code_argument(parser)
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "model")),))
 
 
 def run(args: argparse.Namespace) -> int:

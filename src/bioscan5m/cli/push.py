@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -18,7 +20,8 @@ def register(subparsers) -> None:
         ),
         epilog="example: bioscan5m push --model runs/8-4-4 --repo my-lab/barcodebert-8-4-4 --private",
     )
-    parser.add_argument("--model", required=True, metavar="DIR", help="the model folder to upload")
+    parser.add_argument("--model", required=True, type=t.existing_folder, metavar="DIR",
+                        help="the model folder to upload")
     parser.add_argument("--repo", required=True, metavar="ID", help="the repository, as owner/name")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--token", metavar="TOKEN", help="Hub access token (default: HF_TOKEN or the saved login)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 from bioscan5m.errors import BioscanError
 
@@ -20,27 +21,27 @@ def register(subparsers) -> None:
         "With --query-image or --query-fasta: the nearest reference specimens of your own images or barcodes "
         "and the taxonomy they suggest.",
     )
-    parser.add_argument("--model", required=True, metavar="DIR", help="model folder written by 'bioscan5m align'")
-    parser.add_argument("--data", required=True, metavar="ROOT", help="BIOSCAN-5M dataset folder (the references)")
+    parser.add_argument("--model", required=True, metavar="DIR", type=t.existing_folder, help="model folder written by 'bioscan5m align'")
+    parser.add_argument("--data", required=True, metavar="ROOT", type=t.existing_folder, help="BIOSCAN-5M dataset folder (the references)")
     parser.add_argument("--out", metavar="DIR", help="folder for the report (or for the neighbours table of queries)")
-    parser.add_argument("--query-image", nargs="+", metavar="JPG", help="specimen photo(s) to identify")
-    parser.add_argument("--query-fasta", metavar="FASTA", help="DNA barcodes to identify (FASTA, plain or .gz)")
+    parser.add_argument("--query-image", nargs="+", metavar="JPG", type=t.existing_file, help="specimen photo(s) to identify")
+    parser.add_argument("--query-fasta", metavar="FASTA", type=t.existing_file, help="DNA barcodes to identify (FASTA, plain or .gz)")
     parser.add_argument("--keys", choices=("image", "dna"),
                         help="compare queries with the references' images or barcodes (default: the query's kind; "
                         "--keys dna with photos is image-to-DNA retrieval)")
-    parser.add_argument("-k", type=int, default=5, help="neighbours listed per query (default: 5)")
+    parser.add_argument("-k", type=t.positive_int, default=5, help="neighbours listed per query (default: 5)")
     parser.add_argument("--index", default="flat",
                         help="search index: flat (exact, default); hnsw or ivf (approximate, for millions of "
                         "references)")
     parser.add_argument("--image-package", default="cropped_256", help="image package (default: cropped_256)")
-    parser.add_argument("--batch-size", type=int, default=64, help="specimens embedded at a time (default: 64)")
-    parser.add_argument("--workers", type=int, default=0, help="image-decoding worker processes (default: 0)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
+    parser.add_argument("--batch-size", type=t.positive_int, default=64, help="specimens embedded at a time (default: 64)")
+    parser.add_argument("--workers", type=t.non_negative_int, default=0, help="image-decoding worker processes (default: 0)")
+    parser.add_argument("--device", default="cpu", type=t.device, help="cpu, cuda, cuda:1 ... (default: cpu)")
     parser.add_argument("--no-cache", action="store_true",
                         help="embed every split afresh and keep nothing; by default each split's embeddings are kept "
                         "in the cache folder and reused while the model and data stay the same")
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "model", "query_image", "query_fasta")),))
 
 
 def run(args: argparse.Namespace) -> int:

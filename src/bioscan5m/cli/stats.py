@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 
 if TYPE_CHECKING:
@@ -29,12 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "source",
         nargs="?",
         default=".",
+        type=t.existing_path,
         help="dataset folder (containing bioscan5m/metadata/...) or a metadata table file (default: .)",
     )
     parser.add_argument("--split", help="only these splits, e.g. train, seen, train+val (default: all records)")
     parser.add_argument("--out", metavar="DIR", help="folder to write split_stats.tsv and the PNG plots into")
     add_cache_dir_option(parser)
-    parser.set_defaults(func=run)
+    t.add_force_argument(parser)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("source",)),))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from bioscan5m.cli import _types as t
 from bioscan5m.data.schema import IMAGE_PACKAGES, SPLITS
 from bioscan5m.data.synthetic import METADATA_CSV, count_splits, write_synthetic_dataset
 
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="dataset root folder to write (created if missing)")
     parser.add_argument(
         "--records",
-        type=int,
+        type=t.positive_int,
         default=5000,
         help="number of specimens (records); the real dataset has 5,150,850 (default: 5000)",
     )
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also draw a photo of every specimen into the image zip (default: yes)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="random seed: same seed, same dataset (default: 0)"
+        "--seed", type=t.any_int, default=0, help="random seed: same seed, same dataset (default: 0)"
     )
     parser.add_argument(
         "--image-package",
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="which BIOSCAN-5M image package to imitate: one of "
         f"{', '.join(IMAGE_PACKAGES)} (default: cropped_256, 256 px crops around the animal)",
     )
-    parser.set_defaults(func=run)
+    t.add_force_argument(parser)
+    parser.set_defaults(func=run, outputs=(t.Output("out", "dataset"),))
 
 
 def run(args: argparse.Namespace) -> int:

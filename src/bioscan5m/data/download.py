@@ -22,6 +22,7 @@ import stat
 import sys
 import tempfile
 import time
+import urllib.parse
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,35 @@ _RETRYABLE = (
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
+
+
+#: Extraction limits against archives that expand far beyond their size ("zip bombs"): the total declared
+#: size, and the expansion of any member larger than RATIO_FLOOR bytes (JPEGs barely compress, the metadata
+#: CSV about 5x; 100x is never real data).
+MAX_EXTRACTED_BYTES = 4 << 40
+MAX_EXPANSION_RATIO = 100
+RATIO_FLOOR = 1 << 20
+#: Longest file-name component most file systems accept, in bytes.
+MAX_NAME_BYTES = 255
+
+
+def _unreachable_host(error: BaseException) -> str | None:
+    """Why the host cannot be reached at all (its name does not resolve, or nothing listens), else None.
+
+    These do not get better by waiting, so they are not retried: offline, a download fails in seconds.
+    """
+    import socket
+
+    seen = error
+    while seen is not None:
+        if isinstance(seen, socket.gaierror) or "NameResolutionError" in type(seen).__name__ \
+                or "Failed to resolve" in str(seen) or "Name or service not known" in str(seen):
+            return "its name does not resolve (no network, or a mistyped host)"
+        if isinstance(seen, ConnectionRefusedError) or "Connection refused" in str(seen):
+            return "the connection was refused (nothing listens on that port)"
+        seen = seen.__cause__ or seen.__context__ or (seen.args[0] if seen.args and isinstance(
+            seen.args[0], BaseException) else None)
+    return None
 
 
 class _RetryableError(Exception):
@@ -245,6 +275,10 @@ def _fetch_with_retries(
         try:
             return _fetch(session, url, part, timeout, chunk_size, progress)
         except (*_RETRYABLE, _RetryableError) as error:
+            unreachable = _unreachable_host(error)
+            if unreachable is not None:
+                host = urllib.parse.urlsplit(url).netloc
+                raise _MirrorFailed(f"cannot reach {host}: {unreachable}") from error
             # Progress resets the count: a flaky but moving transfer should not be abandoned.
             failed_attempts = 1 if _size(part) > before else failed_attempts + 1
             if failed_attempts > retries:
@@ -339,18 +373,37 @@ def check_zip_members(archive: zipfile.ZipFile, path: str | os.PathLike[str]) ->
     Absolute paths, drive letters, ``..`` components and symbolic links raise a BioscanError
     naming the member (``path`` names the archive in the message).
     """
-    for info in archive.infolist():
+    infos = archive.infolist()
+    total = sum(info.file_size for info in infos)
+    if total > MAX_EXTRACTED_BYTES:
+        raise BioscanError(f"the archive would expand to {total:,} bytes, over the {MAX_EXTRACTED_BYTES:,}-byte "
+                           "limit; nothing was extracted", path=path)
+    files = {info.filename.rstrip("/") for info in infos if not info.is_dir()}
+    seen: set[str] = set()
+    for info in infos:
         name = info.filename
         parts = PurePosixPath(name.replace("\\", "/")).parts
-        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        folders = {"/".join(parts[:i]) for i in range(1, len(parts))}
+        if info.file_size > RATIO_FLOOR and info.file_size > MAX_EXPANSION_RATIO * max(info.compress_size, 1):
+            reason = (f"expands {info.file_size // max(info.compress_size, 1):,}-fold ({info.file_size:,} bytes), "
+                      f"more than the {MAX_EXPANSION_RATIO}-fold any real data does")
+        elif any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts):
+            reason = f"has a name part longer than {MAX_NAME_BYTES} bytes"
+        elif folders & files:
+            reason = f"needs {min(folders & files)!r} as a folder, but the archive also has it as a file"
+        elif name.rstrip("/") in seen and not info.is_dir():
+            reason = "appears twice"
+        elif name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
             reason = "has an absolute path"
         elif ".." in parts:
             reason = "points outside the archive folder with '..'"
         elif stat.S_ISLNK(info.external_attr >> 16):
             reason = "is a symbolic link"
         else:
+            seen.add(name.rstrip("/"))
             continue
-        raise BioscanError(f"unsafe archive member {name!r} {reason}; nothing was extracted", path=path, value=name)
+        raise BioscanError(f"unsafe archive member {name[:80]!r} {reason}; nothing was extracted", path=path,
+                           value=name)
 
 
 def extract_archive(
@@ -464,15 +517,21 @@ def download_dataset(
             if entry.md5 is None:
                 print(f"{entry.name}: no MD5 is published; checking its size and zip integrity only",
                       file=sys.stderr)
+            fetched = not (root / entry.name).exists()
             archive = download_file(
                 [base + entry.name for base in bases], root / entry.name, entry.md5,
                 progress=progress, **download_options,  # type: ignore[arg-type]
             )
-            if not extract:
-                _check_contents(archive, entry.contents_md5)
-                results.append(archive)
-                continue
-            extract_archive(archive, root, contents_md5=entry.contents_md5, progress=progress)
+            try:
+                if not extract:
+                    _check_contents(archive, entry.contents_md5)
+                    results.append(archive)
+                    continue
+                extract_archive(archive, root, contents_md5=entry.contents_md5, progress=progress)
+            except BioscanError:
+                if fetched:  # a rejected archive this run brought in is not left in the dataset folder
+                    archive.unlink(missing_ok=True)
+                raise
             with atomic_write(marker) as handle:
                 json.dump({"name": entry.name, "md5": entry.md5}, handle)
             if not keep_archives:

@@ -114,6 +114,8 @@ _LOCAL = struct.Struct("<IHHHHHIIIHH")  # local file header (30 bytes)
 _EOCD_SIG, _EOCD64_LOC_SIG, _EOCD64_SIG = 0x06054B50, 0x07064B50, 0x06064B50
 _CENTRAL_SIG, _LOCAL_SIG = 0x02014B50, 0x04034B50
 _STORED, _DEFLATED = 0, 8
+#: Largest image read into memory, in bytes (a full-size BIOSCAN photo is a few MB).
+MAX_IMAGE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -498,6 +500,8 @@ class ImageStore:
             )
         if isinstance(found, Path):
             try:
+                if found.stat().st_size > MAX_IMAGE_BYTES:
+                    raise BioscanError(f"image file over {MAX_IMAGE_BYTES:,} bytes", path=found, value=processid)
                 return found.read_bytes(), str(found)
             except OSError as error:
                 raise BioscanError(f"cannot read image ({error.strerror})", path=found, value=processid) from None
@@ -506,6 +510,10 @@ class ImageStore:
         member = f"{IMAGES_SUBDIR}/{self.package}/{index.names[row].decode('utf-8')}"
         where = f"{index.path}:{member}"
         offset, csize = int(index.offsets[row]), int(index.compressed_sizes[row])
+        size = int(index.sizes[row])
+        if max(size, csize) > MAX_IMAGE_BYTES:  # never inflate an unbounded member into memory
+            raise BioscanError(f"zip member of {max(size, csize):,} bytes, over the {MAX_IMAGE_BYTES:,}-byte limit "
+                               "for one image", path=where, value=processid)
         header = self._pread(archive, _LOCAL.size, offset)
         if len(header) < _LOCAL.size or _LOCAL.unpack(header)[0] != _LOCAL_SIG:
             raise BioscanError("corrupt zip member (bad local header); is the zip complete?", path=where, value=processid)
@@ -518,13 +526,13 @@ class ImageStore:
                 raise zlib.error("member data cut short")
             if method == _STORED:
                 data = raw
-            elif method == _DEFLATED:
-                data = zlib.decompress(raw, -15)
+            elif method == _DEFLATED:  # at most one byte past the declared size: enough to see a lie
+                data = zlib.decompressobj(-15).decompress(raw, size + 1)
             else:
                 raise BioscanError(f"unsupported zip compression method {method}", path=where, value=processid)
         except zlib.error as error:
             raise BioscanError(f"corrupt zip member ({error})", path=where, value=processid) from None
-        if len(data) != int(index.sizes[row]) or zlib.crc32(data) != int(index.crcs[row]):
+        if len(data) != size or zlib.crc32(data) != int(index.crcs[row]):
             raise BioscanError("corrupt zip member (CRC or size mismatch)", path=where, value=processid)
         return data, where
 

@@ -61,7 +61,7 @@ from bioscan5m.data.schema import (
 )
 from bioscan5m.data.sequences import first_non_dna_letter
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import GZIP_MAGIC, open_binary
+from bioscan5m.fileio import GZIP_MAGIC, CheckedGzipFile, open_binary
 
 BIOSCAN_CSV = "bioscan5m-csv"
 BIOSCAN_JSONLD = "bioscan5m-jsonld"
@@ -188,16 +188,30 @@ def _read_bioscan_csv(path: Path, bad_lines: str) -> Iterator[pa.RecordBatch]:
             )
             with reader:  # joins pyarrow's read-ahead thread even when the consumer stops early
                 for batch in reader:
+                    _check_ids(batch, path)
                     _check_split_values(batch, path)
                     yield pa.RecordBatch.from_arrays(batch.columns, schema=RECORD_SCHEMA)
         except pa.ArrowInvalid as error:
             numbers = {i: name for i, name in enumerate(header) if name in COLUMNS and _is_number(COLUMNS[name])}
             raise _locate_bad_line(path, ",", True, len(header), numbers, "utf-8", str(error)) from None
+        except OSError as error:  # pyarrow's gzip reader: "Truncated compressed stream" and the like
+            raise BioscanError(f"damaged or truncated data ({error}); download or copy it again",
+                               path=path) from None
     skipped.warn(path)
 
 
 def _is_number(dtype: pa.DataType) -> bool:
     return pa.types.is_floating(dtype) or pa.types.is_integer(dtype)
+
+
+def _check_ids(batch: pa.RecordBatch, path: Path) -> None:
+    """Record ids are single tokens: a line break or tab (from a quoted CSV field) would shift tables of ids."""
+    ids = batch.column(ID_COLUMN)
+    broken = pc.match_substring_regex(ids, r"[\r\n\t]")
+    if pc.any(broken).as_py():
+        row = pc.index(broken, True).as_py()
+        raise BioscanError(f"record id {ids[row].as_py()!r} holds a line break or tab; ids must be one word",
+                           path=path, value=ids[row].as_py())
 
 
 def _check_split_values(batch: pa.RecordBatch, path: Path) -> None:
@@ -223,6 +237,7 @@ def _read_tsv(path: Path, marker: str | None, bad_lines: str) -> Iterator[pa.Rec
     sources = _map_columns(header)
     if ID_COLUMN not in sources:
         raise BioscanError("missing column 'processid' in the header", path=path, line=1, value=ID_COLUMN)
+    _warn_without_species(sources, path)
     marker_column = next((name for name in MARKER_ALIASES if name in header), None)
     wanted = sorted(set(sources.values()) | ({COORD_COLUMN} & set(header)) | {marker_column} - {None})
     skipped = _SkippedLines()
@@ -257,6 +272,14 @@ def _read_tsv(path: Path, marker: str | None, bad_lines: str) -> Iterator[pa.Rec
     skipped.warn(path)
 
 
+def _warn_without_species(sources: dict[str, str], path: Path) -> None:
+    """A table with taxonomy columns but none for species is legal (identified to genus, say), but it is
+    more often a mangled export; say so instead of leaving every species silently empty."""
+    if "species" not in sources and any(rank in sources for rank in TAXONOMIC_RANKS):
+        warnings.warn(f"{path}: no species column (species or species_name): no record is named to species",
+                      stacklevel=3)
+
+
 def _map_columns(header: list[str]) -> dict[str, str]:
     """Record column → source column, for each record column the header provides."""
     present = set(header)
@@ -279,7 +302,8 @@ def records_from_strings(columns: dict[str, pa.Array], length: int, path: Path) 
     Strings are trimmed, empty and ``None`` become null, numbers are parsed (an unparsable one is an
     error naming the column, the value and the record), and ``taxon`` is derived from the ranks when absent.
     """
-    strings = {name: _null_blanks(arr) for name, arr in columns.items()}
+    # "None" means null in BOLD fields, but an id is taken literally (a FASTA record may be called None).
+    strings = {name: _null_blanks(arr, ("",) if name == ID_COLUMN else _NULL_WORDS) for name, arr in columns.items()}
     if "taxon" not in strings and any(rank in strings for rank in TAXONOMIC_RANKS):
         filled = [strings[rank] for rank in reversed(TAXONOMIC_RANKS) if rank in strings]
         strings["taxon"] = pc.coalesce(*filled) if len(filled) > 1 else filled[0]
@@ -295,13 +319,14 @@ def records_from_strings(columns: dict[str, pa.Array], length: int, path: Path) 
         else:
             arrays.append(_parse_numbers(arr, name, dtype, strings.get(ID_COLUMN), path))
     batch = pa.RecordBatch.from_arrays(arrays, schema=RECORD_SCHEMA)
+    _check_ids(batch, path)
     _check_split_values(batch, path)
     return batch
 
 
-def _null_blanks(arr: pa.Array) -> pa.Array:
+def _null_blanks(arr: pa.Array, words: tuple[str, ...] = _NULL_WORDS) -> pa.Array:
     arr = pc.utf8_trim_whitespace(arr.cast(pa.string()))
-    return pc.if_else(pc.is_in(arr, pa.array(_NULL_WORDS)), pa.scalar(None, pa.string()), arr)
+    return pc.if_else(pc.is_in(arr, pa.array(words)), pa.scalar(None, pa.string()), arr)
 
 
 def _parse_numbers(arr: pa.Array, name: str, dtype: pa.DataType, ids: pa.Array | None, path: Path) -> pa.Array:
@@ -336,13 +361,13 @@ def _read_jsonld(path: Path) -> pa.RecordBatch:
     values: dict[str, list[str | None]] = {name: [None] * len(records) for name in COLUMN_NAMES}
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            raise BioscanError(f"record {index} is a {type(record).__name__}, not an object", path=path)
+            raise BioscanError(f"record {index + 1} is a {type(record).__name__}, not an object", path=path)
         for key, value in record.items():
             name = _KEY_FOR.get(_local_name(key))
             if name is not None:
                 values[name][index] = _jsonld_value(value, name, index, path)
         if values[ID_COLUMN][index] is None:
-            raise BioscanError(f"record {index} has no 'processid'", path=path, value=index)
+            raise BioscanError(f"record {index + 1} has no 'processid'", path=path, value=index + 1)
     columns = {name: pa.array(column, pa.string()) for name, column in values.items()}
     return records_from_strings(columns, len(records), path)
 
@@ -373,12 +398,12 @@ def _jsonld_value(value: object, name: str, index: int, path: Path) -> str | Non
         value = value.get("@value", value.get("@id"))
     if isinstance(value, list):
         if len(value) > 1:
-            raise BioscanError(f"record {index}: {name!r} has several values", path=path, value=value)
+            raise BioscanError(f"record {index + 1}: {name!r} has several values", path=path, value=value)
         value = value[0] if value else None
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BioscanError(f"record {index}: {name!r} is not a string or number", path=path, value=value)
+        raise BioscanError(f"record {index + 1}: {name!r} is not a string or number", path=path, value=value)
     return repr(value)
 
 
@@ -449,6 +474,7 @@ def _taxonomy_columns(path: Path, ids: pa.Array) -> dict[str, pa.Array]:
     positions = pc.index_in(ids, value_set=keys)
     mapping = {target: source for target, source in _map_columns(header).items()
                if source != key and target not in (ID_COLUMN, DNA_COLUMN)}
+    _warn_without_species(mapping, path)
     return {target: table.column(source).combine_chunks().take(positions) for target, source in mapping.items()}
 
 
@@ -475,9 +501,7 @@ class _ProgressStream(io.RawIOBase):
         return count
 
     def decompressed(self) -> IO[bytes]:
-        import gzip
-
-        return gzip.GzipFile(fileobj=self, mode="rb") if self.gzip else io.BufferedReader(self, _CHUNK)
+        return CheckedGzipFile(self.path, fileobj=self) if self.gzip else io.BufferedReader(self, _CHUNK)
 
     def close(self) -> None:
         if not self.closed:
@@ -601,12 +625,14 @@ def _locate_bad_line(
                 yield text if quoted else text.replace("\r", "").rstrip("\n")
 
     reader = csv.reader(lines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+    start = 1  # the line a record starts on: a quoted field may hold line breaks, so line_num is its last line
     try:
         for row in reader:
-            if reader.line_num == 1 or not row:
+            line, start = start, reader.line_num + 1
+            if line == 1 or not row:
                 continue
             if len(row) != n_fields:
-                return BioscanError(f"expected {n_fields} fields, found {len(row)}", path=path, line=reader.line_num)
+                return BioscanError(f"expected {n_fields} fields, found {len(row)}", path=path, line=line)
             for index, name in numbers.items():
                 value = row[index]
                 parse: Callable[[str], object] = float if pa.types.is_floating(COLUMNS[name]) else int
@@ -615,7 +641,7 @@ def _locate_bad_line(
                         parse(value)
                 except ValueError:
                     return BioscanError(f"column {name!r}: {value!r} is not a number", path=path,
-                                        line=reader.line_num, value=value)
+                                        line=line, value=value)
     except csv.Error as error:
-        return BioscanError(f"unreadable line ({error})", path=path, line=reader.line_num)
+        return BioscanError(f"unreadable line ({error})", path=path, line=start)
     return BioscanError(f"could not be read: {detail}", path=path)

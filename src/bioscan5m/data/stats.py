@@ -161,5 +161,6 @@ def _name_record(records: Records, error: BioscanError, offset: int) -> BioscanE
     index = offset + int(position)
     processid = records.table.column(ID_COLUMN)[index].as_py()
     detail = error.reason.split(":", 1)[1].strip()
-    return BioscanError(f"record {index} ({processid}): {detail}", path=getattr(records, "source", None),
+    # Named by processid alone: the cached table groups rows by split, so its row number is not the file's.
+    return BioscanError(f"record {processid}: {detail}", path=getattr(records, "source", None),
                         value=error.value)

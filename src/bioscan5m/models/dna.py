@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM
 
-from bioscan5m.errors import BioscanError
+from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_path, atomic_write
 from bioscan5m.models.card import MASKED_LM, ModelCard
 from bioscan5m.models.hf_tokenizer import save_hf_tokenizer
@@ -336,7 +336,8 @@ def _from_our_directory(directory: Path) -> BarcodeBERT:
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise BioscanError("missing model weights", path=weights)
-    missing, unexpected = load_model(model.mlm, str(weights), strict=False)
+    with reading(weights):
+        missing, unexpected = load_model(model.mlm, str(weights), strict=False)
     unexpected = [key for key in unexpected if not key.startswith(CLASSIFIER_PREFIX)]
     if missing or unexpected:
         raise BioscanError(
@@ -424,9 +425,11 @@ def _from_authors_directory(directory: Path, specials: Sequence[str] | None) -> 
     )
     model = BarcodeBERT(_bert_config_from_foreign(config), tokenizer, name=directory.name)
     if (directory / WEIGHTS_FILE).is_file():
-        state = load_file(str(directory / WEIGHTS_FILE))
+        with reading(directory / WEIGHTS_FILE):
+            state = load_file(str(directory / WEIGHTS_FILE))
     elif (directory / "pytorch_model.bin").is_file():
-        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        with reading(directory / "pytorch_model.bin", pickle.UnpicklingError, RuntimeError):
+            state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
     else:
         raise BioscanError("no model.safetensors or pytorch_model.bin", path=directory)
     _load_foreign_state(model, state, directory)

@@ -5,8 +5,10 @@
 - ``kmer-profile`` / ``kmer-profile-<k>``: overlapping k-mer frequencies (default k=5), no training.
 - ``barcodebert:<dir>``: BarcodeBERT (``bioscan5m.models.dna.from_pretrained``: our directory, the authors'
   directory or ``.pt`` checkpoint, or a hub id), padding-aware mean pooling.
-- ``hf-dna:<hub id or dir>``: any Hugging Face DNA language model (``trust_remote_code``), mean-pooled
-  over non-padding tokens.
+- ``hf-dna:<hub id or dir>``: any Hugging Face DNA language model, mean-pooled over non-padding tokens.
+  Models that ship their own Python code (DNABERT-2, HyenaDNA...) run it only when trusted: pass
+  ``trust_remote_code=True`` or build the encoder inside ``with remote_code_trusted():`` (the CLI's
+  ``--trust-remote-code``); otherwise they are refused with a BioscanError.
 - ``image-stats`` / ``image-stats-<bins>``: colour histogram and silhouette of the specimen, no training.
 - ``hf-image:<hub id or dir>``: any Hugging Face vision model (DINO, DINOv2, CLIP vision tower, MAE ViT...),
   the [CLS] token (``pooling="cls"``, default) or the mean of the patch tokens (``pooling="mean"``).
@@ -19,12 +21,14 @@ the embedding cache is keyed on. Weights are loaded lazily, on the first ``encod
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import inspect
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,65 @@ from bioscan5m.errors import BioscanError
 
 #: Bumped when an encoder's output changes for the same checkpoint, so stale caches are not reused.
 ENCODER_CODE_VERSION = 1
+
+#: Whether Hugging Face models may run the Python code they ship (never unless asked: it is arbitrary code).
+_TRUST_REMOTE_CODE: contextvars.ContextVar[bool] = contextvars.ContextVar("trust_remote_code", default=False)
+
+
+@contextlib.contextmanager
+def remote_code_trusted(trusted: bool = True) -> Iterator[None]:
+    """Within the block, ``hf-dna`` encoders built without ``trust_remote_code=`` may run their models' code."""
+    token = _TRUST_REMOTE_CODE.set(trusted)
+    try:
+        yield
+    finally:
+        _TRUST_REMOTE_CODE.reset(token)
+
+
+def check_model_folder(checkpoint: str, what: str) -> None:
+    """A local folder given as a Hugging Face model must hold one (a ``config.json``)."""
+    path = Path(checkpoint)
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise BioscanError(f"not a Hugging Face {what} model folder (no config.json)", path=path)
+
+
+def hub_options(checkpoint: str) -> dict[str, Any]:
+    """Options for ``from_pretrained`` that keep an offline machine from retrying the Hub for a minute.
+
+    A local folder needs none. Otherwise, when the Hub's host name does not resolve (no network), a model
+    in the local Hugging Face cache is loaded from it alone (``local_files_only``) and one that is not is a
+    BioscanError at once.
+    """
+    import socket
+    import urllib.parse
+
+    if Path(checkpoint).exists():
+        return {}
+    host = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(checkpoint, "config.json"), str):
+            return {"local_files_only": True}
+        raise BioscanError(f"cannot reach {host} to fetch {checkpoint!r} (no network?), and it is not in the "
+                           "local Hugging Face cache", value=checkpoint) from None
+    return {}
+
+
+def _ships_code(checkpoint: str) -> bool:
+    """True when a local model folder's config.json points at Python files of its own (``auto_map``)."""
+    import json
+
+    config = Path(checkpoint) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return "auto_map" in json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BioscanError(f"unreadable model configuration ({error})", path=config) from None
+
 
 POOLINGS = ("cls", "mean")
 #: Our pooling names in timm's ``global_pool`` vocabulary.
@@ -333,19 +396,35 @@ class HuggingFaceDnaEncoder(_TorchEncoder):
 
     default_batch_size = 32
 
-    def __init__(self, checkpoint: str, device: str | None = None, max_length: int = 1024) -> None:
+    def __init__(self, checkpoint: str, device: str | None = None, max_length: int = 1024,
+                 trust_remote_code: bool | None = None) -> None:
         super().__init__(f"hf-dna:{checkpoint}", checkpoint, device)
         self.max_length = max_length
+        self.trust_remote_code = _TRUST_REMOTE_CODE.get() if trust_remote_code is None else trust_remote_code
 
     def options(self) -> dict[str, Any]:
         return {"pooling": "mean", "max_length": self.max_length}
 
     def load(self) -> Any:
+        check_model_folder(self.checkpoint, "DNA")
+        trust = self.trust_remote_code
+        if not trust and _ships_code(self.checkpoint):
+            raise BioscanError(f"DNA model {self.checkpoint!r} runs its own Python code (auto_map in config.json); "
+                               "pass --trust-remote-code (trust_remote_code=True) only if you trust its author",
+                               value=self.checkpoint)
         from transformers import AutoModel, AutoTokenizer
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint, trust_remote_code=True)
-            model = AutoModel.from_pretrained(self.checkpoint, trust_remote_code=True)
+            hub = hub_options(self.checkpoint)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.checkpoint, trust_remote_code=trust, **hub)
+            model = AutoModel.from_pretrained(self.checkpoint, trust_remote_code=trust, **hub)
+        except ValueError as error:
+            if "trust_remote_code" not in str(error):
+                raise BioscanError(f"cannot load DNA model {self.checkpoint!r}: {error}", value=self.checkpoint
+                                   ) from None
+            raise BioscanError(f"DNA model {self.checkpoint!r} runs its own Python code; pass --trust-remote-code "
+                               "(trust_remote_code=True) only if you trust its author", value=self.checkpoint
+                               ) from None
         except OSError as error:
             raise BioscanError(f"cannot load DNA model {self.checkpoint!r}: {error}", value=self.checkpoint
                                ) from None
@@ -376,12 +455,12 @@ def _forward_arguments(model: Any) -> tuple[str, ...]:
 
 @register_encoder("hf-dna", "a Hugging Face DNA model id or directory, e.g. hf-dna:zhihan1996/DNABERT-S")
 def _hf_dna(argument: str | None, device: str | None = None, pooling: str = "mean",
-            max_length: int = 1024) -> Encoder:
+            max_length: int = 1024, trust_remote_code: bool | None = None) -> Encoder:
     if not argument:
         raise BioscanError("name the model: hf-dna:<hub id or directory>", value="hf-dna")
     if pooling != "mean":
         raise BioscanError("hf-dna encoders are mean-pooled over real tokens", value=pooling)
-    return HuggingFaceDnaEncoder(argument, device, max_length)
+    return HuggingFaceDnaEncoder(argument, device, max_length, trust_remote_code)
 
 
 class HuggingFaceImageEncoder(_TorchEncoder):
@@ -407,17 +486,19 @@ class HuggingFaceImageEncoder(_TorchEncoder):
 
         from bioscan5m.models.hf_backbone import embedding_overrides
 
+        check_model_folder(self.checkpoint, "image")
         try:
-            config = AutoConfig.from_pretrained(self.checkpoint)
+            hub = hub_options(self.checkpoint)
+            config = AutoConfig.from_pretrained(self.checkpoint, **hub)
             config.update(embedding_overrides(config.model_type))
-            model = AutoModel.from_pretrained(self.checkpoint, config=config)
-        except OSError as error:
+            model = AutoModel.from_pretrained(self.checkpoint, config=config, **hub)
+        except (OSError, ValueError) as error:  # ValueError: a model that needs its own code, a bad config
             raise BioscanError(f"cannot load image model {self.checkpoint!r}: {error}", value=self.checkpoint
                                ) from None
         if hasattr(model, "vision_model"):  # CLIP, SigLIP...: keep the image tower only
             model = model.vision_model
         try:
-            self.processor = AutoImageProcessor.from_pretrained(self.checkpoint)
+            self.processor = AutoImageProcessor.from_pretrained(self.checkpoint, **hub)
         except (OSError, ValueError):
             from bioscan5m.data.transforms import image_transform
 

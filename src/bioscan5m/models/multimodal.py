@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bioscan5m.errors import BioscanError
+from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_path, atomic_write
 from bioscan5m.models.dna import mean_pool
 from bioscan5m.models.image import (
@@ -444,7 +444,8 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise BioscanError("missing model weights", path=weights)
-    missing, unexpected = load_model(model, str(weights), strict=False)
+    with reading(weights):
+        missing, unexpected = load_model(model, str(weights), strict=False)
     if missing or unexpected:
         raise BioscanError(f"weights do not fit the configuration (missing {list(missing)[:3]}, "
                            f"unexpected {list(unexpected)[:3]})", path=weights)

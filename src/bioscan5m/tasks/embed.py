@@ -82,6 +82,9 @@ class Embeddings:
         (directory / MANIFEST_FILE).unlink(missing_ok=True)
         with atomic_path(directory / EMBEDDINGS_FILE) as tmp, open(tmp, "wb") as handle:
             np.save(handle, np.ascontiguousarray(self.vectors, dtype=np.float32))
+        broken = next((record_id for record_id in self.ids if "\n" in str(record_id) or "\r" in str(record_id)), None)
+        if broken is not None:  # one id per line: a line break would shift every later id
+            raise BioscanError(f"record id {broken!r} holds a line break", value=broken)
         with atomic_write(directory / IDS_FILE) as handle:
             handle.write(ID_COLUMN + "\n")
             handle.writelines(f"{record_id}\n" for record_id in self.ids)
@@ -114,6 +117,11 @@ class Embeddings:
                 f"({manifest.get('n_records')} records, dim {manifest.get('dim')})",
                 path=directory,
             )
+        bad = np.flatnonzero(~np.isfinite(vectors).all(axis=1)) if vectors.size else np.array([], int)
+        if len(bad):
+            rows = ", ".join(f"{row + 1} ({ids[row]})" for row in bad[:5]) + (" ..." if len(bad) > 5 else "")
+            raise BioscanError(f"{len(bad)} of {len(ids)} embedding rows hold NaN or infinite values: rows {rows}",
+                               path=directory / EMBEDDINGS_FILE)
         return cls(ids=ids, vectors=vectors, manifest=manifest)
 
 

@@ -35,7 +35,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from bioscan5m.data.schema import DNA_COLUMN, check_rank
-from bioscan5m.errors import BioscanError
+from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_write
 from bioscan5m.models.card import CLASSIFIER, ModelCard
 from bioscan5m.models.dna import CLASSIFIER_PREFIX, WEIGHTS_FILE, BarcodeBERT
@@ -181,7 +181,7 @@ class BarcodeClassifier(nn.Module):
         encoder = BarcodeBERT.from_pretrained(directory)
         model = cls(encoder, config["rank"], config["classes"], config.get("lineage"))
         weights = directory / WEIGHTS_FILE
-        with safe_open(str(weights), framework="pt") as tensors:
+        with reading(weights), safe_open(str(weights), framework="pt") as tensors:
             names = [key for key in tensors.keys() if key.startswith(CLASSIFIER_PREFIX)]  # noqa: SIM118
             state = {key[len(CLASSIFIER_PREFIX):]: tensors.get_tensor(key) for key in names}
         if not state:  # folders of earlier versions kept the layer in classifier.safetensors
@@ -189,7 +189,8 @@ class BarcodeClassifier(nn.Module):
             if not weights.is_file():
                 raise BioscanError("missing classifier weights (no classifier.* in model.safetensors)",
                                    path=directory)
-            state = load_file(str(weights))
+            with reading(weights):
+                state = load_file(str(weights))
         try:
             model.head.load_state_dict(state)
         except RuntimeError as error:

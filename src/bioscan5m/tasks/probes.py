@@ -321,7 +321,7 @@ def holdout_mask(records, fraction: float, *, by: str = BY_RECORD, seed: int = 0
     # Taxa of the parent still on the training side; a taxon is held out only while another one stays.
     remaining = sizes.groupby("parent")["n"].size().to_dict()
     chosen, held = [], 0
-    for taxon in rng.permutation(sizes.index.to_numpy()):
+    for taxon in rng.permutation(sizes.index.to_numpy(copy=True)):
         if held >= fraction * n:
             break
         parent_name = sizes.at[taxon, "parent"]

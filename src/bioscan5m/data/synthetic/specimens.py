@@ -256,6 +256,8 @@ def _assign_splits(
     bounds = np.flatnonzero(np.r_[True, species[rows][1:] != species[rows][:-1], True])
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         members = rows[lo:hi]
+        if not len(members):  # no seen or unseen species at all (a dataset of one or two records)
+            continue
         haps, sizes = np.unique(barcode[members], return_counts=True)
         n = hi - lo
         seen = status[species[members[0]]] == SEEN

@@ -8,6 +8,7 @@ chunks through a temporary file that replaces the destination only when complete
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import zipfile
@@ -28,7 +29,7 @@ from bioscan5m.data.synthetic.render import encode_jpeg, render_specimen
 from bioscan5m.data.synthetic.specimens import Specimens, sample_specimens
 from bioscan5m.data.synthetic.taxonomy import PHYLUM
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.fileio import atomic_path
 
 #: Where the metadata CSV lives below the dataset root (as in the official metadata archive).
 METADATA_CSV = Path("bioscan5m/metadata/csv/BIOSCAN_5M_Insect_Dataset_metadata.csv")
@@ -204,31 +205,31 @@ def write_synthetic_dataset(
     appearance = Appearance(specimens.taxonomy, seed)
     formatter = _Formatter(specimens, appearance, seed)
 
-    with (
-        atomic_write(out / METADATA_CSV) as handle,
-        tqdm(total=records, unit="record", desc="metadata", disable=None) as progress,
-    ):
-        handle.write(",".join(COLUMN_NAMES) + "\n")
-        for lo in range(0, records, CHUNK_RECORDS):
-            rows = slice(lo, min(records, lo + CHUNK_RECORDS))
-            handle.write(formatter.lines(rows))
-            progress.update(rows.stop - rows.start)
-
-    if images:
+    # Both files are renamed into place only once both are complete: an interrupted run leaves neither
+    # (never a metadata CSV without its images).
+    with contextlib.ExitStack() as finished:
         with (
-            atomic_path(out / f"BIOSCAN_5M_{image_package}.zip") as tmp,
-            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive,
+            open(finished.enter_context(atomic_path(out / METADATA_CSV)), "w", encoding="utf-8", newline="") as handle,
+            tqdm(total=records, unit="record", desc="metadata", disable=None) as progress,
         ):
-            for record, member in tqdm(
-                formatter.image_members(image_package),
-                total=records,
-                unit="image",
-                desc="images",
-                disable=None,
-            ):
-                image = render_specimen(appearance, int(specimens.species[record]), record, image_package)
-                info = zipfile.ZipInfo(member, date_time=_ZIP_TIME)
-                archive.writestr(info, encode_jpeg(image))
+            handle.write(",".join(COLUMN_NAMES) + "\n")
+            for lo in range(0, records, CHUNK_RECORDS):
+                rows = slice(lo, min(records, lo + CHUNK_RECORDS))
+                handle.write(formatter.lines(rows))
+                progress.update(rows.stop - rows.start)
+        if images:
+            tmp = finished.enter_context(atomic_path(out / f"BIOSCAN_5M_{image_package}.zip"))
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for record, member in tqdm(
+                    formatter.image_members(image_package),
+                    total=records,
+                    unit="image",
+                    desc="images",
+                    disable=None,
+                ):
+                    image = render_specimen(appearance, int(specimens.species[record]), record, image_package)
+                    info = zipfile.ZipInfo(member, date_time=_ZIP_TIME)
+                    archive.writestr(info, encode_jpeg(image))
     return out
 
 
