@@ -250,16 +250,11 @@ def world(tmp_path_factory) -> Path:
 
 
 def snapshot(*roots: Path) -> dict[str, str]:
-    """Every file (with the SHA-256 of its bytes) and folder under ``roots``.
-
-    Record caches that the current cache layout keeps beside a readable source (``<source>.parquet``) are
-    not outputs and are left out; once caches live only under the cache root this has nothing to skip.
-    """
+    """Every file (with the SHA-256 of its bytes) and folder under ``roots`` (caches live elsewhere, in the
+    cache folder, so a cache written beside an input shows up here as a new file)."""
     state = {}
     for root in roots:
         for path in sorted(root.rglob("*")):
-            if path.suffix == ".parquet" and path.with_suffix("").is_file():
-                continue
             if path.is_dir():
                 state[str(path)] = "folder"
             else:
