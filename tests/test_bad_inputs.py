@@ -543,3 +543,22 @@ def test_hub_model_offline_fails_at_once_with_one_line(world, isolated, monkeypa
     assert not out.exists()
     with pytest.raises(BioscanError, match="cannot reach nonexistent.invalid"):
         HuggingFaceImageEncoder("someone/no-such-image-model").load()
+
+
+def test_checkpoints_and_saved_weights_get_ordinary_permissions(tmp_path):
+    import torch
+    from torch import nn
+
+    from bioscan5m.fileio import current_umask
+    from bioscan5m.models.weights import save_weights
+    from bioscan5m.train.checkpoint import save_checkpoint
+
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    save_weights(model, tmp_path / "model.safetensors")
+    folder = save_checkpoint(tmp_path / "checkpoints", model=model, optimizer=optimizer, state={"step": 1})
+    ordinary = 0o666 & ~current_umask()
+    written = [tmp_path / "model.safetensors", *folder.iterdir()]
+    assert len(written) >= 4 and {path.stat().st_mode & 0o777 for path in written} == {ordinary}

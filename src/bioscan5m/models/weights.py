@@ -7,6 +7,8 @@ import os
 from safetensors.torch import save_file
 from torch import nn
 
+from bioscan5m.fileio import current_umask
+
 
 def save_weights(module: nn.Module, path: str | os.PathLike[str]) -> None:
     """Write ``module.state_dict()`` to ``path``, each shared (tied) tensor once, under its first name.
@@ -25,3 +27,4 @@ def save_weights(module: nn.Module, path: str | os.PathLike[str]) -> None:
         seen.add(identity)
         kept[name] = tensor.detach().to("cpu").contiguous()
     save_file(kept, str(path), metadata={"format": "pt"})
+    os.chmod(path, 0o666 & ~current_umask())  # safetensors creates its files private (0600)

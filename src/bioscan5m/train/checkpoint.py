@@ -27,6 +27,7 @@ from safetensors.torch import load_file, load_model, save_file
 from torch import nn
 
 from bioscan5m.errors import BioscanError
+from bioscan5m.fileio import current_umask
 from bioscan5m.models.weights import save_weights
 
 MANIFEST = "manifest.json"
@@ -127,6 +128,9 @@ def save_checkpoint(
         json.dump({"format": _FORMAT, "step": state["step"], "files": files}, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
+    ordinary = 0o666 & ~current_umask()  # safetensors creates its files private (0600)
+    for name in (*FILES, MANIFEST):
+        (tmp / name).chmod(ordinary)
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
