@@ -253,7 +253,7 @@ def test_classify_errors_are_one_line(classifier_run, tmp_path, capsys):
     for argv, message in [
         (["--model", str(encoder_only)], "not a fine-tuned classifier"),
         (["--model", str(tmp_path / "missing")], "no such model folder"),
-        (["--model", str(result.directory), "--top-k", "0"], "--top-k must be at least 1"),
+        (["--model", str(result.directory), "--top-k", "0"], "argument --top-k: '0' must be at least 1"),
         (["--model", str(result.directory), "--queries", str(tmp_path / "none.fasta")], "none.fasta"),
     ]:
         argv = ["classify", "--queries", str(queries), "--out", str(tmp_path / "p.tsv"), *argv]

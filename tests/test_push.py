@@ -136,7 +136,7 @@ def test_push_errors_are_one_line(model_dir, tmp_path, monkeypatch, capsys):
     (tmp_path / "empty").mkdir()
     with FakeHub() as hub:
         for argv, message in [
-            (["--model", str(tmp_path / "missing"), "--repo", "lab/x"], "no such model folder"),
+            (["--model", str(tmp_path / "missing"), "--repo", "lab/x"], "missing': no such folder"),
             (["--model", str(tmp_path / "empty"), "--repo", "lab/x"], "not a saved model folder (no config.json)"),
             (["--model", str(model_dir), "--repo", "lab/bad name!"], "bad repository id 'lab/bad name!'"),
             (["--model", str(model_dir), "--repo", "a/b/c"], "bad repository id 'a/b/c'"),
