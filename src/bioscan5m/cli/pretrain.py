@@ -36,8 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--split",
         default=None,
-        help="BIOSCAN-5M split(s) to train on, e.g. pretrain+other_heldout as in the paper "
-        "(default: every record)",
+        help="BIOSCAN-5M split(s) to train on (default: pretrain+other_heldout, as in the paper; every record "
+        "of a source without splits); test and test_unseen are refused unless named here",
     )
     parser.add_argument(
         "--model",
