@@ -183,6 +183,8 @@ def test_blast_top_hit_is_the_first_hit_of_the_authors_command(dataset, tmp_path
     expected = np.full(len(queries), None, dtype=object)
     expected[hits[0].str[1:].astype(int)] = genus[hits[1].str[1:].astype(int)]
     assert predictions["predicted_genus"].tolist() == expected.tolist()
+    truth = np.asarray(queries.column("genus"), dtype=object)
+    assert scores["micro"].iloc[0] == pytest.approx(np.mean(expected == truth))
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +287,7 @@ def test_pretraining_defaults_to_pretrain_and_other_heldout(dataset, shared_data
     # A source without splits (a BOLD TSV): every record.
     bold = shared_data / "bold_public_datapackage_samples" / "BOLD_Public.18-Dec-2023.sample999.tsv"
     assert load_pretraining_barcodes(bold) == load_pretraining_barcodes(bold, None)
-    assert len(load_pretraining_barcodes(bold)) == len(set(b for b in load_records(bold).barcodes() if b))
+    assert len(load_pretraining_barcodes(bold)) == len({b for b in load_records(bold).barcodes() if b})
 
 
 def test_pretrain_cli_refuses_test_records_in_one_line(dataset, tmp_path, capsys):
