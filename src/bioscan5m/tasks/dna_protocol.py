@@ -114,6 +114,8 @@ class DNAProtocol:
         for field in dataclasses.fields(self):
             if field.name == "name" or settings is not None and field.name not in settings:
                 continue
+            if field.name == "epochs" and self.steps is not None:
+                continue  # steps win: the length is said once, below
             ours, theirs = getattr(self, field.name), getattr(paper, field.name)
             if field.name == "steps" and ours is not None:
                 said.append(f"fine-tuning length {ours} steps (authors: {paper.epochs:g} epochs)")
