@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from bioscan5m.cli import main
+from bioscan5m.data.authors_split import authors_deduplicated_ids
 from bioscan5m.data.records import load_records, resolve_source
 from bioscan5m.data.sequences import clean_barcodes
 from bioscan5m.data.synthetic import write_synthetic_dataset
@@ -24,7 +25,7 @@ from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.models.registry import create_dna_model
 from bioscan5m.models.tokenizer import KmerTokenizer
 from bioscan5m.tasks.dna_benchmark import FINETUNED, LINEAR, NEAREST, blast_top_hit, run_dna_benchmark
-from bioscan5m.tasks.dna_protocol import PAPER_DNA_PROTOCOL, authors_deduplicated_ids, dna_protocol
+from bioscan5m.tasks.dna_protocol import PAPER_DNA_PROTOCOL, dna_protocol
 from bioscan5m.tasks.finetune import BarcodeClassifier, finetune
 from bioscan5m.tasks.probes import with_barcodes
 from bioscan5m.train.pretrain import load_pretraining_barcodes
@@ -284,6 +285,12 @@ def test_pretraining_defaults_to_pretrain_and_other_heldout(dataset, shared_data
     named = frame[frame["split"].isin(["pretrain", "test"])]
     assert len(load_pretraining_barcodes(dataset, "pretrain+test")) == len({b for b in clean_barcodes(
         named["dna_barcode"]) if b})
+    # The authors' pre_training.csv: whole-file de-duplication, trailing N stripped, pretrain+other_heldout.
+    frame["nucleotides"] = frame["dna_barcode"].str.rstrip("N")
+    theirs = frame.drop_duplicates(subset=["nucleotides"])
+    theirs = theirs[theirs["split"].isin(["pretrain", "other_heldout"])]["nucleotides"]
+    ours = load_pretraining_barcodes(dataset, cleaning="barcodebert", deduplicate="whole-dataset")
+    assert sorted(ours) == sorted(theirs[theirs != ""]) and len(ours) < len(cleaned)
     # A source without splits (a BOLD TSV): every record.
     bold = shared_data / "bold_public_datapackage_samples" / "BOLD_Public.18-Dec-2023.sample999.tsv"
     assert load_pretraining_barcodes(bold) == load_pretraining_barcodes(bold, None)

@@ -40,6 +40,20 @@ def register(subparsers) -> None:
         "of a source without splits); test and test_unseen are refused unless named here",
     )
     parser.add_argument(
+        "--cleaning",
+        choices=("standard", "barcodebert"),
+        default="standard",
+        help="barcode cleaning: standard (gaps, leading/trailing N removed, cut to 660 nt) or barcodebert "
+        "(the authors': trailing N only, keeping the k-mer frame) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--deduplicate",
+        choices=("selection", "whole-dataset"),
+        default="selection",
+        help="one copy of each barcode among the chosen records (selection), or the authors' rule: over the "
+        "whole metadata file, first row kept, before the split is taken (default: %(default)s)",
+    )
+    parser.add_argument(
         "--model",
         default="8-4-4",
         choices=list(DNA_MODELS),
@@ -127,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     from bioscan5m.train.engine import TrainConfig
     from bioscan5m.train.pretrain import load_pretraining_barcodes, pretrain
 
-    barcodes = load_pretraining_barcodes(args.data, args.split)
+    barcodes = load_pretraining_barcodes(args.data, args.split, cleaning=args.cleaning,
+                                         deduplicate=args.deduplicate)
     model = create_dna_model(args.model, pretrained=args.init)
     config = TrainConfig(
         out_dir=args.out,

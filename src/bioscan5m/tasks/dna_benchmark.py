@@ -28,17 +28,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bioscan5m.data.authors_split import authors_deduplicated_ids, keep_deduplicated
 from bioscan5m.data.schema import DNA_COLUMN, SCORED_RANKS, SPLIT_COLUMN
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
-from bioscan5m.tasks.dna_protocol import (
-    AUTHORS_CODE,
-    DEDUPLICATION_RULES,
-    DNAProtocol,
-    authors_deduplicated_ids,
-    deduplicated,
-    dna_protocol,
-)
+from bioscan5m.tasks.dna_protocol import AUTHORS_CODE, DEDUPLICATION_RULES, DNAProtocol, dna_protocol
 from bioscan5m.tasks.probes import (
     check_labelled,
     embed_records,
@@ -274,7 +268,7 @@ def _deduplication(root, protocol: DNAProtocol) -> Callable:
     if protocol.deduplicate == "none":
         return lambda part: part
     kept = authors_deduplicated_ids(root)
-    return lambda part: deduplicated(part, kept)
+    return lambda part: keep_deduplicated(part, kept)
 
 
 def _finetune(model_dir, root, out: Path, protocol: DNAProtocol, keep: Callable, train, *, frozen: bool,

@@ -7,7 +7,8 @@ authors' code, bioscan-ml/BarcodeBERT branch ``BIOSCAN-5M`` (commit b51d7c2):
   ``N`` are stripped from every barcode (``str.rstrip("N")``, nothing else), and
   ``DataFrame.drop_duplicates(subset=["nucleotides"])`` keeps the first row of each barcode; only then
   are the splits taken (``train``; ``test``; ``test_unseen``). A barcode first seen in another split is
-  therefore gone from ``test`` too. :func:`authors_deduplicated_ids` does the same.
+  therefore gone from ``test`` too. :func:`~bioscan5m.data.authors_split.authors_deduplicated_ids` does
+  the same.
 * **cleaning**: that ``rstrip("N")`` is all (the ``barcodebert`` mode of
   :func:`~bioscan5m.data.sequences.clean_barcodes`): leading ``N`` stay and keep the k-mer frame.
 * **fine-tuning** (``barcodebert/finetuning.py`` with ``pretraining.py``'s defaults): 35 epochs, batch 16,
@@ -28,16 +29,10 @@ softmax regression on standardised embeddings, BLAST's best-bitscore subject amo
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN
 from bioscan5m.data.sequences import CLEANING_MODES
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.dna import POOLINGS
@@ -146,30 +141,3 @@ def dna_protocol(name: str) -> DNAProtocol:
     if name not in protocols:
         raise BioscanError(f"unknown protocol {name!r}; choose from {', '.join(DNA_PROTOCOLS)}", value=name)
     return protocols[name]
-
-
-def authors_deduplicated_ids(source: str | os.PathLike[str]) -> pa.Array:
-    """Record ids (``processid``) kept by the BarcodeBERT authors' ``data_split.py``: over every row of the
-    metadata file, in file order, the first row of each barcode with trailing ``N`` stripped. Rows without a
-    barcode share one key, as pandas compares missing values as equal."""
-    from bioscan5m.data.readers import read_batches
-    from bioscan5m.data.records import resolve_source
-
-    ids, keys = [], []
-    for batch in read_batches(resolve_source(source)):  # the file's own row order, as pandas reads it
-        ids.append(batch.column(ID_COLUMN))
-        keys.append(pc.utf8_rtrim(batch.column(DNA_COLUMN).cast(pa.large_string()), characters="N"))
-    if not ids:
-        return pa.array([], pa.string())
-    table = pa.table({"key": pa.concat_arrays(keys),
-                      "position": pa.array(np.arange(sum(len(k) for k in keys), dtype=np.int64))})
-    # group_by drops no row: missing barcodes form one group of their own (null key).
-    first = table.group_by("key", use_threads=False).aggregate([("position", "min")])
-    kept = np.sort(first.column("position_min").to_numpy())
-    return pa.concat_arrays(ids).take(pa.array(kept))
-
-
-def deduplicated(records, kept_ids: pa.Array):
-    """The records whose id is among ``kept_ids`` (see :func:`authors_deduplicated_ids`)."""
-    mask = pc.is_in(records.table.column(ID_COLUMN), value_set=kept_ids)
-    return records.filter(np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool))

@@ -46,16 +46,34 @@ def pretraining_split(source: str | os.PathLike[str], split: str | None = None) 
     return split
 
 
-def load_pretraining_barcodes(source: str | os.PathLike[str], split: str | None = None) -> list[str]:
+#: How pretraining barcodes are de-duplicated: within the chosen records (after cleaning), or the
+#: BarcodeBERT authors' way (whole metadata file, trailing N stripped, first row kept; then the splits).
+PRETRAINING_DEDUPLICATIONS: tuple[str, ...] = ("selection", "whole-dataset")
+
+
+def load_pretraining_barcodes(source: str | os.PathLike[str], split: str | None = None, *,
+                              cleaning: str = "standard", deduplicate: str = "selection") -> list[str]:
     """Cleaned, de-duplicated, non-empty barcodes of ``source`` (any table or FASTA load_records reads), of
     the splits :func:`pretraining_split` chooses (by default ``pretrain+other_heldout`` where there are
-    splits; test/test_unseen only when ``split`` names them)."""
+    splits; test/test_unseen only when ``split`` names them).
+
+    cleaning: ``standard`` or ``barcodebert`` (trailing N only; see ``bioscan5m.data.sequences``).
+    deduplicate: ``selection`` or ``whole-dataset`` (:data:`PRETRAINING_DEDUPLICATIONS`; the authors'
+    pre_training.csv is ``cleaning="barcodebert", deduplicate="whole-dataset"``).
+    """
     from bioscan5m.data.records import load_records
     from bioscan5m.data.sequences import deduplicate_barcodes
 
+    if deduplicate not in PRETRAINING_DEDUPLICATIONS:
+        raise BioscanError(f"deduplicate must be one of {', '.join(PRETRAINING_DEDUPLICATIONS)}, not "
+                           f"{deduplicate!r}", value=deduplicate)
     split = pretraining_split(source, split)
     records = load_records(source, split=split, columns=[DNA_COLUMN])
-    barcodes = records.barcodes(clean=True)
+    if deduplicate == "whole-dataset":
+        from bioscan5m.data.authors_split import authors_deduplicated_ids, keep_deduplicated
+
+        records = keep_deduplicated(records, authors_deduplicated_ids(source))
+    barcodes = records.barcodes(mode=cleaning)
     keep, _ = deduplicate_barcodes(barcodes)
     barcodes = [barcodes[i] for i in keep if barcodes[i]]
     if not barcodes:
