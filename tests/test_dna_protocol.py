@@ -303,3 +303,33 @@ def test_pretrain_cli_refuses_test_records_in_one_line(dataset, tmp_path, capsys
     error = capsys.readouterr().err.strip()
     assert code == 2 and len(error.splitlines()) == 1 and "test and test_unseen" in error
     assert not (tmp_path / "m").exists()
+
+
+def test_cycle_momentum_is_torch_onecycle_beta1(tmp_path):
+    from bioscan5m.train.engine import TrainConfig, train
+
+    steps, applied = 23, []
+    model = torch.nn.Linear(3, 2)
+    data = [(torch.randn(3), torch.tensor(1)) for _ in range(8)]
+    group = {"params": list(model.parameters()), "weight_decay": 0.0}  # the optimizer keeps this dict
+
+    def step(module, batch, ctx):
+        applied.append((group["betas"][0], group["lr"]))  # what the engine set for this step
+        return {"loss": torch.nn.functional.cross_entropy(module(batch[0]), batch[1]), "samples": len(batch[0])}
+
+    train(model, step, data, TrainConfig(tmp_path, steps=steps, batch_size=4, lr=1e-3, cycle_momentum=True,
+                                         device="cpu", precision="fp32", log_every=1), param_groups=[group],
+          save_model=lambda trained, out: None)
+    # torch's OneCycleLR on a dummy AdamW, read step by step: beta1 and the lr factor.
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, 1e-3, total_steps=steps)
+    theirs = []
+    for _ in range(steps):
+        theirs.append((optimizer.param_groups[0]["betas"][0], optimizer.param_groups[0]["lr"]))
+        optimizer.step()
+        scheduler.step()
+    from bioscan5m.train.schedules import one_cycle, one_cycle_momentum
+
+    ours = [(one_cycle_momentum(s, steps), 1e-3 * one_cycle(s, steps)) for s in range(steps)]
+    np.testing.assert_allclose(np.array(ours), np.array(theirs), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.array(applied), np.array(theirs), rtol=1e-9, atol=1e-12)

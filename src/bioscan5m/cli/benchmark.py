@@ -109,6 +109,9 @@ def add_dna_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, default=None, help="fine-tuning batch size (authors: 16)")
     group.add_argument("--lr", type=float, default=None, help="peak learning rate (authors: 2.5e-5 = 1e-4 × 16/64)")
     group.add_argument("--weight-decay", type=float, default=None, help="AdamW weight decay (authors: 0)")
+    group.add_argument("--cycle-momentum", choices=("on", "off"), default=None,
+                       help="cycle AdamW's beta1 0.95 → 0.85 → 0.95 with the OneCycle rate, as torch's "
+                            "OneCycleLR (authors: on)")
     group.add_argument("--pooling", choices=POOLINGS, default=None,
                        help="classifier input: all-positions (authors: mean of every position, padding "
                             "included) or masked-mean (real k-mer tokens only)")
@@ -130,9 +133,10 @@ def dna_protocol_from(args: argparse.Namespace):
     from bioscan5m.tasks.dna_protocol import dna_protocol
 
     offset = None if args.random_offset is None else args.random_offset == "on"
+    momentum = None if args.cycle_momentum is None else args.cycle_momentum == "on"
     return dna_protocol(args.protocol).with_options(
         deduplicate=args.deduplicate, cleaning=args.cleaning, epochs=args.epochs, steps=args.steps,
-        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, pooling=args.pooling,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, cycle_momentum=momentum, pooling=args.pooling,
         random_offset=offset, precision=args.precision, linear_probe=args.linear_probe,
         probe_epochs=args.probe_epochs, blast_hit=args.blast_hit)
 

@@ -57,7 +57,7 @@ FILES = {"table": "dna_benchmark.tsv", "markdown": "dna_benchmark.md", "details"
 PROTOCOL_FILE = "protocol.json"
 #: The protocol settings each column depends on (its deviations are those of these settings).
 _TRAINING = ("deduplicate", "cleaning", "epochs", "steps", "batch_size", "lr", "head_lr_scale", "weight_decay",
-             "grad_clip", "random_offset", "pooling", "precision")
+             "cycle_momentum", "grad_clip", "random_offset", "pooling", "precision")
 COLUMN_SETTINGS: dict[str, tuple[str, ...]] = {
     FINETUNED: _TRAINING,
     LINEAR: (*_TRAINING, "linear_probe", "probe_epochs"),
@@ -287,12 +287,14 @@ def _finetune(model_dir, root, out: Path, protocol: DNAProtocol, keep: Callable,
     result = finetune(
         model_dir, root, out, rank="species", train_split="train", eval_split="test", steps=steps,
         batch_size=protocol.batch_size, lr=protocol.lr, head_lr_scale=protocol.head_lr_scale,
-        weight_decay=protocol.weight_decay, schedule="onecycle", random_offset=protocol.random_offset,
+        weight_decay=protocol.weight_decay, schedule="onecycle", cycle_momentum=protocol.cycle_momentum,
+        random_offset=protocol.random_offset,
         pooling=protocol.pooling, freeze_encoder=frozen, cleaning=protocol.cleaning, grad_clip=protocol.grad_clip,
         records_filter=keep, precision=protocol.precision, device=device, seed=seed)
     length = {"epochs": None if protocol.steps is not None else epochs, "steps": steps,
               "batch_size": protocol.batch_size, "optimizer": "AdamW", "lr": protocol.lr,
-              "weight_decay": protocol.weight_decay, "schedule": "onecycle", "grad_clip": protocol.grad_clip,
+              "weight_decay": protocol.weight_decay, "schedule": "onecycle",
+              "cycle_momentum": protocol.cycle_momentum, "grad_clip": protocol.grad_clip,
               "random_offset": protocol.random_offset, "pooling": protocol.pooling,
               "precision": result.training.precision, "trained": "linear layer only" if frozen else "everything"}
     return result, length

@@ -12,7 +12,7 @@ authors' code, bioscan-ml/BarcodeBERT branch ``BIOSCAN-5M`` (commit b51d7c2):
 * **cleaning**: that ``rstrip("N")`` is all (the ``barcodebert`` mode of
   :func:`~bioscan5m.data.sequences.clean_barcodes`): leading ``N`` stay and keep the k-mer frame.
 * **fine-tuning** (``barcodebert/finetuning.py`` with ``pretraining.py``'s defaults): 35 epochs, batch 16,
-  AdamW (weight decay 0) at a peak 1e-4 × 16 / 64 = 2.5e-5, OneCycle per step, incomplete last batch
+  AdamW (weight decay 0) at a peak 1e-4 × 16 / 64 = 2.5e-5, OneCycle per step (beta1 cycled 0.95-0.85-0.95), incomplete last batch
   dropped, no gradient clipping, fp32, a random k-mer offset in [0, k) per training barcode, and a linear
   layer over ``hidden_states[-1].mean(1)``: the mean of ALL 660 / k positions, padding included.
 * **linear probe**: the same script with ``--freeze-encoder`` (only the linear layer trains, same schedule).
@@ -64,7 +64,8 @@ class DNAProtocol:
     """Every choice Task I makes; the defaults are the BarcodeBERT authors' (see the module docstring).
 
     deduplicate: one of :data:`DEDUPLICATIONS`. cleaning: a ``CLEANING_MODES`` mode. epochs (or steps,
-    which win), batch_size, lr (peak), head_lr_scale, weight_decay, grad_clip (None: none), random_offset,
+    which win), batch_size, lr (peak), head_lr_scale, weight_decay, cycle_momentum (Adam's beta1 cycled
+    as torch's OneCycleLR does), grad_clip (None: none), random_offset,
     pooling (``POOLINGS``), precision: fine-tuning, and the linear probe when it is ``frozen-finetune``.
     linear_probe: one of :data:`LINEAR_PROBES`, trained for ``probe_epochs``. blast_hit: one of
     :data:`BLAST_HITS`.
@@ -79,6 +80,7 @@ class DNAProtocol:
     lr: float = 1e-4 * 16 / AUTHORS_BASE_BATCH
     head_lr_scale: float = 1.0
     weight_decay: float = 0.0
+    cycle_momentum: bool = True
     grad_clip: float | None = None
     random_offset: bool = True
     pooling: str = "all-positions"
@@ -131,7 +133,7 @@ PAPER_DNA_PROTOCOL = DNAProtocol()
 #: This project's earlier Task I defaults.
 BIOSCAN5M_DNA_PROTOCOL = DNAProtocol(
     name="bioscan5m", deduplicate="none", cleaning="standard", epochs=1.0, batch_size=32, lr=1e-4,
-    weight_decay=0.01, grad_clip=1.0, random_offset=False, pooling="masked-mean", precision="auto",
+    weight_decay=0.01, cycle_momentum=False, grad_clip=1.0, random_offset=False, pooling="masked-mean", precision="auto",
     linear_probe="embeddings", probe_epochs=30, blast_hit="best-bitscore")
 
 

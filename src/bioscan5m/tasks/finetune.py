@@ -308,6 +308,7 @@ def finetune(
     freeze_encoder: bool = False,
     cleaning: str = "standard",
     grad_clip: float | None = 1.0,
+    cycle_momentum: bool = False,
     records_filter: Callable | None = None,
     precision: str = "auto",
     device: str = "auto",
@@ -326,7 +327,7 @@ def finetune(
     batch_size: barcodes per step (all GPUs together). lr: peak learning rate. Writes ``out/metrics.tsv``
     and ``out/predictions.tsv`` next to the classifier, checkpoints and train_log.jsonl.
 
-    pooling / freeze_encoder / cleaning / grad_clip: see :class:`BarcodeClassifier`,
+    pooling / freeze_encoder / cleaning / grad_clip / cycle_momentum: see :class:`BarcodeClassifier`,
     :func:`train_classifier`, :data:`~bioscan5m.data.sequences.CLEANING_MODES` and ``TrainConfig``
     (``benchmark dna --protocol paper`` sets them as the BarcodeBERT authors). records_filter: maps the
     loaded training and evaluation records to those to use (e.g. the authors' de-duplication).
@@ -367,7 +368,7 @@ def finetune(
         steps = max(1, math.ceil(epochs * len(pairs) / batch_size))
     config = TrainConfig(
         out_dir=out, steps=steps, batch_size=min(batch_size, len(pairs)), lr=lr, weight_decay=weight_decay,
-        schedule=schedule, grad_clip=grad_clip, precision=precision, device=device, seed=seed, save_every=save_every,
+        schedule=schedule, grad_clip=grad_clip, cycle_momentum=cycle_momentum, precision=precision, device=device, seed=seed, save_every=save_every,
         log_every=log_every, num_workers=num_workers, resume=resume,
     )
     training = train_classifier(classifier, pairs, config, random_offset=random_offset, head_lr_scale=head_lr_scale,
