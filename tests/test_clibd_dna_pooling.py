@@ -1,6 +1,8 @@
 """CLIBD's DNA embedding as the authors compute it (bioscanclip/model/dna_encoder.py:137 and the decoder swap
 of its ``num_classes`` branch), offered as ``dna_pooling="authors-softmax-logits"``."""
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -47,3 +49,21 @@ def test_softmax_of_logits_over_every_position_without_mask(tmp_path):
     default = retrieval_protocol(create_multimodal_model("tiny", modalities=("image", "dna"))[0].config, long,
                                  "per-record", "flat")
     assert default["deviations"][0].startswith("DNA embedding: padding-aware mean")
+
+
+def test_retrieval_report_writes_protocol_json_with_or_without_deviations(tmp_path):
+    from bioscan5m.data.synthetic import write_synthetic_dataset
+    from bioscan5m.report.retrieval import write_retrieval_report
+    from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table
+
+    root = write_synthetic_dataset(tmp_path / "data", 400, images=False, seed=5)
+    torch.manual_seed(0)
+    for pooling, expected in (("masked-mean", 1), ("authors-softmax-logits", 0)):
+        model = create_multimodal_model("tiny", modalities=("dna", "text"), dna_pooling=pooling)[0]
+        long = evaluate_retrieval(model, root)
+        protocol = retrieval_protocol(model.config, long, "per-record", "flat")
+        paths = write_retrieval_report(long, paper_table(long), tmp_path / pooling, protocol)
+        saved = json.loads(paths["protocol"].read_text())
+        assert len(saved["deviations"]) == expected and saved["dna"] == {"pooling": pooling}
+        footnote = "Deviations from the authors' protocol" in paths["markdown"].read_text()
+        assert footnote == bool(expected)
