@@ -225,6 +225,7 @@ def test_benchmark_protocol_json_counts_equal_the_authors_split(dataset, benchma
     assert record["deviations"] == ["epochs 1 (authors: 35)", "batch size 64 (authors: 16)",
                                     "probe epochs 1 (authors: 35)"]
     assert "Deviations from the authors' protocol in force: epochs 1" in (out / "dna_benchmark.md").read_text()
+    assert set(pd.read_csv(out / "dna_benchmark_details.tsv", sep="\t")["protocol"]) == {"paper*"}
 
 
 @pytest.mark.slow

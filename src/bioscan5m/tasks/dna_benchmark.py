@@ -4,14 +4,18 @@ On any dataset directory in the BIOSCAN-5M layout (the real one or a synthetic o
 
 * **fine-tuned species acc.**: the model fine-tuned at species on ``train``, scored on ``test``
   (:func:`bioscan5m.tasks.finetune.finetune`; only for a BarcodeBERT model directory);
-* **linear probe**: softmax regression on frozen embeddings, ``train`` → ``test``, species;
+* **linear probe**: a linear layer over the frozen encoder, ``train`` → ``test``, species (the authors'
+  fine-tuning recipe with the encoder frozen, or a softmax regression on cached embeddings);
 * **1-NN genus (unseen)**: ``test_unseen`` queries against ``train`` keys by cosine, scored at genus;
-* **BLAST (top hit)**: each query takes the taxonomy of its best BLAST hit among the ``train`` barcodes:
+* **BLAST (top hit)**: each query takes the taxonomy of its top BLAST hit among the ``train`` barcodes:
   species on ``test`` (in the fine-tuned column, as the paper lays it out) and genus on ``test_unseen``.
 
+How each column is computed (de-duplication, cleaning, training recipe, probe, BLAST hit) is a
+:class:`~bioscan5m.tasks.dna_protocol.DNAProtocol`: the authors' by default (``paper``), or ``bioscan5m``.
 The table holds the paper's published numbers as reference rows (``source = paper``) above this run's
 rows; all numbers are micro accuracies in percent. Every rank's micro and macro accuracy is in the
-details table.
+details table, whose ``protocol`` column names the protocol (with a ``*`` when a deviation from the
+authors' protocol is in force: listed in ``protocol.json`` and under the Markdown table).
 """
 
 from __future__ import annotations
@@ -256,6 +260,7 @@ def run_dna_benchmark(
         raise BioscanError("nothing to benchmark: give a model directory, a baseline encoder or enable BLAST")
 
     details = pd.concat(parts, ignore_index=True)
+    details.insert(0, "protocol", protocol.name + ("*" if protocol.deviations() else ""))
     table = pd.concat([paper_rows(), pd.DataFrame(rows, columns=list(TABLE_COLUMNS))], ignore_index=True)
     record = protocol_record(protocol, loaded, used, columns)
     files = write_benchmark(table, details, out, root=root, counts={s: len(p) for s, p in used.items()},
