@@ -486,7 +486,7 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
 
 
 __all__ = [
-    "DNA_POOLINGS", "IMAGE_BACKBONES", "MODALITIES", "MULTIMODAL_MODELS", "TEXT_BACKBONES", "DnaEncoder", "MultimodalConfig",
-    "MultimodalModel", "add_lora_adapters", "create_multimodal_model", "list_multimodal_models",
+    "DNA_POOLINGS", "IMAGE_BACKBONES", "MODALITIES", "MULTIMODAL_MODELS", "TEXT_BACKBONES", "DnaEncoder",
+    "MultimodalConfig", "MultimodalModel", "add_lora_adapters", "create_multimodal_model", "list_multimodal_models",
     "load_multimodal_model",
 ]

@@ -12,8 +12,8 @@ authors' code, bioscan-ml/BarcodeBERT branch ``BIOSCAN-5M`` (commit b51d7c2):
 * **cleaning**: that ``rstrip("N")`` is all (the ``barcodebert`` mode of
   :func:`~bioscan5m.data.sequences.clean_barcodes`): leading ``N`` stay and keep the k-mer frame.
 * **fine-tuning** (``barcodebert/finetuning.py`` with ``pretraining.py``'s defaults): 35 epochs, batch 16,
-  AdamW (weight decay 0) at a peak 1e-4 × 16 / 64 = 2.5e-5, OneCycle per step (beta1 cycled 0.95-0.85-0.95), incomplete last batch
-  dropped, no gradient clipping, fp32, a random k-mer offset in [0, k) per training barcode, and a linear
+  AdamW (weight decay 0) at a peak 1e-4 × 16 / 64 = 2.5e-5, OneCycle per step (beta1 cycled
+  0.95-0.85-0.95), incomplete last batch dropped, no gradient clipping, fp32, a random k-mer offset in [0, k) per training barcode, and a linear
   layer over ``hidden_states[-1].mean(1)``: the mean of ALL 660 / k positions, padding included.
 * **linear probe**: the same script with ``--freeze-encoder`` (only the linear layer trains, same schedule).
 * **1-NN**: ``knn_probing.py``: masked-mean embeddings, cosine, one neighbour, genus of ``test_unseen``

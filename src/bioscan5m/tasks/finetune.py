@@ -368,7 +368,8 @@ def finetune(
         steps = max(1, math.ceil(epochs * len(pairs) / batch_size))
     config = TrainConfig(
         out_dir=out, steps=steps, batch_size=min(batch_size, len(pairs)), lr=lr, weight_decay=weight_decay,
-        schedule=schedule, grad_clip=grad_clip, cycle_momentum=cycle_momentum, precision=precision, device=device, seed=seed, save_every=save_every,
+        schedule=schedule, grad_clip=grad_clip, cycle_momentum=cycle_momentum,
+        precision=precision, device=device, seed=seed, save_every=save_every,
         log_every=log_every, num_workers=num_workers, resume=resume,
     )
     training = train_classifier(classifier, pairs, config, random_offset=random_offset, head_lr_scale=head_lr_scale,

@@ -71,7 +71,8 @@ class TrainConfig:
     out_dir: run folder (checkpoints/, train_log.jsonl). steps: optimizer steps in the whole run.
     batch_size: global micro-batch (all processes together). accumulate: micro-batches per step.
     lr: peak learning rate; cycle_momentum: with "onecycle", cycle AdamW's beta1 0.95 → 0.85 → 0.95 as
-    torch's OneCycleLR does (the BarcodeBERT authors' fine-tuning); schedule: "onecycle" (BarcodeBERT's), "cosine" or "constant"; warmup:
+    torch's OneCycleLR does (the BarcodeBERT authors' fine-tuning);
+    schedule: "onecycle" (BarcodeBERT's), "cosine" or "constant"; warmup:
     fraction of steps rising to the peak (None: the schedule's default). grad_clip: max gradient norm
     (None: no clipping). precision: "auto" (bf16 on GPUs that have it, else fp16 on GPU, fp32 on CPU),
     "bf16", "fp16" (GPU only) or "fp32". device: "auto", "cpu", "cuda", "cuda:1"...
