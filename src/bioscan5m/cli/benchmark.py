@@ -24,7 +24,9 @@ def register(subparsers) -> None:
             "Fine-tune a BarcodeBERT model on 'train' and score species on 'test', run the linear probe "
             "(train → test, species) and the 1-nearest-neighbour probe ('test_unseen' against 'train', genus), "
             "for the model and for k-mer baselines, plus BLAST's top hit when blastn is installed. The table "
-            "holds the paper's published numbers beside ours."),
+            "holds the paper's published numbers beside ours. By default every step follows the BarcodeBERT "
+            "authors' code (--protocol paper: de-duplication, cleaning, training recipe, probe, BLAST); "
+            "protocol.json records the records used per column and any deviation."),
         epilog="example: bioscan5m benchmark dna --data demo/data --model demo/barcodebert --out demo/task1")
     dna.add_argument("--data", required=True, metavar="ROOT", help="BIOSCAN-5M dataset folder")
     dna.add_argument("--model", default=None, metavar="DIR",
