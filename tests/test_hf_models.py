@@ -309,3 +309,21 @@ print(json.dumps({{"ids": ids, "mlm": mlm, "refused": refused}}))
     expected = KmerTokenizer(6).encode(clean_barcodes([barcode]))
     assert answer["ids"] == [expected["input_ids"][0][expected["attention_mask"][0] == 1].tolist()] * 2
     assert answer["mlm"] == "BertForMaskedLM" and "barcodebert" in answer["refused"]
+
+
+def test_a_classifier_pooled_over_all_positions_loads_with_that_pooling(tmp_path):
+    """The BarcodeBERT authors' pooling (every position, padding included) travels in config.json."""
+    classifier = BarcodeClassifier(tiny_encoder(), "species", ["a", "b", "c"], pooling="all-positions").eval()
+    torch.nn.init.normal_(classifier.head.weight)
+    barcodes = ["ACGTTGCA" * 80, "TTGACCAG" * 30, "ACGTTGCAN" * 20]
+    expected = classifier.predict_logits(clean_barcodes(barcodes), device="cpu")
+    folder = classifier.save_pretrained(tmp_path / "all-positions")
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert model.config.pooling == "all-positions"
+    with torch.no_grad():
+        logits = model(**tokenizer(barcodes, padding="max_length", return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    masked = BarcodeClassifier(classifier.encoder, "species", ["a", "b", "c"]).eval()
+    masked.head.load_state_dict(classifier.head.state_dict())
+    assert not np.allclose(masked.predict_logits(clean_barcodes(barcodes), device="cpu"), expected, atol=1e-3)

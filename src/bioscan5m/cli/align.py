@@ -52,6 +52,10 @@ def register(subparsers) -> None:
     parser.add_argument("--text-pooling", default="padded-mean", choices=("padded-mean", "masked-mean"),
                         help="text embedding: the authors' mean over 20 padded positions (default) or the mean "
                              "over real tokens only")
+    parser.add_argument("--dna-pooling", default="masked-mean", choices=("masked-mean", "authors-softmax-logits"),
+                        help="DNA embedding: the mean of BarcodeBERT's hidden states over real tokens (default), "
+                             "or CLIBD's softmax of MLM-head logits averaged over every position (a known "
+                             "defect, to reproduce their table)")
     parser.add_argument("--split", default="pretrain+train", help="training splits (default: pretrain+train)")
     parser.add_argument("--image-package", default="cropped_256", help="image package (default: cropped_256)")
     parser.add_argument("--no-augment", action="store_true", help="train without image augmentation")
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                          allow_change=args.allow_change)
     options = {"modalities": args.modalities, "freeze": args.freeze, "lora": args.lora,
                "lora_rank": args.lora_rank, "text_pooling": args.text_pooling,
+               "dna_pooling": args.dna_pooling,
                "text_required_rank": None if args.text_requires == "none" else args.text_requires,
                "dna_checkpoint": args.dna_checkpoint}
     if args.no_pretrained:

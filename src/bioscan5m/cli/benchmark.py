@@ -26,7 +26,9 @@ def register(subparsers) -> None:
             "Fine-tune a BarcodeBERT model on 'train' and score species on 'test', run the linear probe "
             "(train → test, species) and the 1-nearest-neighbour probe ('test_unseen' against 'train', genus), "
             "for the model and for k-mer baselines, plus BLAST's top hit when blastn is installed. The table "
-            "holds the paper's published numbers beside ours."),
+            "holds the paper's published numbers beside ours. By default every step follows the BarcodeBERT "
+            "authors' code (--protocol paper: de-duplication, cleaning, training recipe, probe, BLAST); "
+            "protocol.json records the records used per column and any deviation."),
         epilog="example: bioscan5m benchmark dna --data demo/data --model demo/barcodebert --out demo/task1")
     dna.add_argument("--data", required=True, metavar="ROOT", type=t.existing_path, help="BIOSCAN-5M dataset folder")
     dna.add_argument("--model", default=None, metavar="DIR",
@@ -36,10 +38,8 @@ def register(subparsers) -> None:
     dna.add_argument("--baselines", nargs="*", default=["kmer-profile-5"], metavar="ENCODER",
                      help="frozen encoders probed beside the model (default: kmer-profile-5)")
     dna.add_argument("--no-blast", action="store_true", help="skip the BLAST row")
-    dna.add_argument("--epochs", type=t.positive_float, default=1.0, help="fine-tuning passes over 'train' (default 1)")
-    dna.add_argument("--batch-size", type=t.positive_int, default=32, help="fine-tuning batch size (default 32)")
-    dna.add_argument("--lr", type=t.positive_float, default=1e-4, help="fine-tuning learning rate (default 1e-4)")
     dna.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, ... (default: auto)")
+    add_dna_protocol_arguments(dna)
     dna.add_argument("--threads", type=t.positive_int, default=1, help="BLAST threads (default 1)")
     dna.add_argument("--seed", type=t.any_int, default=0, help="random seed (default 0)")
     add_cache_dir_option(dna)
@@ -92,14 +92,71 @@ def register(subparsers) -> None:
     retrieval.set_defaults(func=run_retrieval, outputs=(t.Output("out", "folder", ("data", "model")),))
 
 
+def add_dna_protocol_arguments(parser: argparse.ArgumentParser) -> None:
+    """--protocol and one named option per choice it fixes; an option given is a deviation, and says so."""
+    from bioscan5m.data.sequences import CLEANING_MODES
+    from bioscan5m.models.dna import POOLINGS
+    from bioscan5m.tasks.dna_protocol import BLAST_HITS, DEDUPLICATIONS, DNA_PROTOCOLS, LINEAR_PROBES
+
+    group = parser.add_argument_group(
+        "protocol (defaults: the BarcodeBERT authors'; any option below that changes it is listed as a "
+        "deviation in protocol.json and under the table)")
+    group.add_argument("--protocol", choices=DNA_PROTOCOLS, default="paper",
+                       help="paper: the authors' code (whole-dataset de-duplication, trailing-N cleaning, 35 "
+                            "epochs of OneCycle fine-tuning with random k-mer offsets, frozen-encoder linear "
+                            "probe, BLAST's first hit); bioscan5m: this project's earlier defaults (default: "
+                            "paper)")
+    group.add_argument("--deduplicate", choices=DEDUPLICATIONS, default=None,
+                       help="whole-dataset: one record per barcode over the whole metadata file, first row kept "
+                            "(authors); none: every record")
+    group.add_argument("--cleaning", choices=CLEANING_MODES, default=None,
+                       help="barcodebert: only trailing N stripped (authors); standard: also leading N and gaps "
+                            "stripped, upper-cased, cut to 660 nt")
+    group.add_argument("--epochs", type=t.positive_float, default=None, help="fine-tuning passes over 'train' (authors: 35)")
+    group.add_argument("--steps", type=t.positive_int, default=None, help="fine-tuning length in steps (overrides --epochs)")
+    group.add_argument("--batch-size", type=t.positive_int, default=None, help="fine-tuning batch size (authors: 16)")
+    group.add_argument("--lr", type=t.positive_float, default=None, help="peak learning rate (authors: 2.5e-5 = 1e-4 × 16/64)")
+    group.add_argument("--weight-decay", type=t.non_negative_float, default=None, help="AdamW weight decay (authors: 0)")
+    group.add_argument("--cycle-momentum", choices=("on", "off"), default=None,
+                       help="cycle AdamW's beta1 0.95 → 0.85 → 0.95 with the OneCycle rate, as torch's "
+                            "OneCycleLR (authors: on)")
+    group.add_argument("--pooling", choices=POOLINGS, default=None,
+                       help="classifier input: all-positions (authors: mean of every position, padding "
+                            "included) or masked-mean (real k-mer tokens only)")
+    group.add_argument("--random-offset", choices=("on", "off"), default=None,
+                       help="random k-mer offset in [0, k) per training barcode (authors: on)")
+    group.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default=None,
+                       help="training precision (authors: fp32)")
+    group.add_argument("--linear-probe", choices=LINEAR_PROBES, default=None,
+                       help="frozen-finetune: the fine-tuning recipe with the encoder frozen (authors); "
+                            "embeddings: softmax regression on standardised embeddings")
+    group.add_argument("--probe-epochs", type=t.positive_int, default=None, help="linear-probe epochs (authors: 35)")
+    group.add_argument("--blast-hit", choices=BLAST_HITS, default=None,
+                       help="first-reported: blastn's defaults and its first hit (authors); best-bitscore: the "
+                            "best bitscore among 5 targets")
+
+
+def dna_protocol_from(args: argparse.Namespace):
+    """The DNAProtocol the parsed options ask for."""
+    from bioscan5m.tasks.dna_protocol import dna_protocol
+
+    offset = None if args.random_offset is None else args.random_offset == "on"
+    momentum = None if args.cycle_momentum is None else args.cycle_momentum == "on"
+    return dna_protocol(args.protocol).with_options(
+        deduplicate=args.deduplicate, cleaning=args.cleaning, epochs=args.epochs, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, cycle_momentum=momentum, pooling=args.pooling,
+        random_offset=offset, precision=args.precision, linear_probe=args.linear_probe,
+        probe_epochs=args.probe_epochs, blast_hit=args.blast_hit)
+
+
 def run_dna(args: argparse.Namespace) -> int:
-    from bioscan5m.tasks.dna_benchmark import run_dna_benchmark
+    from bioscan5m.tasks.dna_benchmark import protocol_footnote, run_dna_benchmark
 
     result = run_dna_benchmark(
         args.data, args.model, args.out, blast=False if args.no_blast else None, baselines=args.baselines,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=args.seed,
-        threads=args.threads)
+        protocol=dna_protocol_from(args), device=args.device, seed=args.seed, threads=args.threads)
     print(result.table.to_string(index=False))
+    print(protocol_footnote(result.protocol).replace("\\*", "*").replace("`", ""))
     print(f"wrote {', '.join(str(p) for p in result.files.values())}")
     return 0
 

@@ -42,8 +42,22 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--split",
         default=None,
-        help="BIOSCAN-5M split(s) to train on, e.g. pretrain+other_heldout as in the paper "
-        "(default: every record)",
+        help="BIOSCAN-5M split(s) to train on (default: pretrain+other_heldout, as in the paper; every record "
+        "of a source without splits); test and test_unseen are refused unless named here",
+    )
+    parser.add_argument(
+        "--cleaning",
+        choices=("standard", "barcodebert"),
+        default="standard",
+        help="barcode cleaning: standard (gaps, leading/trailing N removed, cut to 660 nt) or barcodebert "
+        "(the authors': trailing N only, keeping the k-mer frame) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--deduplicate",
+        choices=("selection", "whole-dataset"),
+        default="selection",
+        help="one copy of each barcode among the chosen records (selection), or the authors' rule: over the "
+        "whole metadata file, first row kept, before the split is taken (default: %(default)s)",
     )
     parser.add_argument(
         "--model",
@@ -142,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
     from bioscan5m.train.pretrain import load_pretraining_barcodes, pretrain
     from bioscan5m.train.seeding import seed_everything
 
-    barcodes = load_pretraining_barcodes(args.data, args.split)
+    barcodes = load_pretraining_barcodes(args.data, args.split, cleaning=args.cleaning,
+                                         deduplicate=args.deduplicate)
     seed_everything(args.seed)  # the initial weights are part of what the seed fixes
     model = create_dna_model(args.model, pretrained=args.init)
     config = TrainConfig(

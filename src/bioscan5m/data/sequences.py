@@ -16,6 +16,12 @@ the order they are applied:
    plus two for the primer), and any ``N`` the cut leaves at the end is stripped as well.
 
 A barcode can end up empty (for example one made only of ``N``); missing values (``None``) become ``""``.
+
+The ``"barcodebert"`` cleaning mode is the BarcodeBERT authors' (``data/data_split.py`` of their BIOSCAN-5M
+branch: ``str.rstrip("N")``): rule 4 still rejects non-DNA letters, but nothing else changes except that
+trailing ``N`` are stripped. Leading ``N`` and gaps stay, so the k-mer frame is theirs (a barcode starting
+with ``NN`` keeps its first k-mer as ``[UNK]`` rather than shifting every k-mer by two); the tokenizer cuts
+to its ``max_length`` afterwards, as theirs does.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ BASES = "ACGT"
 #: Characters removed from a barcode: alignment gaps and whitespace.
 GAP_CHARACTERS = "-. \t\r\n\v\f"
 IUPAC_CHOICES = ("keep", "mask")
+#: Cleaning modes: ``standard`` (every rule above) or ``barcodebert`` (the authors': trailing N only).
+CLEANING_MODES = ("standard", "barcodebert")
 
 # Byte-level translation tables: bytes.translate runs in C, ~3 µs for a 700 bp barcode.
 _LOWER = IUPAC_NUCLEOTIDES.lower() + "uU"
@@ -46,33 +54,37 @@ _VALID = IUPAC_NUCLEOTIDES.encode()
 BarcodeInput = Iterable[str | None] | pa.Array | pa.ChunkedArray
 
 
-def clean_barcode(seq: str, *, iupac: str = "keep", max_length: int | None = MAX_NUCLEOTIDES) -> str:
-    """Clean one DNA barcode by the rules in this module's docstring.
+def clean_barcode(seq: str, *, iupac: str = "keep", max_length: int | None = MAX_NUCLEOTIDES,
+                  mode: str = "standard") -> str:
+    """Clean one DNA barcode by the rules in this module's docstring (``mode``: see :data:`CLEANING_MODES`).
 
     >>> clean_barcode("nn-ACGT-RA.CN  ")
     'ACGTRAC'
     >>> clean_barcode("NNACGTRACN", iupac="mask", max_length=4)
     'ACGT'
+    >>> clean_barcode("NNACGT-ACNN", mode="barcodebert")
+    'NNACGT-AC'
     """
-    _check_options(iupac, max_length)
-    return _clean(seq, iupac == "mask", max_length)
+    _check_options(iupac, max_length, mode)
+    return _clean_mode(seq, iupac == "mask", max_length, mode)
 
 
 def clean_barcodes(
-    seqs: BarcodeInput, *, iupac: str = "keep", max_length: int | None = MAX_NUCLEOTIDES
+    seqs: BarcodeInput, *, iupac: str = "keep", max_length: int | None = MAX_NUCLEOTIDES, mode: str = "standard"
 ) -> list[str]:
     """Clean many barcodes (about 4 s per million 700 bp barcodes on one core).
 
     ``seqs`` may be any iterable of strings (``None`` allowed, it becomes ``""``) or an Arrow string
     array. Returns the cleaned strings, one per input, in the same order. The error for a non-IUPAC
-    letter names the 0-based position of the barcode and the letter (``value``).
+    letter names the 0-based position of the barcode and the letter (``value``). ``mode``: ``standard``
+    or ``barcodebert`` (only trailing N stripped; ``iupac`` and ``max_length`` are then not applied).
     """
-    _check_options(iupac, max_length)
+    _check_options(iupac, max_length, mode)
     mask = iupac == "mask"
     cleaned = []
     for index, seq in enumerate(_as_list(seqs)):
         try:
-            cleaned.append(_clean(seq, mask, max_length))
+            cleaned.append(_clean_mode(seq, mask, max_length, mode))
         except BioscanError as error:
             raise BioscanError(f"barcode {index}: {error.reason}", value=error.value) from None
     return cleaned
@@ -106,6 +118,18 @@ def first_non_dna_letter(text: str) -> str | None:
     return chr(rest[0]) if rest else None
 
 
+def _clean_mode(seq: str | None, mask: bool, max_length: int | None, mode: str) -> str:
+    if mode == "standard":
+        return _clean(seq, mask, max_length)
+    if seq is None:
+        return ""
+    if not isinstance(seq, str):
+        raise BioscanError(f"a barcode must be a string, not {type(seq).__name__}", value=seq)
+    if first_non_dna_letter(seq) is not None:
+        raise _not_dna(first_non_dna_letter(seq))
+    return seq.rstrip("N")
+
+
 def _clean(seq: str | None, mask: bool, max_length: int | None) -> str:
     if seq is None:
         return ""
@@ -133,7 +157,9 @@ def _not_dna(letter: str) -> BioscanError:
     )
 
 
-def _check_options(iupac: str, max_length: int | None) -> None:
+def _check_options(iupac: str, max_length: int | None, mode: str = "standard") -> None:
+    if mode not in CLEANING_MODES:
+        raise BioscanError(f"cleaning mode must be one of {', '.join(CLEANING_MODES)}, not {mode!r}", value=mode)
     if iupac not in IUPAC_CHOICES:
         raise BioscanError(f"iupac must be one of {', '.join(IUPAC_CHOICES)}, not {iupac!r}", value=iupac)
     if max_length is not None and max_length < 1:

@@ -96,6 +96,18 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
 
 
+#: How token states become one vector: ``masked-mean`` (the real k-mer tokens only) or ``all-positions``
+#: (every one of the ``n_tokens`` positions, padding included: the BarcodeBERT authors' fine-tuning and
+#: linear-probe classifier, ``embeddings.mean(1)`` in their finetuning.py).
+POOLINGS: tuple[str, ...] = ("masked-mean", "all-positions")
+
+
+def check_pooling(pooling: str) -> str:
+    if pooling not in POOLINGS:
+        raise BioscanError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}", value=pooling)
+    return pooling
+
+
 @dataclass
 class DNAModelOutput:
     """hidden: last hidden states ``[B, T, H]``; logits: MLM logits ``[M, vocab]`` at the M requested
@@ -153,9 +165,12 @@ class BarcodeBERT(nn.Module):
         logits = None if masked_positions is None else self.mlm.cls(hidden[masked_positions])
         return DNAModelOutput(hidden=hidden, logits=logits)
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Mean-pooled embeddings ``[B, H]`` of token batches (padding excluded)."""
-        return mean_pool(self(input_ids, attention_mask).hidden, attention_mask)
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 pooling: str = "masked-mean") -> torch.Tensor:
+        """Mean-pooled embeddings ``[B, H]`` of token batches (padding excluded, unless ``pooling`` is
+        ``all-positions``: then every column of the batch counts, so give it full-width batches)."""
+        hidden = self(input_ids, attention_mask).hidden
+        return hidden.mean(1) if check_pooling(pooling) == "all-positions" else mean_pool(hidden, attention_mask)
 
     @torch.no_grad()
     def embed(
@@ -165,13 +180,15 @@ class BarcodeBERT(nn.Module):
         batch_size: int = 256,
         device: str | torch.device | None = None,
         progress: bool | None = None,
+        pooling: str = "masked-mean",
     ) -> np.ndarray:
         """Embeddings of barcodes: ``float32 [len(sequences), hidden]``, the mean of the last hidden
         states over each barcode's k-mer tokens (padding excluded), computed in eval mode.
 
         device: where to compute (the model moves there; default: where it is). progress: show a
-        progress bar (None: only on a terminal).
+        progress bar (None: only on a terminal). pooling: see :data:`POOLINGS`.
         """
+        full_width = check_pooling(pooling) == "all-positions"
         if isinstance(sequences, str):
             sequences = [sequences]
         device = torch.device(device) if device is not None else self.device
@@ -190,9 +207,9 @@ class BarcodeBERT(nn.Module):
                 mask = encoded["attention_mask"]
                 # Right padding only: columns past every barcode's end can go, which saves time and
                 # changes nothing (absolute positions of the kept tokens are the same).
-                width = max(int(mask.sum(1).max()), 1)
+                width = mask.shape[1] if full_width else max(int(mask.sum(1).max()), 1)
                 ids, mask = encoded["input_ids"][:, :width].to(device), mask[:, :width].to(device)
-                out[start : start + len(ids)] = self.features(ids, mask).float().cpu().numpy()
+                out[start : start + len(ids)] = self.features(ids, mask, pooling).float().cpu().numpy()
         finally:
             self.train(was_training)
         return out

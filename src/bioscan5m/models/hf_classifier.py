@@ -104,7 +104,10 @@ class BarcodeBertForSequenceClassification(BertPreTrainedModel):
         hidden = outputs.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-        logits = self.classifier(mean_pool(hidden, attention_mask))
+        if getattr(self.config, "pooling", "masked-mean") == "all-positions":  # the BarcodeBERT authors' pooling
+            logits = self.classifier(hidden.mean(1))  # padding counts: tokenize with padding="max_length"
+        else:
+            logits = self.classifier(mean_pool(hidden, attention_mask))
         loss = None if labels is None else F.cross_entropy(logits.float(), labels.view(-1))
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                                         attentions=outputs.attentions)

@@ -60,6 +60,12 @@ MODALITIES: tuple[str, ...] = ("image", "dna", "text")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TEXT_TOKENIZER_DIR = "text_tokenizer"
+#: How the DNA encoder turns BarcodeBERT's token states into one vector: ``masked-mean`` of the last hidden
+#: states over real k-mer tokens (ours), or ``authors-softmax-logits``, CLIBD's (``bioscanclip/model/
+#: dna_encoder.py:137``, a known defect kept to reproduce their table): the masked-LM head with its decoder
+#: replaced by a new ``hidden → embed_dim`` layer, softmax over those logits, mean over every position
+#: (they pass no attention mask), and no projection after it.
+DNA_POOLINGS: tuple[str, ...] = ("masked-mean", "authors-softmax-logits")
 #: Linear layers that receive LoRA adapters (attention query and value, as in the LoRA paper).
 LORA_TARGETS: tuple[str, ...] = ("query", "value", "q_proj", "v_proj")
 
@@ -77,7 +83,7 @@ class MultimodalConfig:
     ``lora_rank`` (scaling ``lora_alpha / lora_rank``). Text, as in CLIBD by default: every record has a
     sentence, missing ranks written ``text_missing_word``, pooled by ``text_pooling`` (``padded-mean``, the
     authors', or ``masked-mean``); with ``text_required_rank`` records without a name at that rank have no
-    text (their text terms are masked out of the loss).
+    text (their text terms are masked out of the loss). dna_pooling: one of :data:`DNA_POOLINGS`.
     The ``*_backbone`` fields are filled when the model is built, so a saved model rebuilds offline.
     """
 
@@ -97,6 +103,7 @@ class MultimodalConfig:
     text_required_rank: str | None = None
     text_missing_word: str = MISSING_RANK_WORD
     text_pooling: str = "padded-mean"
+    dna_pooling: str = "masked-mean"
     image_backbone: dict[str, Any] | None = None
     image_size: int | None = None
     image_mean: tuple[float, ...] | None = None
@@ -120,6 +127,9 @@ class MultimodalConfig:
         if self.text_required_rank is not None and self.text_required_rank not in TEXT_RANKS:
             raise BioscanError(f"text_required_rank must be one of {', '.join(TEXT_RANKS)}, not "
                                f"{self.text_required_rank!r}", value=self.text_required_rank)
+        if self.dna_pooling not in DNA_POOLINGS:
+            raise BioscanError(f"dna_pooling must be one of {', '.join(DNA_POOLINGS)}, not "
+                               f"{self.dna_pooling!r}", value=self.dna_pooling)
         if self.text_pooling not in TEXT_POOLINGS:
             raise BioscanError(f"text_pooling must be one of {', '.join(TEXT_POOLINGS)}, not "
                                f"{self.text_pooling!r}", value=self.text_pooling)
@@ -158,14 +168,21 @@ def list_multimodal_models() -> list[str]:
 
 class DnaEncoder(nn.Module):
     """BarcodeBERT's encoder without its MLM head: ``forward(input_ids, attention_mask) -> (B, width)``,
-    the mean of the last hidden states over real k-mer tokens (padding excluded)."""
+    the mean of the last hidden states over real k-mer tokens (padding excluded).
 
-    def __init__(self, bert: nn.Module) -> None:
+    With ``head`` (CLIBD's ``authors-softmax-logits`` pooling, see :data:`DNA_POOLINGS`): the softmax of
+    ``head``'s logits, averaged over every position of a batch encoded without attention mask.
+    """
+
+    def __init__(self, bert: nn.Module, head: nn.Sequential | None = None) -> None:
         super().__init__()
         self.backbone = bert
-        self.width = int(bert.config.hidden_size)
+        self.head = head
+        self.width = int(bert.config.hidden_size) if head is None else int(head[-1].out_features)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.head is not None:  # the authors call their BertForMaskedLM without an attention mask
+            return self.head(self.backbone(input_ids=input_ids).last_hidden_state).softmax(dim=-1).mean(dim=1)
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return mean_pool(hidden, attention_mask)
 
@@ -189,8 +206,10 @@ class MultimodalModel(nn.Module):
         super().__init__()
         self.config = config.check()
         self.encoders = nn.ModuleDict(encoders)
+        # CLIBD's softmax-of-logits DNA embedding is already embed_dim wide and is not projected.
         self.projections = nn.ModuleDict({
-            name: nn.Linear(encoder.width, config.embed_dim) for name, encoder in encoders.items()
+            name: nn.Identity() if name == "dna" and config.dna_pooling == "authors-softmax-logits"
+            else nn.Linear(encoder.width, config.embed_dim) for name, encoder in encoders.items()
         })
         self.logit_scale = LogitScale(config.init_logit_scale)
         self.dna_tokenizer = dna_tokenizer
@@ -305,14 +324,27 @@ def _build_dna(config: MultimodalConfig) -> tuple[DnaEncoder, KmerTokenizer]:
         bert_values = dict(config.dna_backbone["bert"])
         tokenizer = KmerTokenizer.from_config(config.dna_backbone["tokenizer"])
         bert = BertModel(BertConfig.from_dict(bert_values), add_pooling_layer=False)
-        return DnaEncoder(bert), tokenizer
+        return DnaEncoder(bert, _authors_dna_head(config, bert.config)), tokenizer
     from bioscan5m.models.registry import create_dna_model
 
     barcode_bert = create_dna_model(config.dna_model, pretrained=config.dna_checkpoint)
     # Keep the encoder only: the 4**k-way MLM head is unused here (and unused parameters upset DDP).
     bert = barcode_bert.bert
     config.dna_backbone = {"bert": bert.config.to_dict(), "tokenizer": barcode_bert.tokenizer.config()}
-    return DnaEncoder(bert), barcode_bert.tokenizer
+    head = _authors_dna_head(config, bert.config, barcode_bert.mlm.cls.predictions.transform)
+    return DnaEncoder(bert, head), barcode_bert.tokenizer
+
+
+def _authors_dna_head(config: MultimodalConfig, bert_config: Any, transform: nn.Module | None = None
+                      ) -> nn.Sequential | None:
+    """CLIBD's DNA head for ``authors-softmax-logits`` (None otherwise): the masked-LM head's transform (the
+    pretrained one when given) and a new decoder to ``embed_dim`` logits, as their ``num_classes`` branch."""
+    if config.dna_pooling != "authors-softmax-logits":
+        return None
+    from transformers.models.bert.modeling_bert import BertPredictionHeadTransform
+
+    return nn.Sequential(transform or BertPredictionHeadTransform(bert_config),
+                         nn.Linear(bert_config.hidden_size, config.embed_dim))
 
 
 def _build_image(config: MultimodalConfig) -> ImageEncoder:
@@ -455,7 +487,7 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
 
 
 __all__ = [
-    "IMAGE_BACKBONES", "MODALITIES", "MULTIMODAL_MODELS", "TEXT_BACKBONES", "DnaEncoder", "MultimodalConfig",
-    "MultimodalModel", "add_lora_adapters", "create_multimodal_model", "list_multimodal_models",
+    "DNA_POOLINGS", "IMAGE_BACKBONES", "MODALITIES", "MULTIMODAL_MODELS", "TEXT_BACKBONES", "DnaEncoder",
+    "MultimodalConfig", "MultimodalModel", "add_lora_adapters", "create_multimodal_model", "list_multimodal_models",
     "load_multimodal_model",
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bioscan5m.errors import BioscanError
 from bioscan5m.peers.programs import fasta_pair, read_tabular, run_program
 
 #: Columns of every hit table returned by the peers (identity in [0, 1]).
@@ -30,22 +31,34 @@ def blast_search(
     threads: int = 1,
     max_hits: int = 1,
     task: str = "megablast",
+    max_target_seqs: int | None = None,
+    ranking: str = "bitscore",
 ) -> pd.DataFrame:
     """Search a FASTA of queries against a BLAST database; the ``max_hits`` best subjects per query.
 
     Subjects are ranked by bitscore (then identity), one row per (query, subject) with the subject's best
-    HSP. Columns: :data:`HIT_COLUMNS`; queries without any hit are absent.
+    HSP; ``ranking="blast"`` keeps blastn's own order instead (its first reported hit is the "top hit" of
+    the BarcodeBERT authors' BLAST row). max_target_seqs: blastn's cut-off (None: ``max(max_hits, 5)``;
+    500 is blastn's default, which the authors' command line leaves in force). Columns:
+    :data:`HIT_COLUMNS`; queries without any hit are absent.
     """
+    if ranking not in ("bitscore", "blast"):
+        raise BioscanError(f"ranking must be 'bitscore' or 'blast', not {ranking!r}", value=ranking)
+    if max_target_seqs is None:
+        # BLAST's own cut-off can drop the best subject when it is too small; keep a margin.
+        max_target_seqs = max(max_hits, 5)
     with tempfile.TemporaryDirectory(prefix="bioscan5m-blast-") as tmp:
         out = Path(tmp) / "hits.tsv"
         run_program([
             "blastn", "-task", task, "-query", queries, "-db", database, "-out", out, "-outfmt", _OUTFMT,
             "-num_threads", str(threads),
-            # BLAST's own cut-off can drop the best subject when it is too small; keep a margin.
-            "-max_target_seqs", str(max(max_hits, 5)),
+            "-max_target_seqs", str(max_target_seqs),
         ])
         hits = read_tabular(out, range(5), HIT_COLUMNS)
     hits["identity"] = hits["identity"] / 100.0
+    if ranking == "blast":
+        hits = hits.drop_duplicates(["query_id", "subject_id"])
+        return hits.groupby("query_id", sort=False).head(max_hits).reset_index(drop=True)[list(HIT_COLUMNS)]
     return _best_subjects(hits, max_hits)
 
 
@@ -57,12 +70,14 @@ def blast_top_hits(
     *,
     threads: int = 1,
     max_hits: int = 1,
+    **search_options,
 ) -> pd.DataFrame:
-    """Build a throw-away database from the reference and search the queries (see :func:`blast_search`)."""
+    """Build a throw-away database from the reference and search the queries (see :func:`blast_search`,
+    which takes ``search_options``)."""
     with fasta_pair("bioscan5m-blast-", reference_ids, reference_sequences, query_ids, query_sequences
                     ) as (tmp, reference_fasta, query_fasta):
         database = make_blast_db(reference_fasta, tmp / "reference")
-        return blast_search(database, query_fasta, threads=threads, max_hits=max_hits)
+        return blast_search(database, query_fasta, threads=threads, max_hits=max_hits, **search_options)
 
 
 def _best_subjects(hits: pd.DataFrame, max_hits: int) -> pd.DataFrame:

@@ -64,9 +64,9 @@ def write_retrieval_report(long: pd.DataFrame, table: pd.DataFrame, out_dir: str
     footnote = ""
     if protocol is None:
         del paths["protocol"]
-    elif protocol["deviations"]:
-        footnote = "Deviations from the authors' protocol: " + "; ".join(protocol["deviations"]) + "."
-    else:
+    else:  # protocol.json is written whether or not deviations are in force
+        if protocol["deviations"]:
+            footnote = "Deviations from the authors' protocol: " + "; ".join(protocol["deviations"]) + "."
         with atomic_write(paths["protocol"]) as handle:
             json.dump(protocol, handle, indent=2)
     with atomic_write(paths["table"]) as handle:

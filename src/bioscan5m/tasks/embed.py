@@ -218,9 +218,9 @@ def default_image_root(source: str | os.PathLike[str]) -> Path:
                        "(--images ROOT / image_root=)", path=source)
 
 
-def _dna_inputs(records: Any) -> tuple[np.ndarray, list[str]]:
+def _dna_inputs(records: Any, cleaning: str = "standard") -> tuple[np.ndarray, list[str]]:
     ids = np.asarray(records.ids).astype(str)
-    barcodes = records.barcodes(clean=True)
+    barcodes = records.barcodes(mode=cleaning)
     keep = np.array([bool(b) for b in barcodes], dtype=bool)
     if not keep.any():
         raise BioscanError(f"none of the {len(ids)} records has a DNA barcode", path=records.source)
@@ -303,6 +303,7 @@ def extract_embeddings(
     image_package: str = "cropped_256",
     progress: bool | None = None,
     force: bool = False,
+    cleaning: str = "standard",
 ) -> Embeddings:
     """Embed ``records`` (a ``bioscan5m.data.records.Records``) with ``encoder`` into ``cache_dir``.
 
@@ -311,7 +312,8 @@ def extract_embeddings(
     ``image_package``. When ``cache_dir`` already holds embeddings of the same encoder, checkpoint, data
     and records, they are returned without running the encoder (``force=True`` recomputes).
     Under ``torchrun`` (``WORLD_SIZE`` > 1) each process embeds a contiguous shard; every rank returns
-    the full result.
+    the full result. cleaning: how DNA barcodes are cleaned (``barcodebert``: trailing N only, see
+    :data:`~bioscan5m.data.sequences.CLEANING_MODES`).
     """
     if isinstance(encoder, str):
         encoder = create_encoder(encoder, device=device)
@@ -323,6 +325,8 @@ def extract_embeddings(
         "n_input_records": len(all_ids),
         "ids_sha256": ids_sha256(all_ids),
     }
+    if cleaning != "standard":  # only then, so that earlier caches keep their keys
+        data_info["cleaning"] = cleaning
     images = encoder.modality == "image"
     if images:
         root = Path(image_root) if image_root is not None else default_image_root(records.source)
@@ -342,7 +346,7 @@ def extract_embeddings(
         ids = all_ids
         items: Sequence[Any] = _ImageInputs.of(records, root, image_package)
     else:
-        ids, items = _dna_inputs(records)
+        ids, items = _dna_inputs(records, cleaning)
     lo, hi = _shard_bounds(len(ids), rank, world)
     vectors = embed_items(encoder, items[lo:hi], batch_size=batch_size,
                           progress=progress if rank == 0 else False,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from bioscan5m.data.schema import DNA_COLUMN, check_rank
 from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_write
 from bioscan5m.models.card import CLASSIFIER, ModelCard
-from bioscan5m.models.dna import CLASSIFIER_PREFIX, WEIGHTS_FILE, BarcodeBERT
+from bioscan5m.models.dna import CLASSIFIER_PREFIX, WEIGHTS_FILE, BarcodeBERT, check_pooling
 from bioscan5m.models.hf_classifier import classifier_config
 from bioscan5m.tasks.probes import (
     BY_RECORD,
@@ -68,11 +68,13 @@ class BarcodeClassifier(nn.Module):
     encoder: the BarcodeBERT to fine-tune. rank: the rank classified (e.g. "species"). class_names: the
     rank's names, index i = class i (a ``LabelMap``'s ``names``). lineage: ``{rank: names [C]}``, each
     class's name at the ranks above (None where unknown), used to score and report those ranks.
+    pooling: ``masked-mean`` (default) or ``all-positions`` (the authors' classifier: padding included).
     """
 
     def __init__(self, encoder: BarcodeBERT, rank: str, class_names: Sequence[str],
-                 lineage: dict[str, Sequence[str | None]] | None = None) -> None:
+                 lineage: dict[str, Sequence[str | None]] | None = None, pooling: str = "masked-mean") -> None:
         super().__init__()
+        self.pooling = check_pooling(pooling)
         if not class_names:
             raise BioscanError(f"a classifier needs at least one {rank} class", value=rank)
         self.encoder = encoder
@@ -97,13 +99,14 @@ class BarcodeClassifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Class scores (logits) ``[B, C]`` of token batches ``[B, T]``."""
-        return self.head(self.encoder.features(input_ids, attention_mask))
+        return self.head(self.encoder.features(input_ids, attention_mask, self.pooling))
 
     @torch.no_grad()
     def predict_logits(self, sequences: Sequence[str], *, batch_size: int = 256,
                        device: str | torch.device | None = None, progress: bool | None = None) -> np.ndarray:
         """Class scores ``float32 [N, C]`` of cleaned barcodes (eval mode, see ``BarcodeBERT.embed``)."""
-        features = self.encoder.embed(sequences, batch_size=batch_size, device=device, progress=progress)
+        features = self.encoder.embed(sequences, batch_size=batch_size, device=device, progress=progress,
+                                      pooling=self.pooling)
         head = self.head.to(self.encoder.device)
         logits = head(torch.from_numpy(features).to(self.encoder.device))
         return logits.float().cpu().numpy()
@@ -146,13 +149,14 @@ class BarcodeClassifier(nn.Module):
         """
         directory = Path(directory)
         card = card or self.model_card()
-        config = classifier_config(self.encoder.config, self.class_names)
+        config = classifier_config(self.encoder.config, self.class_names, pooling=self.pooling)
         self.encoder.save_pretrained(directory, card=card, extra_modules={"classifier": self.head}, config=config)
         config = {
             "format": FORMAT,
             "rank": self.rank,
             "classes": list(self.class_names),
             "lineage": {r: names.tolist() for r, names in self.lineage.items()},
+            "pooling": self.pooling,
         }
         with atomic_write(directory / CLASSIFIER_CONFIG) as handle:
             json.dump(config, handle, indent=1)
@@ -179,7 +183,8 @@ class BarcodeClassifier(nn.Module):
         except json.JSONDecodeError as error:
             raise BioscanError(f"not valid JSON: {error.msg}", path=config_path, line=error.lineno) from None
         encoder = BarcodeBERT.from_pretrained(directory)
-        model = cls(encoder, config["rank"], config["classes"], config.get("lineage"))
+        model = cls(encoder, config["rank"], config["classes"], config.get("lineage"),
+                    config.get("pooling", "masked-mean"))
         weights = directory / WEIGHTS_FILE
         with reading(weights), safe_open(str(weights), framework="pt") as tensors:
             names = [key for key in tensors.keys() if key.startswith(CLASSIFIER_PREFIX)]  # noqa: SIM118
@@ -205,11 +210,13 @@ class ClassificationStep:
 
     random_offset: start each barcode's k-mers at a random position in [0, k) (the pretraining
     augmentation; drawn per sample with ``ctx.uniform``, so exact on resume). Off by default.
+    full_width: keep every token column (for ``all-positions`` pooling, where padding counts).
     """
 
-    def __init__(self, tokenizer, *, random_offset: bool = False) -> None:
+    def __init__(self, tokenizer, *, random_offset: bool = False, full_width: bool = False) -> None:
         self.tokenizer = tokenizer
         self.random_offset = random_offset
+        self.full_width = full_width
 
     def __call__(self, model: nn.Module, batch: Sequence[tuple[str, int]], ctx: StepContext) -> dict:
         barcodes, classes = zip(*batch)
@@ -217,7 +224,7 @@ class ClassificationStep:
         encoded = self.tokenizer.encode(list(barcodes), offsets=offsets, return_tensors="pt")
         mask = encoded["attention_mask"]
         # Right padding only: columns past the longest barcode change nothing, so drop them.
-        width = max(int(mask.sum(1).max()), 1)
+        width = mask.shape[1] if self.full_width else max(int(mask.sum(1).max()), 1)
         input_ids, mask = encoded["input_ids"][:, :width].to(ctx.device), mask[:, :width].to(ctx.device)
         targets = torch.as_tensor(classes, dtype=torch.long, device=ctx.device)
         logits = model(input_ids, mask)
@@ -229,20 +236,25 @@ class ClassificationStep:
         }
 
 
-def training_pairs(records, rank: str) -> list[tuple[str, int]]:
-    """(cleaned barcode, class index) of every record with a barcode and a label at ``rank``."""
+def training_pairs(records, rank: str, cleaning: str = "standard") -> list[tuple[str, int]]:
+    """(cleaned barcode, class index) of every record with a barcode and a label at ``rank``
+    (``cleaning``: a :data:`~bioscan5m.data.sequences.CLEANING_MODES` mode)."""
     classes = records.labels(rank)
-    return [(barcode, int(c)) for barcode, c in zip(records.barcodes(clean=True), classes) if barcode and c >= 0]
+    return [(barcode, int(c)) for barcode, c in zip(records.barcodes(mode=cleaning), classes) if barcode and c >= 0]
 
 
 def train_classifier(classifier: BarcodeClassifier, pairs: Sequence[tuple[str, int]], config: TrainConfig, *,
-                     random_offset: bool = False, head_lr_scale: float = 1.0) -> TrainResult:
+                     random_offset: bool = False, head_lr_scale: float = 1.0,
+                     freeze_encoder: bool = False) -> TrainResult:
     """Fine-tune ``classifier`` on (barcode, class) pairs with the engine; the result is saved into
     ``config.out_dir`` (``BarcodeClassifier.from_pretrained`` loads it), checkpoints into its checkpoints/.
 
     head_lr_scale: multiplies the learning rate of the new linear layer (the encoder is pretrained, the
-    head starts from scratch).
+    head starts from scratch). freeze_encoder: train the linear layer only (the authors' linear probe:
+    their fine-tuning with ``--freeze-encoder``; the encoder still runs in training mode, dropout on).
     """
+    if freeze_encoder:
+        classifier.encoder.requires_grad_(False)
     encoder_params = [p for p in classifier.encoder.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in encoder_params if p.dim() >= 2], "weight_decay": config.weight_decay},
@@ -250,13 +262,16 @@ def train_classifier(classifier: BarcodeClassifier, pairs: Sequence[tuple[str, i
         {"params": [classifier.head.weight], "weight_decay": config.weight_decay, "lr_scale": head_lr_scale},
         {"params": [classifier.head.bias], "weight_decay": 0.0, "lr_scale": head_lr_scale},
     ]
-    step = ClassificationStep(classifier.encoder.tokenizer, random_offset=random_offset)
+    groups = [group for group in groups if group["params"]]
+    step = ClassificationStep(classifier.encoder.tokenizer, random_offset=random_offset,
+                              full_width=classifier.pooling == "all-positions")
     return train(classifier, step, list(pairs), config, collate_fn=list, param_groups=groups,
                  save_model=lambda trained, out: trained.save_pretrained(Path(out)))
 
 
 def evaluate_classifier(classifier: BarcodeClassifier, records, *, batch_size: int = 256,
-                        device: str | torch.device | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                        device: str | torch.device | None = None,
+                        cleaning: str = "standard") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score ``classifier`` on ``records`` (all with a barcode) at each of its ranks.
 
     Returns ``(scores, predictions)``: micro/macro accuracy per rank (``rank, micro, macro, queries,
@@ -265,7 +280,7 @@ def evaluate_classifier(classifier: BarcodeClassifier, records, *, batch_size: i
     """
     if device is not None and str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    table = classifier.classify(records.barcodes(clean=True), batch_size=batch_size, device=device)
+    table = classifier.classify(records.barcodes(mode=cleaning), batch_size=batch_size, device=device)
     scores, predictions = score_predictions(records, {rank: table[rank].to_numpy(dtype=object)
                                                       for rank in classifier.ranks})
     predictions["probability"] = table["probability"].to_numpy()
@@ -330,6 +345,12 @@ def finetune(
     weight_decay: float = 0.01,
     schedule: str = "onecycle",
     random_offset: bool = False,
+    pooling: str = "masked-mean",
+    freeze_encoder: bool = False,
+    cleaning: str = "standard",
+    grad_clip: float | None = 1.0,
+    cycle_momentum: bool = False,
+    records_filter: Callable | None = None,
     precision: str = "auto",
     device: str = "auto",
     seed: int = 0,
@@ -349,6 +370,11 @@ def finetune(
     and ``out/predictions.tsv`` next to the classifier, checkpoints and train_log.jsonl.
     resume / allow_change: continue the run in ``out`` (its definition, recorded in run.json, must be the
     same but for the options named in allow_change: "lr", "steps").
+
+    pooling / freeze_encoder / cleaning / grad_clip / cycle_momentum: see :class:`BarcodeClassifier`,
+    :func:`train_classifier`, :data:`~bioscan5m.data.sequences.CLEANING_MODES` and ``TrainConfig``
+    (``benchmark dna --protocol paper`` sets them as the BarcodeBERT authors). records_filter: maps the
+    loaded training and evaluation records to those to use (e.g. the authors' de-duplication).
     """
     from bioscan5m.data.records import load_records
 
@@ -366,6 +392,9 @@ def finetune(
     else:
         train_split = train_split or "train"
         train_records, eval_records = load_partition(source, train_split, eval_split, columns=ranks)
+    if records_filter is not None:
+        train_records = records_filter(train_records)
+        eval_records = None if eval_records is None else records_filter(eval_records)
     check_labelled(train_records, rank, "training records", train_split)
     if eval_records is not None:
         check_labelled(eval_records, rank, "evaluation records", eval_split)
@@ -375,15 +404,16 @@ def finetune(
     # Lineage from the whole source, as the label map is: every class of the head gets its taxonomy.
     lineage = class_lineage(load_records(source, columns=list(ranks)), rank, ranks)
     label_map = train_records.label_map(rank)
-    classifier = BarcodeClassifier(encoder, rank, label_map.names, lineage)
-    pairs = training_pairs(train_records, rank)
+    classifier = BarcodeClassifier(encoder, rank, label_map.names, lineage, pooling)
+    pairs = training_pairs(train_records, rank, cleaning)
     if steps is None:
         if epochs <= 0:
             raise BioscanError(f"epochs must be positive, got {epochs}", value=epochs)
         steps = max(1, math.ceil(epochs * len(pairs) / batch_size))
     config = TrainConfig(
         out_dir=out, steps=steps, batch_size=min(batch_size, len(pairs)), lr=lr, weight_decay=weight_decay,
-        schedule=schedule, precision=precision, device=device, seed=seed, save_every=save_every,
+        schedule=schedule, grad_clip=grad_clip, cycle_momentum=cycle_momentum,
+        precision=precision, device=device, seed=seed, save_every=save_every,
         log_every=log_every, num_workers=num_workers, resume=resume, allow_change=tuple(allow_change),
         definition={
             "model": {"init": _model_source(model), **model_definition(encoder)},
@@ -391,16 +421,19 @@ def finetune(
             "data": content_fingerprint([list(label_map.names), *map(list, pairs)], source=os.path.abspath(source),
                                         split=train_split, holdout=holdout, classes=len(label_map)),
             "rank": rank, "head_lr_scale": head_lr_scale, "random_offset": random_offset,
+            "pooling": pooling, "freeze_encoder": freeze_encoder, "cleaning": cleaning,
         },
     )
-    training = train_classifier(classifier, pairs, config, random_offset=random_offset, head_lr_scale=head_lr_scale)
+    training = train_classifier(classifier, pairs, config, random_offset=random_offset, head_lr_scale=head_lr_scale,
+                                freeze_encoder=freeze_encoder)
 
     out = Path(out)
     result = FinetuneResult(out, training, len(pairs), len(label_map), None)
     if not dist_info().is_main:
         return result
     if eval_records is not None:
-        scores, predictions = evaluate_classifier(classifier, eval_records, device=training.device)
+        scores, predictions = evaluate_classifier(classifier, eval_records, device=training.device,
+                                                  cleaning=cleaning)
         scores.insert(0, "split", eval_split if holdout is None else f"held out ({holdout:g})")
         result.scores, result.predictions = scores, predictions
         result.files = {"metrics": write_tsv(scores, out / METRICS_FILE),

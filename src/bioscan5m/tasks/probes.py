@@ -341,13 +341,14 @@ def with_barcodes(records):
 
 
 def embed_records(records, encoder, cache_dir: str | os.PathLike[str], *, device: str | None = None,
-                  batch_size: int | None = None) -> np.ndarray:
+                  batch_size: int | None = None, cleaning: str = "standard") -> np.ndarray:
     """Embeddings ``float32 [len(records), D]`` of records that all have a barcode, cached in ``cache_dir``
-    (see :func:`bioscan5m.tasks.embed.extract_embeddings`; a second call with the same data and model
-    reads them back)."""
+    (see :func:`bioscan5m.tasks.embed.extract_embeddings`, which takes ``cleaning``; a second call with the
+    same data and model reads them back)."""
     from bioscan5m.tasks.embed import extract_embeddings
 
-    embeddings = extract_embeddings(records, encoder, cache_dir, batch_size=batch_size, device=device)
+    embeddings = extract_embeddings(records, encoder, cache_dir, batch_size=batch_size, device=device,
+                                    cleaning=cleaning)
     if len(embeddings) != len(records) or not np.array_equal(embeddings.ids, np.asarray(records.ids).astype(str)):
         raise BioscanError(f"embeddings in {cache_dir} do not match the {len(records)} records; remove that "
                            "folder (or run 'bioscan5m cache prune --kind embeddings --all')", path=cache_dir)

@@ -339,8 +339,11 @@ def evaluate_retrieval(
 def retrieval_protocol(config: Any, long: pd.DataFrame, text_keys: str, index_kind: str) -> dict[str, Any]:
     """What produced a retrieval table: keys and queries per direction, the text settings, the index, and
     each deviation from the authors' protocol (CLIBD code) in force."""
-    deviations = [("DNA embedding: padding-aware mean of BarcodeBERT's hidden states (the authors took the "
-                   "softmax of its MLM logits averaged over tokens, a known defect)")]
+    deviations = []
+    if getattr(config, "dna_pooling", "masked-mean") != "authors-softmax-logits":
+        deviations.append("DNA embedding: padding-aware mean of BarcodeBERT's hidden states (the authors took the "
+                          "softmax of its MLM logits averaged over tokens, a known defect; dna_pooling="
+                          "authors-softmax-logits reproduces it)")
     if config.text_required_rank is not None:
         deviations.append(f"text only for records named at {config.text_required_rank} (authors: every record)")
     if config.text_missing_word != MISSING_RANK_WORD:
@@ -360,6 +363,7 @@ def retrieval_protocol(config: Any, long: pd.DataFrame, text_keys: str, index_ki
             "exact": index_kind == "flat", "text": {"required_rank": config.text_required_rank,
                                                      "missing_word": config.text_missing_word,
                                                      "pooling": config.text_pooling},
+            "dna": {"pooling": getattr(config, "dna_pooling", "masked-mean")},
             "directions": directions, "deviations": deviations}
 
 

@@ -66,7 +66,7 @@ from bioscan5m.train.run_definition import (
     read_changes,
     write_run_file,
 )
-from bioscan5m.train.schedules import get_schedule
+from bioscan5m.train.schedules import get_schedule, one_cycle_momentum
 from bioscan5m.train.seeding import deterministic_algorithms, hashed_uniform, mix_seed, sample_seeds
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -80,7 +80,9 @@ class TrainConfig:
 
     out_dir: run folder (checkpoints/, train_log.jsonl). steps: optimizer steps in the whole run.
     batch_size: global micro-batch (all processes together). accumulate: micro-batches per step.
-    lr: peak learning rate; schedule: "onecycle" (BarcodeBERT's), "cosine" or "constant"; warmup:
+    lr: peak learning rate; cycle_momentum: with "onecycle", cycle AdamW's beta1 0.95 → 0.85 → 0.95 as
+    torch's OneCycleLR does (the BarcodeBERT authors' fine-tuning);
+    schedule: "onecycle" (BarcodeBERT's), "cosine" or "constant"; warmup:
     fraction of steps rising to the peak (None: the schedule's default). grad_clip: max gradient norm
     (None: no clipping). precision: "auto" (bf16 on GPUs that have it, else fp16 on GPU, fp32 on CPU),
     "bf16", "fp16" (GPU only) or "fp32". device: "auto", "cpu", "cuda", "cuda:1"...
@@ -99,6 +101,7 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
+    cycle_momentum: bool = False
     schedule: str = "onecycle"
     warmup: float | None = None
     grad_clip: float | None = 1.0
@@ -380,8 +383,12 @@ def _run(model, step_fn, dataset, config, info, collate_fn, param_groups, save_m
         while state["step"] < config.steps:
             step = state["step"]
             lr_factor = schedule(step, config.steps, **schedule_kwargs)
+            beta1 = (one_cycle_momentum(step, config.steps, **schedule_kwargs)
+                     if config.cycle_momentum and config.schedule == "onecycle" else None)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * lr_factor * group.get("lr_scale", 1.0)
+                if beta1 is not None:
+                    group["betas"] = (beta1, group["betas"][1])
             for micro in range(config.accumulate):
                 epoch, indices, batch = next(batches)
                 torch.manual_seed(mix_seed(config.seed, step, micro, info.rank))

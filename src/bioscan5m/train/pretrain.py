@@ -14,21 +14,68 @@ from pathlib import Path
 
 import torch
 
-from bioscan5m.data.schema import DNA_COLUMN
+from bioscan5m.data.schema import DNA_COLUMN, SPLIT_COLUMN, parse_splits
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
 from bioscan5m.train.losses import IGNORE, MASKING_STRATEGIES, mask_tokens, mlm_loss
 from bioscan5m.train.run_definition import content_fingerprint, model_definition
 
+#: The paper's pretraining records on a source with BIOSCAN-5M splits.
+PRETRAINING_SPLITS = "pretrain+other_heldout"
+#: The benchmarks' test splits: never pretrained on unless ``split`` names them.
+HELD_OUT_SPLITS: tuple[str, ...] = ("test", "test_unseen")
 
-def load_pretraining_barcodes(source: str | os.PathLike[str], split: str | None = None) -> list[str]:
-    """Cleaned, de-duplicated, non-empty barcodes of ``source`` (any table or FASTA load_records reads)."""
+
+def pretraining_split(source: str | os.PathLike[str], split: str | None = None) -> str | None:
+    """The split selection to pretrain on: ``split``, or by default ``pretrain+other_heldout`` on a source
+    with BIOSCAN-5M splits (None, every record, on one without, such as a BOLD TSV or a FASTA file).
+
+    Raises BioscanError when the selection takes in ``test`` or ``test_unseen`` records (through a group
+    such as ``all`` or ``seen``) without naming them: pretraining on them leaks into every benchmark score.
+    """
+    from bioscan5m.data.records import load_records
+
+    if split is None:
+        splits = load_records(source, columns=[SPLIT_COLUMN]).column(SPLIT_COLUMN)
+        return PRETRAINING_SPLITS if any(name is not None for name in splits) else None
+    named = {part.strip() for part in split.split("+")}
+    leaked = [name for name in HELD_OUT_SPLITS if name in parse_splits(split) and name not in named]
+    if leaked:
+        raise BioscanError(
+            f"split {split!r} takes in {' and '.join(leaked)} (the benchmarks' test records); name them in "
+            f"--split to pretrain on them anyway, or use the default {PRETRAINING_SPLITS}", value=split)
+    return split
+
+
+#: How pretraining barcodes are de-duplicated: within the chosen records (after cleaning), or the
+#: BarcodeBERT authors' way (whole metadata file, trailing N stripped, first row kept; then the splits).
+PRETRAINING_DEDUPLICATIONS: tuple[str, ...] = ("selection", "whole-dataset")
+
+
+def load_pretraining_barcodes(source: str | os.PathLike[str], split: str | None = None, *,
+                              cleaning: str = "standard", deduplicate: str = "selection") -> list[str]:
+    """Cleaned, de-duplicated, non-empty barcodes of ``source`` (any table or FASTA load_records reads), of
+    the splits :func:`pretraining_split` chooses (by default ``pretrain+other_heldout`` where there are
+    splits; test/test_unseen only when ``split`` names them).
+
+    cleaning: ``standard`` or ``barcodebert`` (trailing N only; see ``bioscan5m.data.sequences``).
+    deduplicate: ``selection`` or ``whole-dataset`` (:data:`PRETRAINING_DEDUPLICATIONS`; the authors'
+    pre_training.csv is ``cleaning="barcodebert", deduplicate="whole-dataset"``).
+    """
     from bioscan5m.data.records import load_records
     from bioscan5m.data.sequences import deduplicate_barcodes
 
+    if deduplicate not in PRETRAINING_DEDUPLICATIONS:
+        raise BioscanError(f"deduplicate must be one of {', '.join(PRETRAINING_DEDUPLICATIONS)}, not "
+                           f"{deduplicate!r}", value=deduplicate)
+    split = pretraining_split(source, split)
     records = load_records(source, split=split, columns=[DNA_COLUMN])
-    barcodes = records.barcodes(clean=True)
+    if deduplicate == "whole-dataset":
+        from bioscan5m.data.authors_split import authors_deduplicated_ids, keep_deduplicated
+
+        records = keep_deduplicated(records, authors_deduplicated_ids(source))
+    barcodes = records.barcodes(mode=cleaning)
     keep, _ = deduplicate_barcodes(barcodes)
     barcodes = [barcodes[i] for i in keep if barcodes[i]]
     if not barcodes:

@@ -30,6 +30,17 @@ def one_cycle(
     return _cosine(1.0, final, (step - peak_step) / (last - peak_step)) if last > peak_step else final
 
 
+def one_cycle_momentum(step: int, total: int, warmup: float = 0.3, base: float = 0.85, peak: float = 0.95) -> float:
+    """Adam's beta1 under torch's ``OneCycleLR`` (``cycle_momentum=True``, cosine): from ``peak`` down to
+    ``base`` while the learning rate rises, back up to ``peak`` while it falls (same phases as
+    :func:`one_cycle`)."""
+    peak_step = float(warmup * total) - 1
+    if step <= peak_step:
+        return _cosine(peak, base, step / peak_step) if peak_step > 0 else base
+    last = total - 1
+    return _cosine(base, peak, (step - peak_step) / (last - peak_step)) if last > peak_step else peak
+
+
 def warmup_cosine(step: int, total: int, warmup: float = 0.1, final: float = 0.0) -> float:
     """Linear warm-up over the first ``warmup`` fraction of steps, then cosine decay to ``final``."""
     warmup_steps = int(warmup * total)
