@@ -11,9 +11,10 @@ import pandas as pd
 
 from bioscan5m.peers.programs import fasta_pair, read_tabular, run_program
 
-#: Columns of every hit table returned by the peers (identity in [0, 1]).
-HIT_COLUMNS = ("query_id", "subject_id", "identity", "alignment_length", "bitscore")
-_OUTFMT = "6 qseqid sseqid pident length bitscore"
+#: Columns of every hit table returned by the peers (identity in [0, 1]; strand "+" or "-": the strand of
+#: the query that matched the reference as given).
+HIT_COLUMNS = ("query_id", "subject_id", "identity", "alignment_length", "bitscore", "strand")
+_OUTFMT = "6 qseqid sseqid pident length bitscore sstrand"
 
 
 def make_blast_db(fasta: str | os.PathLike[str], prefix: str | os.PathLike[str]) -> Path:
@@ -34,7 +35,8 @@ def blast_search(
     """Search a FASTA of queries against a BLAST database; the ``max_hits`` best subjects per query.
 
     Subjects are ranked by bitscore (then identity), one row per (query, subject) with the subject's best
-    HSP. Columns: :data:`HIT_COLUMNS`; queries without any hit are absent.
+    HSP. Both strands are searched (blastn's default). Columns: :data:`HIT_COLUMNS`; queries without any
+    hit are absent.
     """
     with tempfile.TemporaryDirectory(prefix="bioscan5m-blast-") as tmp:
         out = Path(tmp) / "hits.tsv"
@@ -44,8 +46,11 @@ def blast_search(
             # BLAST's own cut-off can drop the best subject when it is too small; keep a margin.
             "-max_target_seqs", str(max(max_hits, 5)),
         ])
-        hits = read_tabular(out, range(5), HIT_COLUMNS)
+        hits = read_tabular(out, range(6), HIT_COLUMNS)
     hits["identity"] = hits["identity"] / 100.0
+    # sstrand is the subject's strand relative to the query's plus strand: "minus" means the query
+    # matched as its reverse complement.
+    hits["strand"] = hits["strand"].map({"plus": "+", "minus": "-"}).fillna("+")
     return _best_subjects(hits, max_hits)
 
 

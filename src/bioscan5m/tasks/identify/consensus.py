@@ -7,15 +7,21 @@ down (order, family, ...), each among the hits that agree with the names already
 lineage is always consistent. A hit without a name at a rank neither votes there nor is excluded by it.
 
 **Calibration.** Per rank, a logistic regression turns features of the vote (best similarity, the
-winner's similarity, its share of the vote) into the probability that the name is right; another turns
-the k-mer similarity of the closest reference (on the identity scale) into the probability that the
-query's species is absent from the reference. Both
-are fitted on queries simulated from the reference itself (leave one record out: seen species; leave a
-whole species out: new species), so they act as rank-specific identity thresholds learned from the
-reference. (Query length and the winner's lead over the next name were tried as features too: they
-fitted the simulated queries better but held-out real queries worse, so they are left out. For novelty
-the k-mer similarity separated 1,000 held-out new-species queries from 1,000 seen ones better than the
-alignment identity: AUROC 0.997 against 0.986.)
+winner's similarity, its share of the vote, the aligned length as a share of a full 658 bp barcode and
+its product with the winner's similarity) into the probability that the name is right; another turns
+the k-mer similarity of the closest reference (on the identity scale), the best alignment identity,
+the aligned share and their products into the probability that the query's species is absent from the
+reference. Both are fitted on queries simulated from the reference itself (leave one record out: seen
+species; leave a whole species out: new species; half of them cut to fragments of 80-600 nt), so
+they act as rank-specific identity thresholds learned from the reference, for the query's length: a
+150 nt exact match is not "novel" because its k-mer profile is a quarter of a barcode's, and a short
+poor match is not "confident".
+
+**When the reference cannot teach.** If every simulated query was named right at a rank (a reference
+with one species, or one genus), there is nothing to learn a threshold from; the model is then fitted
+on made-up examples of :data:`PRIOR_IDENTITY` thresholds (COI distances commonly used for each rank)
+instead, read on the alignment identity alone, so a query
+at 80% identity to the only species is not named that species with high confidence.
 """
 
 from __future__ import annotations
@@ -24,19 +30,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bioscan5m.data.schema import SCORED_RANKS
+from bioscan5m.data.schema import TAXONOMIC_RANKS
 
-SPECIES = SCORED_RANKS.index("species")
+#: Ranks named by identification, from phylum to species.
+RANKS: tuple[str, ...] = TAXONOMIC_RANKS
+SPECIES = RANKS.index("species")
+#: A full Folmer-region barcode, for the aligned share of a query.
+FULL_LENGTH = 658
+#: Identity at or above which a name at each rank is usually right in COI (used only when the reference
+#: has no wrong simulated answer to learn from); species: the 2-3% threshold of BOLD and most studies.
+PRIOR_IDENTITY = {"phylum": 0.70, "class": 0.75, "order": 0.80, "family": 0.85, "subfamily": 0.87, "genus": 0.90,
+                  "species": 0.97}
 
 
 @dataclass
 class Votes:
-    """Outcome of :func:`vote` for Q queries over R = len(SCORED_RANKS) ranks.
+    """Outcome of :func:`vote` for Q queries over R = len(RANKS) ranks.
 
     ``labels`` (Q, R) int codes (-1: no name); ``share`` (Q, R) winner's fraction of the vote weight;
     ``label_similarity`` (Q, R) best similarity of a hit carrying the winner; ``best`` (Q,) best
     similarity (0 without hits); ``nearest`` (Q,) reference index of the best hit (-1 if none);
-    ``kmer_similarity`` (Q,) k-mer similarity of the closest reference on the identity scale.
+    ``kmer_similarity`` (Q,) k-mer similarity of the closest reference on the identity scale;
+    ``aligned_length`` (Q,) aligned length of the best hit in nt.
     """
 
     labels: np.ndarray
@@ -45,23 +60,33 @@ class Votes:
     best: np.ndarray
     nearest: np.ndarray
     kmer_similarity: np.ndarray
+    aligned_length: np.ndarray
+
+    @property
+    def aligned_share(self) -> np.ndarray:
+        """Aligned length as a share of a full barcode, in [0, 1]."""
+        return np.clip(self.aligned_length / FULL_LENGTH, 0.0, 1.0)
 
     def features(self, rank: int) -> np.ndarray:
-        """Features of the name chosen at one rank column, float64 ``(Q, 3)``."""
-        return np.column_stack([self.best, self.label_similarity[:, rank], self.share[:, rank]]).astype(np.float64)
+        """Features of the name chosen at one rank column, float64 ``(Q, 5)``."""
+        winner, share = self.label_similarity[:, rank], self.aligned_share
+        return np.column_stack([self.best, winner, self.share[:, rank], share, winner * share]).astype(np.float64)
 
     def novelty_features(self) -> np.ndarray:
-        """Features for the novelty model, float64 ``(Q, 1)``: the k-mer similarity."""
-        return self.kmer_similarity[:, None].astype(np.float64)
+        """Features for the novelty model, float64 ``(Q, 5)``: k-mer similarity, best identity, aligned
+        share, and the products of the first two with the aligned share."""
+        share = self.aligned_share
+        return np.column_stack([self.kmer_similarity, self.best, share, self.kmer_similarity * share,
+                                self.best * share]).astype(np.float64)
 
 
 def vote(similarity: np.ndarray, candidates: np.ndarray, labels: np.ndarray, tau: float,
-         kmer_similarity: np.ndarray | None = None) -> Votes:
+         kmer_similarity: np.ndarray | None = None, aligned_length: np.ndarray | None = None) -> Votes:
     """Similarity-weighted, lineage-consistent vote over each query's hits (see module docstring).
 
     ``similarity`` (Q, C) in [0, 1] (-inf: no hit), ``candidates`` (Q, C) reference indices (-1: none),
     ``labels`` (H, R) reference label codes, ``tau`` > 0; ``kmer_similarity`` (Q,) is passed through to
-    the result (default: the best similarity).
+    the result (default: the best similarity); ``aligned_length`` (Q, C) in nt (default: a full barcode).
     """
     q, c = candidates.shape
     n_ranks = labels.shape[1]
@@ -99,7 +124,24 @@ def vote(similarity: np.ndarray, candidates: np.ndarray, labels: np.ndarray, tau
         consistent &= (names == chosen[:, None]) | (names < 0) | ~has[:, None]
     nearest = np.where(valid[:, 0], candidates[:, 0], -1)
     kmer_similarity = best if kmer_similarity is None else np.where(np.isfinite(kmer_similarity), kmer_similarity, 0.0)
-    return Votes(out_labels, share, label_similarity, best, nearest, np.asarray(kmer_similarity, dtype=np.float64))
+    if aligned_length is None:
+        length = np.full(q, float(FULL_LENGTH))
+    else:
+        length = np.where(valid[:, 0], np.take_along_axis(aligned_length, order, 1)[:, 0], 0).astype(np.float64)
+    return Votes(out_labels, share, label_similarity, best, nearest, np.asarray(kmer_similarity, dtype=np.float64),
+                 length)
+
+
+def _prior_votes(threshold: float, n_ranks: int, n: int = 400) -> Votes:
+    """Votes of ``n`` made-up queries whose single hit is at identities spread over [0.6, 1], half of
+    them within 5 points of ``threshold`` (where the prior's curve must be steep). Their k-mer similarity
+    and aligned length are random, so the fitted model reads the identity alone."""
+    rng = np.random.default_rng(0)
+    best = np.sort(np.concatenate([np.linspace(0.6, 1.0, n // 2), np.linspace(threshold - 0.05,
+                                                                               min(1.0, threshold + 0.05), n - n // 2)]))
+    ones = np.ones((n, n_ranks))
+    return Votes(np.zeros((n, n_ranks), np.int64), ones, best[:, None] * ones, best, np.zeros(n, np.int64),
+                 rng.uniform(0.6, 1.0, n), rng.uniform(100, FULL_LENGTH, n))
 
 
 class LogisticCalibrator:
@@ -160,9 +202,17 @@ class Calibration:
         for rank in range(truth.shape[1]):
             known = truth[:, rank] >= 0
             correct = votes.labels[known, rank] == truth[known, rank]
-            self.ranks.append(LogisticCalibrator().fit(votes.features(rank)[known], correct))
+            x = votes.features(rank)[known]
+            if correct.all():  # nothing wrong to learn a threshold from: fall back on the prior
+                prior = _prior_votes(PRIOR_IDENTITY[RANKS[rank]], truth.shape[1])
+                x, correct = prior.features(rank), prior.best >= PRIOR_IDENTITY[RANKS[rank]]
+            self.ranks.append(LogisticCalibrator().fit(x, correct))
+        x = votes.novelty_features()
+        if novel.all() or not novel.any():  # no new species could be simulated (one-species reference)
+            prior = _prior_votes(PRIOR_IDENTITY["species"], truth.shape[1])
+            x, novel = prior.novelty_features(), prior.best < PRIOR_IDENTITY["species"]
         # The mix of seen and new species among the simulated queries is arbitrary: score as if even.
-        self.novelty = LogisticCalibrator().fit(votes.novelty_features(), novel, balanced=True)
+        self.novelty = LogisticCalibrator().fit(x, novel, balanced=True)
         return self
 
     def confidence(self, votes: Votes) -> np.ndarray:
