@@ -363,3 +363,24 @@ def test_cli_hits_and_a_summary_that_counts_each_query_once(files, tmp_path, cap
     # The lineage holds the ranks named with confidence >= 0.5, from the top.
     confident = table[table["species_confidence"] >= 0.5]
     assert (confident["lineage"].str.split(";").str[-1] == confident["species"]).all()
+
+
+def test_barcodebert_method_searches_a_trained_models_embeddings(bold, tmp_path, capsys):
+    from bioscan5m.models.registry import create_dna_model
+
+    reference, seen, _ = bold
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    create_dna_model("4-2-2-tiny", hidden=64, intermediate=128).save_pretrained(tmp_path / "model")
+    model = BarcodeIdentifier(f"barcodebert:{tmp_path / 'model'}", **FAST).fit(reference)
+    assert model.cache_path_ is None and model.index_.index.d == 64
+    queries = pd.concat([seen[:20], seen[20:30].assign(dna_barcode=seen["dna_barcode"][20:30].map(reverse_complement))])
+    table = model.predict(queries)
+    assert tuple(table.columns) == OUTPUT_COLUMNS
+    assert table["strand"].tolist() == ["+"] * 20 + ["-"] * 10
+    # Even an untrained model's mean-pooled token embeddings follow k-mer content: measured 100%.
+    assert micro_accuracy(queries["species"].to_numpy(), table["species"].to_numpy(object)) >= 0.8
+    write_fasta(tmp_path / "q.fasta", ["q1"], [seen["dna_barcode"].iloc[0]])
+    code = main(["identify", "--reference", str(tmp_path / "nowhere.tsv"), "--queries", str(tmp_path / "q.fasta"),
+                 "--out", str(tmp_path / "p.tsv"), "--method", f"barcodebert:{tmp_path / 'missing'}"])
+    assert code == 2 and "no BarcodeBERT model here" in capsys.readouterr().err

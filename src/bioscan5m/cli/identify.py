@@ -31,10 +31,12 @@ def register(subparsers) -> None:
                         help="with a FASTA reference: a TSV of taxonomy per sequence id (columns processid or id, "
                              "then phylum, class, order, family, subfamily, genus, species; or QIIME2's "
                              "'Feature ID' and 'Taxon')")
-    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+    parser.add_argument("--method", default=DEFAULT_METHOD, metavar="METHOD",
                         help=f"how hits are found (default {DEFAULT_METHOD}): 'kmer' k-mer search only, "
                              "'kmer+align' k-mer search then exact alignment of the best candidates, 'blast' "
-                             "BLAST+ blastn, 'vsearch' VSEARCH global alignment (both must be installed)")
+                             "BLAST+ blastn, 'vsearch' VSEARCH global alignment (both must be installed), "
+                             "'barcodebert:DIR' the embeddings of a model made by pretrain or finetune "
+                             f"(one of {', '.join(METHODS)}, barcodebert:DIR)")
     parser.add_argument("--hits", type=int, default=0, metavar="N",
                         help="also write the N best reference hits of each query (reference id, BIN, identity %%, "
                              "aligned length, strand, taxonomy), like BLAST's tabular output, to --hits-out")

@@ -29,6 +29,7 @@ from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path
 from bioscan5m.tasks.identify.align import candidate_alignments
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
+from bioscan5m.tasks.identify.embedding_index import BARCODEBERT_PREFIX, EmbeddingIndex, model_directory
 from bioscan5m.tasks.identify.kmer_index import KmerIndex
 from bioscan5m.tasks.identify.queries import (
     MIN_IDENTITY,
@@ -42,6 +43,7 @@ from bioscan5m.tasks.identify.reference import ReferenceSet, read_queries, read_
 
 #: ``kmer``: k-mer search only; ``kmer+align``: k-mer search, then exact alignment of the candidates;
 #: ``blast`` / ``vsearch``: the external programs find the hits, the same consensus names them.
+#: ``barcodebert:DIR`` (not listed: DIR is the user's) searches the embeddings of a trained model.
 METHODS: tuple[str, ...] = ("kmer+align", "kmer", "blast", "vsearch")
 DEFAULT_METHOD = "kmer+align"
 PEER_METHODS = ("blast", "vsearch")
@@ -146,7 +148,8 @@ class BarcodeIdentifier:
         self.reference_ = ref
         self.from_cache_ = False
         self._workdir = None
-        if self.use_cache:
+        # A model's embeddings are not cached here (the key does not know the model): built each fit.
+        if self.use_cache and model_directory(self.method) is None:
             base = Path(self.cache_dir) if self.cache_dir is not None else default_index_dir()
             self.cache_path_ = base / self._cache_key(ref)
             if (self.cache_path_ / "config.json").is_file():
@@ -161,9 +164,9 @@ class BarcodeIdentifier:
         return self
 
     def _check_params(self) -> None:
-        if self.method not in METHODS:
-            raise BioscanError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}",
-                               value=self.method)
+        if self.method not in METHODS and model_directory(self.method) is None:
+            raise BioscanError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)} or "
+                               f"{BARCODEBERT_PREFIX}DIR", value=self.method)
         for name in ("k", "dim", "n_candidates", "n_simulated", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise BioscanError(f"{name} must be at least 1, not {getattr(self, name)}", value=getattr(self, name))
@@ -181,7 +184,11 @@ class BarcodeIdentifier:
         return hashlib.sha256(f"{ref.fingerprint()}|{params}".encode()).hexdigest()[:24]
 
     def _build(self, ref: ReferenceSet) -> None:
-        self.index_ = KmerIndex(self.k, self.dim, self.seed).build(ref.sequences)
+        model_dir = model_directory(self.method)
+        if model_dir is not None:
+            self.index_ = EmbeddingIndex(model_dir).build(ref.sequences)
+        else:
+            self.index_ = KmerIndex(self.k, self.dim, self.seed).build(ref.sequences)
         self.calibration_, self.cosine_to_identity_ = self._calibrate(ref)
 
     def _calibrate(self, ref: ReferenceSet) -> tuple[dict[str, Calibration], np.ndarray]:
@@ -273,7 +280,9 @@ class BarcodeIdentifier:
         c = self.n_candidates
         votes = vote(hits.similarity[:, :c], hits.candidates[:, :c], self.reference_.labels, self.tau,
                      hits.kmer_similarity, hits.aligned[:, :c])
-        calibration = self.calibration_["kmer" if self.method == "kmer" else "align"]
+        # Methods without an alignment report (and are calibrated on) the search's similarity.
+        calibration = self.calibration_["align" if self.method == "kmer+align" or self.method in PEER_METHODS
+                                        else "kmer"]
         return self._table(hits, votes, calibration), self._hits_table(hits, int(n_hits))
 
     def _search(self, queries: object, width: int) -> _Hits:
@@ -560,10 +569,13 @@ def identify(reference: object, queries: object, out: str | os.PathLike[str], *,
     ``hits`` > 0 also writes the best ``hits`` reference hits per query (:data:`HIT_COLUMNS`) to
     ``hits_out`` (default: ``out`` with ``.hits.tsv`` in place of its suffix). Returns the predictions.
     """
-    # Read the queries first: a bad query file should fail before the (slower) reference indexing.
+    # Check the options and read the queries first: a mistake there should fail before the (slower)
+    # reference indexing.
+    model = BarcodeIdentifier(**params)
+    model._check_params()
     ids, sequences = read_queries(queries)
     queries = pd.DataFrame({ID_COLUMN: ids, DNA_COLUMN: sequences})
-    table, top = BarcodeIdentifier(**params).fit(reference).predict_with_hits(queries, hits)
+    table, top = model.fit(reference).predict_with_hits(queries, hits)
     rounded = {column: 4 for column in table.columns if column.endswith(("_confidence", "_score", "_coverage"))}
     if hits > 0:
         with atomic_path(hits_out or default_hits_path(out)) as tmp:
