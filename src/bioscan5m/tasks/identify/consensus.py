@@ -62,31 +62,45 @@ class Votes:
     kmer_similarity: np.ndarray
     aligned_length: np.ndarray
 
+    partial: np.ndarray | None = None
+
     @property
     def aligned_share(self) -> np.ndarray:
         """Aligned length as a share of a full barcode, in [0, 1]."""
         return np.clip(self.aligned_length / FULL_LENGTH, 0.0, 1.0)
 
-    def features(self, rank: int) -> np.ndarray:
-        """Features of the name chosen at one rank column, float64 ``(Q, 5)``."""
-        winner, share = self.label_similarity[:, rank], self.aligned_share
-        return np.column_stack([self.best, winner, self.share[:, rank], share, winner * share]).astype(np.float64)
+    def rows(self, mask: np.ndarray) -> Votes:
+        """The votes of the queries where ``mask`` is true."""
+        return Votes(*(None if v is None else v[mask] for v in (
+            self.labels, self.share, self.label_similarity, self.best, self.nearest, self.kmer_similarity,
+            self.aligned_length, self.partial)))
 
-    def novelty_features(self) -> np.ndarray:
-        """Features for the novelty model, float64 ``(Q, 5)``: k-mer similarity, best identity, aligned
-        share, and the products of the first two with the aligned share."""
-        share = self.aligned_share
-        return np.column_stack([self.kmer_similarity, self.best, share, self.kmer_similarity * share,
-                                self.best * share]).astype(np.float64)
+    def features(self, rank: int, partial: bool = False) -> np.ndarray:
+        """Features of the name chosen at one rank column, float64: best similarity, the winner's, its
+        vote share; for partial queries also the aligned share and its product with the winner's."""
+        winner = self.label_similarity[:, rank]
+        columns = [self.best, winner, self.share[:, rank]]
+        if partial:
+            columns += [self.aligned_share, winner * self.aligned_share]
+        return np.column_stack(columns).astype(np.float64)
+
+    def novelty_features(self, partial: bool = False) -> np.ndarray:
+        """Features for the novelty model, float64: the k-mer similarity (full-length queries); the best
+        identity, the aligned share and their product (partial queries)."""
+        if not partial:
+            return self.kmer_similarity[:, None].astype(np.float64)
+        return np.column_stack([self.best, self.aligned_share, self.best * self.aligned_share]).astype(np.float64)
 
 
 def vote(similarity: np.ndarray, candidates: np.ndarray, labels: np.ndarray, tau: float,
-         kmer_similarity: np.ndarray | None = None, aligned_length: np.ndarray | None = None) -> Votes:
+         kmer_similarity: np.ndarray | None = None, aligned_length: np.ndarray | None = None,
+         partial: np.ndarray | None = None) -> Votes:
     """Similarity-weighted, lineage-consistent vote over each query's hits (see module docstring).
 
     ``similarity`` (Q, C) in [0, 1] (-inf: no hit), ``candidates`` (Q, C) reference indices (-1: none),
     ``labels`` (H, R) reference label codes, ``tau`` > 0; ``kmer_similarity`` (Q,) is passed through to
-    the result (default: the best similarity); ``aligned_length`` (Q, C) in nt (default: a full barcode).
+    the result (default: the best similarity); ``aligned_length`` (Q, C) in nt (default: a full barcode);
+    ``partial`` (Q,) marks partial barcodes, calibrated apart (default: none).
     """
     q, c = candidates.shape
     n_ranks = labels.shape[1]
@@ -129,7 +143,7 @@ def vote(similarity: np.ndarray, candidates: np.ndarray, labels: np.ndarray, tau
     else:
         length = np.where(valid[:, 0], np.take_along_axis(aligned_length, order, 1)[:, 0], 0).astype(np.float64)
     return Votes(out_labels, share, label_similarity, best, nearest, np.asarray(kmer_similarity, dtype=np.float64),
-                 length)
+                 length, None if partial is None else np.asarray(partial, dtype=bool))
 
 
 def _prior_votes(threshold: float, n_ranks: int, n: int = 400) -> Votes:
@@ -188,46 +202,100 @@ class LogisticCalibrator:
         return cls(data["mean"], data["scale"], data["coef"], data["intercept"])
 
 
-class Calibration:
-    """Per-rank correctness models plus the novelty model, fitted on simulated queries."""
+class CalibrationPart:
+    """Per-rank correctness models plus the novelty model for one kind of query (full or partial)."""
 
     def __init__(self, ranks: list[LogisticCalibrator] | None = None,
-                 novelty: LogisticCalibrator | None = None) -> None:
+                 novelty: LogisticCalibrator | None = None, partial: bool = False) -> None:
         self.ranks = ranks or []
         self.novelty = novelty or LogisticCalibrator()
+        self.partial = partial
+        self.prior_reads_identity = False  # set when the novelty model is the prior's, on identity alone
 
-    def fit(self, votes: Votes, truth: np.ndarray, novel: np.ndarray) -> Calibration:
+    def fit(self, votes: Votes, truth: np.ndarray, novel: np.ndarray) -> CalibrationPart:
         """``truth`` (Q, R) true label codes (-1: unknown, left out of that rank); ``novel`` (Q,) bool."""
         self.ranks = []
         for rank in range(truth.shape[1]):
             known = truth[:, rank] >= 0
             correct = votes.labels[known, rank] == truth[known, rank]
-            x = votes.features(rank)[known]
+            x = votes.features(rank, self.partial)[known]
             if correct.all():  # nothing wrong to learn a threshold from: fall back on the prior
                 prior = _prior_votes(PRIOR_IDENTITY[RANKS[rank]], truth.shape[1])
-                x, correct = prior.features(rank), prior.best >= PRIOR_IDENTITY[RANKS[rank]]
+                x, correct = prior.features(rank, self.partial), prior.best >= PRIOR_IDENTITY[RANKS[rank]]
             self.ranks.append(LogisticCalibrator().fit(x, correct))
-        x = votes.novelty_features()
+        x = votes.novelty_features(self.partial)
         if novel.all() or not novel.any():  # no new species could be simulated (one-species reference)
             prior = _prior_votes(PRIOR_IDENTITY["species"], truth.shape[1])
-            x, novel = prior.novelty_features(), prior.best < PRIOR_IDENTITY["species"]
+            # The prior reads identity: for full-length queries, use it in place of the k-mer similarity.
+            x = prior.novelty_features(True) if self.partial else prior.best[:, None]
+            novel = prior.best < PRIOR_IDENTITY["species"]
+            self.prior_reads_identity = not self.partial
         # The mix of seen and new species among the simulated queries is arbitrary: score as if even.
         self.novelty = LogisticCalibrator().fit(x, novel, balanced=True)
         return self
 
     def confidence(self, votes: Votes) -> np.ndarray:
-        """P(name right) per query and rank, ``(Q, R)``; 0 where no name was given."""
-        out = np.column_stack([model.probability(votes.features(rank)) for rank, model in enumerate(self.ranks)])
+        out = np.column_stack([model.probability(votes.features(rank, self.partial))
+                               for rank, model in enumerate(self.ranks)])
         return np.where(votes.labels >= 0, out, 0.0)
 
     def novelty_score(self, votes: Votes) -> np.ndarray:
-        """P(species absent from the reference) per query, ``(Q,)``; 1 for a query without any hit."""
-        return np.where(votes.nearest >= 0, self.novelty.probability(votes.novelty_features()), 1.0)
+        x = votes.best[:, None] if self.prior_reads_identity else votes.novelty_features(self.partial)
+        return np.where(votes.nearest >= 0, self.novelty.probability(x), 1.0)
 
     def to_dict(self) -> dict:
-        return {"ranks": [m.to_dict() for m in self.ranks], "novelty": self.novelty.to_dict()}
+        return {"ranks": [m.to_dict() for m in self.ranks], "novelty": self.novelty.to_dict(),
+                "partial": self.partial, "prior_reads_identity": self.prior_reads_identity}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CalibrationPart:
+        part = cls([LogisticCalibrator.from_dict(m) for m in data["ranks"]],
+                   LogisticCalibrator.from_dict(data["novelty"]), data["partial"])
+        part.prior_reads_identity = data["prior_reads_identity"]
+        return part
+
+
+class Calibration:
+    """Confidence and novelty models fitted on simulated queries, one set for full-length queries and one
+    for partial barcodes (``Votes.partial``): the same identity means more from 650 nt than from 150."""
+
+    def __init__(self, full: CalibrationPart | None = None, partial: CalibrationPart | None = None) -> None:
+        self.full = full or CalibrationPart()
+        self.partial = partial or CalibrationPart(partial=True)
+
+    def fit(self, votes: Votes, truth: np.ndarray, novel: np.ndarray) -> Calibration:
+        """``truth`` (Q, R) true label codes (-1: unknown, left out of that rank); ``novel`` (Q,) bool.
+        Without partial queries among them, the partial models are the full-length ones' rules (prior)."""
+        partial = _partial(votes)
+        self.full = CalibrationPart().fit(votes.rows(~partial), truth[~partial], novel[~partial])
+        self.partial = CalibrationPart(partial=True).fit(votes.rows(partial), truth[partial], novel[partial])
+        return self
+
+    def confidence(self, votes: Votes) -> np.ndarray:
+        """P(name right) per query and rank, ``(Q, R)``; 0 where no name was given."""
+        partial = _partial(votes)
+        out = np.zeros(votes.labels.shape)
+        for part, mask in ((self.full, ~partial), (self.partial, partial)):
+            if mask.any():
+                out[mask] = part.confidence(votes.rows(mask))
+        return out
+
+    def novelty_score(self, votes: Votes) -> np.ndarray:
+        """P(species absent from the reference) per query, ``(Q,)``; 1 for a query without any hit."""
+        partial = _partial(votes)
+        out = np.ones(len(votes.best))
+        for part, mask in ((self.full, ~partial), (self.partial, partial)):
+            if mask.any():
+                out[mask] = part.novelty_score(votes.rows(mask))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"full": self.full.to_dict(), "partial": self.partial.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        return cls([LogisticCalibrator.from_dict(m) for m in data["ranks"]],
-                   LogisticCalibrator.from_dict(data["novelty"]))
+        return cls(CalibrationPart.from_dict(data["full"]), CalibrationPart.from_dict(data["partial"]))
+
+
+def _partial(votes: Votes) -> np.ndarray:
+    return np.zeros(len(votes.best), bool) if votes.partial is None else votes.partial

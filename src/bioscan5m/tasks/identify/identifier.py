@@ -30,12 +30,13 @@ from bioscan5m.fileio import atomic_path
 from bioscan5m.tasks.identify.align import candidate_alignments
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
 from bioscan5m.tasks.identify.embedding_index import BARCODEBERT_PREFIX, EmbeddingIndex, model_directory
-from bioscan5m.tasks.identify.kmer_index import KmerIndex
+from bioscan5m.tasks.identify.kmer_index import KmerContainment, KmerIndex
 from bioscan5m.tasks.identify.queries import (
     MIN_IDENTITY,
     MIN_QUERY_LENGTH,
     NO_HIT,
     OK,
+    PARTIAL_LENGTH,
     query_status,
     reverse_complement,
 )
@@ -73,7 +74,7 @@ CACHE_VERSION = 6
 EXCLUSION_ROOM = 64
 #: Share of the simulated calibration queries cut to fragments, and their length range in nt.
 FRAGMENT_SHARE = 0.5
-FRAGMENT_LENGTHS = (MIN_QUERY_LENGTH, 600)
+FRAGMENT_LENGTHS = (MIN_QUERY_LENGTH, PARTIAL_LENGTH - 1)
 
 
 @dataclass
@@ -197,23 +198,16 @@ class BarcodeIdentifier:
 
         records, excluded, novel = self._simulated_queries(ref)
         sequences = _fragments([ref.sequences[h] for h in ref.record_haplotype[records]], self.seed)
-        full = np.array([len(q) == len(ref.sequences[h]) for q, h in zip(sequences, ref.record_haplotype[records])])
+        partial = np.array([len(q) < PARTIAL_LENGTH for q in sequences])
+        full = ~partial
         cosine = np.full((len(records), self.n_candidates), -np.inf, dtype=np.float32)
         candidates = np.full((len(records), self.n_candidates), -1, dtype=np.int64)
-        # One batched search with room for the hidden barcodes; only queries of species with more hidden
-        # barcodes than that room are searched one by one, with FAISS skipping the hidden ones.
-        room = self.n_candidates + EXCLUSION_ROOM
-        wide_cosine, wide = self.index_.search(sequences, min(room, len(ref)))
-        alone = []
-        for row, hidden in enumerate(excluded):
-            keep = ~np.isin(wide[row], hidden) & (wide[row] >= 0)
-            if len(hidden) and keep.sum() < self.n_candidates and len(ref) > room:
-                alone.append(row)
-                continue
-            kept = np.flatnonzero(keep)[:self.n_candidates]
-            cosine[row, :len(kept)], candidates[row, :len(kept)] = wide_cosine[row, kept], wide[row, kept]
-        for row in tqdm(alone, desc="calibrating", unit="query", disable=self._no_bar()):
-            cosine[row], candidates[row] = self.index_.search([sequences[row]], self.n_candidates, excluded[row])
+        for rows, search in ((full, self.index_.search), (partial, self._containment().search)):
+            rows = np.flatnonzero(rows)
+            found_score, found = self._search_hiding(search, [sequences[i] for i in rows], [excluded[i] for i in rows])
+            candidates[rows] = found
+            if search == self.index_.search:
+                cosine[rows] = found_score
         identity, aligned, _ = candidate_alignments(sequences, ref.sequences, candidates)
 
         # The k-mer method reports identities: a monotone curve from cosine to alignment identity (fitted
@@ -228,12 +222,48 @@ class BarcodeIdentifier:
 
         truth = ref.record_labels[records].astype(np.int64)
         mapped = _interp(cosine, mapping)
-        kmer_aligned = self._kmer_overlap(sequences, candidates)[0]
-        calibration = {}
-        for family, similarity, length in (("align", identity, aligned), ("kmer", mapped, kmer_aligned)):
-            votes = vote(similarity, candidates, ref.labels, self.tau, mapped[:, 0], length)
-            calibration[family] = Calibration().fit(votes, truth, novel)
+        votes = vote(identity, candidates, ref.labels, self.tau, mapped[:, 0], aligned, partial)
+        calibration = {"align": Calibration().fit(votes, truth, novel)}
+        # Methods without an alignment search by profile cosine only, and are meant for full-length barcodes.
+        kmer_aligned = self._kmer_overlap([sequences[i] for i in np.flatnonzero(full)], candidates[full])[0]
+        votes = vote(mapped[full], candidates[full], ref.labels, self.tau, mapped[full, 0], kmer_aligned)
+        calibration["kmer"] = Calibration().fit(votes, truth[full], novel[full])
         return calibration, mapping
+
+    def _search_hiding(self, search, sequences: list[str], excluded: list[np.ndarray]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """``search`` (the k-mer index's or the containment's) for simulated queries, each with its hidden
+        references left out: scores and candidates ``(Q, n_candidates)``.
+
+        One batched search with room for the hidden barcodes; only queries of species with more hidden
+        barcodes than that room are searched one by one, skipping the hidden ones.
+        """
+        n = len(self.reference_)
+        score = np.full((len(sequences), self.n_candidates), -np.inf, dtype=np.float32)
+        candidates = np.full((len(sequences), self.n_candidates), -1, dtype=np.int64)
+        if not sequences:
+            return score, candidates
+        room = self.n_candidates + EXCLUSION_ROOM
+        wide_score, wide = search(sequences, min(room, n))
+        alone = []
+        for row, hidden in enumerate(excluded):
+            keep = ~np.isin(wide[row], hidden) & (wide[row] >= 0)
+            if len(hidden) and keep.sum() < self.n_candidates and n > room:
+                alone.append(row)
+                continue
+            kept = np.flatnonzero(keep)[:self.n_candidates]
+            score[row, :len(kept)], candidates[row, :len(kept)] = wide_score[row, kept], wide[row, kept]
+        for row in tqdm(alone, desc="calibrating", unit="query", disable=self._no_bar()):
+            found_score, found = search([sequences[row]], self.n_candidates, excluded[row])
+            width = found.shape[1]
+            score[row, :width], candidates[row, :width] = found_score[0], found[0]
+        return score, candidates
+
+    def _containment(self) -> KmerContainment:
+        """The k-mer containment index of the reference, built on first use (a few seconds; not cached)."""
+        if getattr(self, "_containment_index", None) is None:
+            self._containment_index = KmerContainment().build(self.reference_.sequences)
+        return self._containment_index
 
     def _simulated_queries(self, ref: ReferenceSet) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """Reference records to use as queries, the haplotypes hidden from each, and whether its species is.
@@ -278,8 +308,10 @@ class BarcodeIdentifier:
             raise BioscanError("this BarcodeIdentifier is not fitted yet: call fit(reference) first")
         hits = self._search(queries, max(self.n_candidates, int(n_hits)))
         c = self.n_candidates
+        partial = np.array([len(s) < PARTIAL_LENGTH for s in hits.sequences]) & (self.method not in ("kmer",)) & (
+            model_directory(self.method) is None)
         votes = vote(hits.similarity[:, :c], hits.candidates[:, :c], self.reference_.labels, self.tau,
-                     hits.kmer_similarity, hits.aligned[:, :c])
+                     hits.kmer_similarity, hits.aligned[:, :c], partial)
         # Methods without an alignment report (and are calibrated on) the search's similarity.
         calibration = self.calibration_["align" if self.method == "kmer+align" or self.method in PEER_METHODS
                                         else "kmer"]
@@ -314,8 +346,17 @@ class BarcodeIdentifier:
                 top = np.maximum(found[:, :1], 0)
                 first = candidate_alignments(forward + reverse, self.reference_.sequences, top)[0][:, 0]
                 minus = (first[len(rows):] > first[:len(rows)]) | ((first[len(rows):] == first[:len(rows)]) & minus)
+            short = np.flatnonzero([len(f) < PARTIAL_LENGTH for f in forward])
+            if self.method == "kmer+align" and len(short):
+                # Partial barcodes: candidates by k-mer containment, the strand holding more of them.
+                share, contained = self._containment().search(
+                    [forward[i] for i in short] + [reverse[i] for i in short], width)
+                minus[short] = share[len(short):, 0] > share[:len(short), 0]
+                contained = np.where(minus[short, None], contained[len(short):], contained[:len(short)])
             pick = np.where(minus, np.arange(len(rows)) + len(rows), np.arange(len(rows)))
             cosine, found = cosine[pick], found[pick]
+            if self.method == "kmer+align" and len(short):
+                found[short] = contained
             strand[rows[minus]] = "-"
             batch = [r if m else f for f, r, m in zip(forward, reverse, minus)]
             for i, seq in zip(rows, batch):

@@ -106,3 +106,74 @@ class KmerIndex:
         index.mean, index.components = arrays["mean"], arrays["components"]
         index.index = faiss.read_index(str(folder / "kmer.faiss"))
         return index
+
+
+#: k of the containment search: 8-mers are specific enough that a 150 nt fragment shares few by chance.
+CONTAINMENT_K = 8
+
+
+def kmer_set(sequence: str, k: int = CONTAINMENT_K) -> np.ndarray:
+    """Distinct k-mer codes of a barcode (windows with N skipped), sorted int64."""
+    codes = np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)
+    values = np.full(256, 4, dtype=np.int64)
+    values[np.frombuffer(b"ACGT", dtype=np.uint8)] = np.arange(4)
+    digits = values[codes]
+    if len(digits) < k:
+        return np.zeros(0, dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(digits, k)
+    valid = (windows < 4).all(1)
+    return np.unique(windows[valid] @ (4 ** np.arange(k - 1, -1, -1, dtype=np.int64)))
+
+
+class KmerContainment:
+    """Share of a query's distinct 8-mers found in each reference barcode (a sparse presence matrix).
+
+    For partial barcodes: a 150 nt fragment's k-mer profile is a small part of its barcode's, so the
+    cosine of compressed profiles ranks it poorly, while the share of its own k-mers a reference holds
+    is ~1 for the barcode it came from whatever the rest of that barcode is (VSEARCH pre-filters the same
+    way, on shared words).
+    """
+
+    def __init__(self, k: int = CONTAINMENT_K) -> None:
+        self.k = k
+        self.matrix = None
+
+    def _rows(self, sequences: Sequence[str]):
+        from scipy import sparse
+
+        sets = [kmer_set(s, self.k) for s in sequences]
+        indptr = np.concatenate([[0], np.cumsum([len(s) for s in sets])])
+        indices = np.concatenate(sets) if sets else np.zeros(0, np.int64)
+        return sparse.csr_matrix((np.ones(len(indices), np.float32), indices, indptr),
+                                 shape=(len(sequences), 4 ** self.k))
+
+    def build(self, sequences: Sequence[str]) -> KmerContainment:
+        """Index the distinct k-mers of every reference barcode."""
+        self.matrix = self._rows(sequences).T.tocsr()  # k-mer → references holding it
+        return self
+
+    def search(self, sequences: Sequence[str], n: int, exclude: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` references holding the largest share of each query's k-mers: share ``(Q, n)`` float32
+        (-inf where none), index ``(Q, n)`` int64 (-1 where none). ``exclude``: references to leave out."""
+        queries = self._rows(sequences)
+        shares = np.full((len(sequences), n), -np.inf, dtype=np.float32)
+        found = np.full((len(sequences), n), -1, dtype=np.int64)
+        sizes = np.maximum(np.diff(queries.indptr), 1)
+        for start in range(0, len(sequences), 256):
+            shared = (queries[start:start + 256] @ self.matrix).tocsr()
+            for row in range(shared.shape[0]):
+                cols = shared.indices[shared.indptr[row]:shared.indptr[row + 1]]
+                counts = shared.data[shared.indptr[row]:shared.indptr[row + 1]]
+                if exclude is not None and len(exclude):
+                    keep = ~np.isin(cols, exclude)
+                    cols, counts = cols[keep], counts[keep]
+                m = min(n, len(cols))
+                if not m:
+                    continue
+                top = np.argpartition(-counts, m - 1)[:m] if m < len(cols) else np.arange(len(cols))
+                # Best first; equal shares in reference order, so the result does not depend on scipy's.
+                top = top[np.lexsort((cols[top], -counts[top]))]
+                shares[start + row, :m] = counts[top] / sizes[start + row]
+                found[start + row, :m] = cols[top]
+        return shares, found

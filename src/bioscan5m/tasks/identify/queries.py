@@ -26,6 +26,10 @@ MIN_TRIMER_ENTROPY = 3.0
 #: orders differ by ~15-25% in COI; unrelated DNA aligns at ~55-65%).
 MIN_IDENTITY = 0.80
 
+#: Queries shorter than this are partial barcodes: found by k-mer containment (not by profile cosine)
+#: and calibrated apart.
+PARTIAL_LENGTH = 500
+
 _COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
 
 
