@@ -99,8 +99,10 @@ def test_index_cache_is_reused_and_invalidated(bold, fitted):
 def test_vsearch_method_uses_the_same_consensus(bold, fitted):
     reference, seen, _ = bold
     model = BarcodeIdentifier("vsearch", cache_dir=fitted.cache_path_.parent, **FAST).fit(reference)
-    table = model.predict(seen[:15])
-    assert micro_accuracy(seen["species"].to_numpy()[:15], table["species"].to_numpy(object)) >= 0.9
+    queries = pd.concat([seen[:15], seen[15:25].assign(dna_barcode=seen["dna_barcode"][15:25].map(reverse_complement))])
+    table = model.predict(queries)
+    assert micro_accuracy(queries["species"].to_numpy(), table["species"].to_numpy(object)) >= 0.9
+    assert table["strand"].tolist() == ["+"] * 15 + ["-"] * 10 and (table["identity"] > 95).mean() > 0.9
     assert (model.cache_path_ / "reference.fasta").is_file()
 
 
