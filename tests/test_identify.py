@@ -386,3 +386,20 @@ def test_barcodebert_method_searches_a_trained_models_embeddings(bold, tmp_path,
     code = main(["identify", "--reference", str(tmp_path / "nowhere.tsv"), "--queries", str(tmp_path / "q.fasta"),
                  "--out", str(tmp_path / "p.tsv"), "--method", f"barcodebert:{tmp_path / 'missing'}"])
     assert code == 2 and "no BarcodeBERT model here" in capsys.readouterr().err
+
+
+def test_large_references_get_an_approximate_index_with_measured_recall(bold, monkeypatch, tmp_path):
+    import faiss
+
+    from bioscan5m.tasks.identify import kmer_index
+
+    reference, seen, _ = bold
+    monkeypatch.setattr(kmer_index, "APPROXIMATE_ABOVE", 300)
+    model = BarcodeIdentifier(cache_dir=tmp_path, **FAST).fit(reference)
+    assert isinstance(model.index_.index, faiss.IndexIVFFlat) and model.index_.index.nprobe == kmer_index.N_PROBE
+    assert 0.8 <= model.index_.recall <= 1.0
+    table = model.predict(seen)
+    assert micro_accuracy(seen["species"].to_numpy(), table["species"].to_numpy(object)) >= 0.95
+    again = BarcodeIdentifier(cache_dir=tmp_path, **FAST).fit(reference)
+    assert again.from_cache_ and again.index_.recall == model.index_.recall
+    assert isinstance(again.index_.index, faiss.IndexIVFFlat) and again.index_.index.nprobe == kmer_index.N_PROBE

@@ -23,6 +23,12 @@ from bioscan5m.models.kmer import kmer_counts
 BATCH = 4096
 #: Reference rows the PCA is fitted on (a random sample; the components barely move beyond this).
 PCA_SAMPLE = 8000
+#: Above this many reference barcodes the search is approximate: FAISS IVF (inverted lists of k-means
+#: cells, ~4 sqrt(n) cells, :data:`N_PROBE` of them visited per query), with its recall measured at build.
+APPROXIMATE_ABOVE = 200_000
+N_PROBE = 32
+#: Reference barcodes searched both ways (IVF and exact) to measure the recall of the approximate index.
+RECALL_SAMPLE = 1000
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -44,7 +50,9 @@ class KmerIndex:
         self.seed = seed
         self.mean: np.ndarray | None = None
         self.components: np.ndarray | None = None
-        self.index: faiss.IndexFlatIP | None = None
+        self.index: faiss.Index | None = None
+        #: Recall@10 of the approximate index against exact search (1.0 for an exact index).
+        self.recall = 1.0
 
     def profiles(self, sequences: Sequence[str]) -> np.ndarray:
         """Unit-length k-mer count profiles, float32 ``(len(sequences), 4**k)``."""
@@ -72,10 +80,40 @@ class KmerIndex:
         # Contiguous copies: safetensors writes the raw buffer, whatever the strides say.
         self.mean = np.ascontiguousarray(pca.mean_, dtype=np.float32)
         self.components = np.ascontiguousarray(pca.components_, dtype=np.float32)
-        self.index = faiss.IndexFlatIP(self.components.shape[0])
-        for start in range(0, len(sequences), BATCH):
-            self.index.add(self.embed(sequences[start:start + BATCH]))
+        d = self.components.shape[0]
+        if len(sequences) <= APPROXIMATE_ABOVE:
+            self.index = faiss.IndexFlatIP(d)
+            for start in range(0, len(sequences), BATCH):
+                self.index.add(self.embed(sequences[start:start + BATCH]))
+            return self
+        self._build_approximate(sequences, sample, rng)
         return self
+
+    def _build_approximate(self, sequences: Sequence[str], sample: np.ndarray, rng: np.random.Generator) -> None:
+        """An IVF index trained on the PCA sample; while adding, the exact top 10 of :data:`RECALL_SAMPLE`
+        reference barcodes is kept, to measure the approximate index's recall against it."""
+        d = self.components.shape[0]
+        n_lists = int(4 * np.sqrt(len(sequences)))
+        training = self.embed([sequences[i] for i in sample])
+        if len(training) < 39 * n_lists:  # FAISS wants ~39 points per cell
+            extra = rng.choice(len(sequences), min(len(sequences), 39 * n_lists), replace=False)
+            training = self.embed([sequences[i] for i in np.sort(extra)])
+        self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, n_lists, faiss.METRIC_INNER_PRODUCT)
+        self.index.train(training)
+        self.index.nprobe = N_PROBE
+        probes = self.embed([sequences[i] for i in rng.choice(len(sequences), min(RECALL_SAMPLE, len(sequences)),
+                                                               replace=False)])
+        best = np.full((len(probes), 10), -np.inf, dtype=np.float32)
+        best_ids = np.full((len(probes), 10), -1, dtype=np.int64)
+        for start in range(0, len(sequences), BATCH):
+            block = self.embed(sequences[start:start + BATCH])
+            self.index.add(block)
+            scores = np.hstack([best, probes @ block.T])
+            ids = np.hstack([best_ids, np.broadcast_to(np.arange(start, start + len(block)), (len(probes), len(block)))])
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+            best, best_ids = np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
+        _, approximate = self.index.search(probes, 10)
+        self.recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, best_ids)]))
 
     def search(self, sequences: Sequence[str], n: int, exclude: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +123,9 @@ class KmerIndex:
         """
         params = None
         if exclude is not None and len(exclude):
-            params = faiss.SearchParameters(sel=faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(exclude,
-                                                                                                     np.int64))))
+            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(exclude, np.int64)))
+            params = (faiss.SearchParametersIVF(sel=selector, nprobe=N_PROBE) if isinstance(self.index, faiss.IndexIVF)
+                      else faiss.SearchParameters(sel=selector))
         similarity, index = self.index.search(self.embed(sequences), n, params=params)
         similarity[index < 0] = -np.inf
         return similarity, index
@@ -94,7 +133,8 @@ class KmerIndex:
     def save(self, folder: str | os.PathLike[str]) -> None:
         """Write ``kmer_pca.safetensors`` and ``kmer.faiss`` into ``folder``."""
         folder = Path(folder)
-        save_file({"mean": self.mean, "components": self.components}, str(folder / "kmer_pca.safetensors"))
+        save_file({"mean": self.mean, "components": self.components,
+                   "recall": np.array([self.recall], dtype=np.float64)}, str(folder / "kmer_pca.safetensors"))
         faiss.write_index(self.index, str(folder / "kmer.faiss"))
 
     @classmethod
@@ -105,6 +145,9 @@ class KmerIndex:
         index = cls(k, arrays["components"].shape[0], seed)
         index.mean, index.components = arrays["mean"], arrays["components"]
         index.index = faiss.read_index(str(folder / "kmer.faiss"))
+        if isinstance(index.index, faiss.IndexIVF):
+            index.index.nprobe = N_PROBE
+        index.recall = float(arrays["recall"][0]) if "recall" in arrays else 1.0
         return index
 
 
