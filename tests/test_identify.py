@@ -403,3 +403,16 @@ def test_large_references_get_an_approximate_index_with_measured_recall(bold, mo
     again = BarcodeIdentifier(cache_dir=tmp_path, **FAST).fit(reference)
     assert again.from_cache_ and again.index_.recall == model.index_.recall
     assert isinstance(again.index_.index, faiss.IndexIVFFlat) and again.index_.index.nprobe == kmer_index.N_PROBE
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--hits", "-1"], "--hits must be 0 or more"),
+    (["--min-confidence", "1.5"], "--min-confidence must be between 0 and 1"),
+])
+def test_cli_rejects_bad_new_options(files, tmp_path, capsys, option, message):
+    out = tmp_path / "predictions.tsv"
+    code = main(["identify", "--reference", str(files / "reference.fasta"), "--taxonomy", str(files / "taxonomy.tsv"),
+                 "--queries", str(files / "queries.fasta"), "--out", str(out), "--no-cache", *option])
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and "Traceback" not in error
+    assert not out.exists()
