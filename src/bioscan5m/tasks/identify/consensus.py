@@ -35,6 +35,8 @@ from bioscan5m.data.schema import TAXONOMIC_RANKS
 #: Ranks named by identification, from phylum to species.
 RANKS: tuple[str, ...] = TAXONOMIC_RANKS
 SPECIES = RANKS.index("species")
+#: Cap of the lead of the best hit over another species' (when no other species is among the hits).
+MAX_SPECIES_GAP = 0.1
 #: A full Folmer-region barcode, for the aligned share of a query.
 FULL_LENGTH = 658
 #: Identity at or above which a name at each rank is usually right in COI (used only when the reference
@@ -63,6 +65,7 @@ class Votes:
     aligned_length: np.ndarray
 
     partial: np.ndarray | None = None
+    species_gap: np.ndarray | None = None
 
     @property
     def aligned_share(self) -> np.ndarray:
@@ -73,7 +76,7 @@ class Votes:
         """The votes of the queries where ``mask`` is true."""
         return Votes(*(None if v is None else v[mask] for v in (
             self.labels, self.share, self.label_similarity, self.best, self.nearest, self.kmer_similarity,
-            self.aligned_length, self.partial)))
+            self.aligned_length, self.partial, self.species_gap)))
 
     def features(self, rank: int, partial: bool = False) -> np.ndarray:
         """Features of the name chosen at one rank column, float64: best similarity, the winner's, its
@@ -86,10 +89,12 @@ class Votes:
 
     def novelty_features(self, partial: bool = False) -> np.ndarray:
         """Features for the novelty model, float64: the k-mer similarity (full-length queries); the best
-        identity, the aligned share and their product (partial queries)."""
+        identity, the aligned share, their product and the lead of the best hit over the best hit of
+        another species (partial queries)."""
         if not partial:
             return self.kmer_similarity[:, None].astype(np.float64)
-        return np.column_stack([self.best, self.aligned_share, self.best * self.aligned_share]).astype(np.float64)
+        gap = np.zeros(len(self.best)) if self.species_gap is None else self.species_gap
+        return np.column_stack([self.best, self.aligned_share, self.best * self.aligned_share, gap]).astype(np.float64)
 
 
 def vote(similarity: np.ndarray, candidates: np.ndarray, labels: np.ndarray, tau: float,
@@ -136,6 +141,10 @@ def vote(similarity: np.ndarray, candidates: np.ndarray, labels: np.ndarray, tau
         carries = valid & (names == chosen[:, None]) & has[:, None]
         label_similarity[:, rank] = np.where(has, np.where(carries, similarity, -np.inf).max(1), 0.0)
         consistent &= (names == chosen[:, None]) | (names < 0) | ~has[:, None]
+    # How far the best hit leads the best hit of another species (capped: none among the hits).
+    other = valid & (species >= 0) & (species != out_labels[:, SPECIES][:, None])
+    runner_up = np.where(other, similarity, -np.inf).max(1)
+    species_gap = np.clip(best - runner_up, 0.0, MAX_SPECIES_GAP)
     nearest = np.where(valid[:, 0], candidates[:, 0], -1)
     kmer_similarity = best if kmer_similarity is None else np.where(np.isfinite(kmer_similarity), kmer_similarity, 0.0)
     if aligned_length is None:
@@ -143,7 +152,7 @@ def vote(similarity: np.ndarray, candidates: np.ndarray, labels: np.ndarray, tau
     else:
         length = np.where(valid[:, 0], np.take_along_axis(aligned_length, order, 1)[:, 0], 0).astype(np.float64)
     return Votes(out_labels, share, label_similarity, best, nearest, np.asarray(kmer_similarity, dtype=np.float64),
-                 length, None if partial is None else np.asarray(partial, dtype=bool))
+                 length, None if partial is None else np.asarray(partial, dtype=bool), species_gap)
 
 
 def _prior_votes(threshold: float, n_ranks: int, n: int = 400) -> Votes:
