@@ -8,10 +8,10 @@ lineage is always consistent. A hit without a name at a rank neither votes there
 
 **Calibration.** Per rank, a logistic regression turns features of the vote (best similarity, the
 winner's similarity, its share of the vote, the aligned length as a share of a full 658 bp barcode and
-its product with the winner's similarity) into the probability that the name is right; another turns
-the k-mer similarity of the closest reference (on the identity scale), the best alignment identity,
-the aligned share and their products into the probability that the query's species is absent from the
-reference. Both are fitted on queries simulated from the reference itself (leave one record out: seen
+its product with the winner's similarity, for partial queries) into the probability that the name is
+right; another turns the k-mer similarity of the closest reference (on the identity scale; full-length
+queries) or the best identity, the aligned share, their product and the lead of the best hit over another
+species' (partial queries) into the probability that the query's species is absent from the reference. Both are fitted on queries simulated from the reference itself (leave one record out: seen
 species; leave a whole species out: new species; half of them cut to fragments of 80-600 nt), so
 they act as rank-specific identity thresholds learned from the reference, for the query's length: a
 150 nt exact match is not "novel" because its k-mer profile is a quarter of a barcode's, and a short
