@@ -59,3 +59,20 @@ def test_missing_program_is_a_clear_error(monkeypatch, tiny_set):
     reference, queries = tiny_set
     with pytest.raises(BioscanError, match="'makeblastdb' was not found"):
         blast_top_hits(reference["processid"], reference["barcode"], queries["processid"], queries["barcode"])
+
+
+@pytest.mark.parametrize("search", [blast_top_hits, vsearch_top_hits], ids=["blast", "vsearch"])
+def test_reverse_complemented_queries_are_found_on_the_minus_strand(tiny_set, search):
+    from bioscan5m.tasks.identify.queries import reverse_complement
+
+    reference, queries = tiny_set
+    flipped = [reverse_complement(seq) for seq in queries["barcode"]]
+    hits = search(reference["processid"], reference["barcode"], queries["processid"], flipped, threads=1, max_hits=1)
+    assert sorted(hits["query_id"]) == sorted(queries["processid"])
+    assert (hits["strand"] == "-").all() and (hits["identity"] >= 0.95).all()
+    species_of = dict(zip(reference["processid"], reference["species"]))
+    truth = dict(zip(queries["processid"], queries["species"]))
+    assert all(species_of[s] == truth[q] for q, s in zip(hits["query_id"], hits["subject_id"]))
+    forward = search(reference["processid"], reference["barcode"], queries["processid"], queries["barcode"],
+                     threads=1, max_hits=1)
+    assert (forward["strand"] == "+").all()

@@ -23,18 +23,30 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--reference", required=True, metavar="REF", type=t.existing_path,
                         help="reference barcodes with taxonomy: a BOLD TSV, a BIOSCAN-5M metadata CSV or dataset "
-                             "folder, or a FASTA file together with --taxonomy (plain or .gz)")
+                             "folder, a FASTA with SINTAX headers (>id;tax=o:...,g:...,s:...), or a FASTA file "
+                             "together with --taxonomy (plain or .gz)")
     parser.add_argument("--queries", required=True, metavar="QUERIES", type=t.existing_path,
-                        help="barcodes to identify: a FASTA file or any table the reference may be")
+                        help="barcodes to identify, either strand, full length or partial: a FASTA or FASTQ file "
+                             "(plain or .gz) or any table the reference may be")
     parser.add_argument("--out", required=True, metavar="TSV",
                         help="where to write the predictions (tab-separated, one row per query)")
     parser.add_argument("--taxonomy", metavar="TSV", type=t.existing_file,
                         help="with a FASTA reference: a TSV of taxonomy per sequence id (columns processid or id, "
-                             "then order, family, subfamily, genus, species)")
-    parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                             "then phylum, class, order, family, subfamily, genus, species; or QIIME2's "
+                             "'Feature ID' and 'Taxon')")
+    parser.add_argument("--method", default=DEFAULT_METHOD, metavar="METHOD",
                         help=f"how hits are found (default {DEFAULT_METHOD}): 'kmer' k-mer search only, "
                              "'kmer+align' k-mer search then exact alignment of the best candidates, 'blast' "
-                             "BLAST+ blastn, 'vsearch' VSEARCH global alignment (both must be installed)")
+                             "BLAST+ blastn, 'vsearch' VSEARCH global alignment (both must be installed), "
+                             "'barcodebert:DIR' the embeddings of a model made by pretrain or finetune "
+                             f"(one of {', '.join(METHODS)}, barcodebert:DIR)")
+    parser.add_argument("--hits", type=t.non_negative_int, default=0, metavar="N",
+                        help="also write the N best reference hits of each query (reference id, BIN, identity %%, "
+                             "aligned length, strand, taxonomy), like BLAST's tabular output, to --hits-out")
+    parser.add_argument("--hits-out", metavar="TSV",
+                        help="where --hits go (default: --out with .hits.tsv in place of its suffix)")
+    parser.add_argument("--min-confidence", type=t.probability, default=0.7, metavar="P",
+                        help="confidence a rank needs to enter the lineage column (default 0.7)")
     parser.add_argument("--threads", type=t.positive_int, default=None, metavar="N",
                         help="CPU threads to use (default: all)")
     add_cache_dir_option(parser)
@@ -46,13 +58,33 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bioscan5m.data.records import load_records
-    from bioscan5m.tasks.identify import identify
+    from bioscan5m.errors import BioscanError
+    from bioscan5m.tasks.identify import default_hits_path, identify
 
+    if args.hits < 0:
+        raise BioscanError(f"--hits must be 0 or more, not {args.hits}", value=args.hits)
+    if not 0 <= args.min_confidence <= 1:
+        raise BioscanError(f"--min-confidence must be between 0 and 1, not {args.min_confidence}",
+                           value=args.min_confidence)
     reference = load_records(args.reference, taxonomy=args.taxonomy) if args.taxonomy else args.reference
     table = identify(reference, args.queries, args.out, method=args.method, threads=args.threads,
-                     cache_dir=args.cache_dir, use_cache=not args.no_cache)
-    confident = int((table["species_confidence"] >= 0.9).sum())
-    novel = int(table["novel_species"].sum())
-    print(f"identified {len(table)} barcodes with {args.method}: {confident} named to species with confidence "
-          f">= 0.9, {novel} probably new species; predictions in {args.out}")
+                     cache_dir=args.cache_dir, use_cache=not args.no_cache, hits=args.hits, hits_out=args.hits_out,
+                     min_confidence=args.min_confidence)
+    print(f"identified {len(table)} barcodes with {args.method}: {summary(table)}; predictions in {args.out}"
+          + (f", top hits in {args.hits_out or default_hits_path(args.out)}" if args.hits else ""))
     return 0
+
+
+def summary(table) -> str:
+    """Each query counted once: no answer, probably new, named to species, or named less surely."""
+    answered = table["status"] == "ok"
+    novel = answered & table["novel_species"]
+    confident = answered & ~novel & (table["species_confidence"] >= 0.9)
+    parts = [f"{int(confident.sum())} named to species with confidence >= 0.9",
+             f"{int(novel.sum())} probably new species",
+             f"{int((answered & ~novel & ~confident).sum())} named with less confidence"]
+    unanswered = table.loc[~answered, "status"].value_counts()
+    if len(unanswered):
+        parts.append(f"{int((~answered).sum())} without an answer ("
+                     + ", ".join(f"{count} {status}" for status, count in unanswered.items()) + ")")
+    return ", ".join(parts)

@@ -25,7 +25,11 @@ Formats (``format=`` names; detected from the content when not given):
     is not an IUPAC nucleotide code, or a record without sequence, is an error naming the line.
     ``taxonomy=`` adds columns from a TSV keyed by sequence id (column ``processid``, ``id`` or the
     first column) whose other columns use BIOSCAN-5M or BOLD names (``species``, ``genus_name``,
-    ``bin_uri``, ``split``...).
+    ``bin_uri``, ``split``...), or a QIIME2 taxonomy TSV (``Feature ID``, ``Taxon`` as
+    ``k__...; p__...; c__...; o__...; f__...; g__...; s__...``). SINTAX-style headers
+    (``>id;tax=k:...,p:...,c:...,o:...,f:...,g:...,s:...;``) carry the taxonomy themselves.
+``fastq``
+    FASTQ (four lines per record: ``@id``, sequence, ``+``, qualities); qualities are not kept.
 
 Gzip input is recognised by its magic bytes. Columns a source lacks are null; for sources without a
 ``taxon`` column it is the most specific rank that is filled.
@@ -67,8 +71,9 @@ BIOSCAN_CSV = "bioscan5m-csv"
 BIOSCAN_JSONLD = "bioscan5m-jsonld"
 BOLD_TSV = "bold-tsv"
 FASTA = "fasta"
+FASTQ = "fastq"
 #: Every ``format=`` name a reader exists for.
-FORMATS: tuple[str, ...] = (BIOSCAN_CSV, BIOSCAN_JSONLD, BOLD_TSV, FASTA)
+FORMATS: tuple[str, ...] = (BIOSCAN_CSV, BIOSCAN_JSONLD, BOLD_TSV, FASTA, FASTQ)
 #: The marker BIOSCAN-5M barcodes are (the 5' region of cytochrome c oxidase I).
 DEFAULT_MARKER = "COI-5P"
 BAD_LINE_CHOICES = ("error", "skip")
@@ -95,7 +100,7 @@ _CHUNK = 4 << 20
 
 #: File name endings that name a format when the first line does not (``.gz`` is looked through).
 _FORMAT_SUFFIXES = {".fasta": FASTA, ".fa": FASTA, ".fas": FASTA, ".fna": FASTA, ".jsonld": BIOSCAN_JSONLD,
-                    ".tsv": BOLD_TSV, ".csv": BIOSCAN_CSV}
+                    ".tsv": BOLD_TSV, ".csv": BIOSCAN_CSV, ".fastq": FASTQ, ".fq": FASTQ}
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -105,6 +110,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     stripped = line.lstrip()
     if stripped.startswith(">"):
         return FASTA
+    if stripped.startswith("@"):
+        return FASTQ
     if stripped.startswith(("{", "[")):
         return BIOSCAN_JSONLD
     if "\t" in line:
@@ -152,6 +159,8 @@ def read_batches(
         yield from _read_tsv(path, marker, bad_lines)
     elif format == BIOSCAN_JSONLD:
         yield _read_jsonld(path)
+    elif format == FASTQ:
+        yield _read_fastq(path)
     else:
         yield _read_fasta(path, None if taxonomy is None else Path(taxonomy))
 
@@ -412,6 +421,7 @@ def _jsonld_value(value: object, name: str, index: int, path: Path) -> str | Non
 
 def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
     ids: list[str] = []
+    sintax: list[str] = []  # the ``tax=`` part of SINTAX-style headers ("" when absent)
     sequences: list[str] = []
     parts: list[str] = []
     header_line = 0
@@ -426,7 +436,9 @@ def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
                 words = line[1:].split()
                 if not words:
                     raise BioscanError("header without an id", path=path, line=number)
-                ids.append(words[0])
+                record_id, _, tax = words[0].partition(";tax=")
+                ids.append(record_id.rstrip(";"))
+                sintax.append(tax)
                 parts, header_line = [], number
             elif line:
                 if not ids:
@@ -446,9 +458,65 @@ def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
         raise BioscanError(f"record {ids[-1]!r} has no sequence", path=path, line=header_line)
     sequences.append("".join(parts))
     columns = {ID_COLUMN: pa.array(ids, pa.string()), DNA_COLUMN: pa.array(sequences, pa.string())}
+    if any(sintax):
+        columns.update(_lineage_columns(sintax, SINTAX_RANKS, ":", ","))
     if taxonomy is not None:
         columns.update(_taxonomy_columns(taxonomy, columns[ID_COLUMN]))
     return records_from_strings(columns, len(ids), path)
+
+
+def _read_fastq(path: Path) -> pa.RecordBatch:
+    ids: list[str] = []
+    sequences: list[str] = []
+    with open_binary(path) as handle:
+        lines = ((number, _decode_line(raw, path, number).strip()) for number, raw in enumerate(handle, 1))
+        for position, (number, line) in enumerate((n, text) for n, text in lines if text):
+            part = position % 4
+            if part == 0:
+                if not line.startswith("@") or not line[1:].split():
+                    raise BioscanError("expected a FASTQ header line '@id'", path=path, line=number)
+                ids.append(line[1:].split()[0])
+            elif part == 1:
+                letter = first_non_dna_letter(line)
+                if letter is not None:
+                    raise BioscanError(f"{letter!r} is not a DNA letter (IUPAC nucleotide code) in record "
+                                       f"{ids[-1]!r}", path=path, line=number, value=letter)
+                sequences.append(line)
+            elif part == 2 and not line.startswith("+"):
+                raise BioscanError("expected the FASTQ separator line '+'", path=path, line=number)
+    if not ids:
+        raise BioscanError("no FASTQ records (a record starts with an '@' header line)", path=path)
+    if len(sequences) != len(ids):
+        raise BioscanError(f"record {ids[-1]!r} has no sequence", path=path)
+    columns = {ID_COLUMN: pa.array(ids, pa.string()), DNA_COLUMN: pa.array(sequences, pa.string())}
+    return records_from_strings(columns, len(ids), path)
+
+
+#: Rank letters of SINTAX headers (``tax=k:...,p:...``) and prefixes of QIIME2 taxa (``k__...; p__...``).
+SINTAX_RANKS = {"k": "kingdom", "d": "kingdom", "p": "phylum", "c": "class", "o": "order", "f": "family",
+                "g": "genus", "s": "species"}
+#: Columns a taxonomy TSV is searched for (besides its id column), for the error when none is there.
+QIIME_TAXON = "Taxon"
+
+
+def _lineage_columns(lineages: list[str], ranks: dict[str, str], separator: str, delimiter: str
+                     ) -> dict[str, pa.Array]:
+    """Rank columns parsed from one lineage string per record (``o:Diptera,g:Chironomus`` or
+    ``o__Diptera; g__Chironomus``). Underscores in names become spaces; a species given as its epithet
+    alone (QIIME2 ``s__riparius``) is joined to its genus."""
+    values: dict[str, list[str | None]] = {rank: [None] * len(lineages) for rank in set(ranks.values())}
+    for row, lineage in enumerate(lineages):
+        for part in lineage.strip().strip(";").split(delimiter):
+            letter, found, name = part.strip().partition(separator)
+            rank = ranks.get(letter.strip().lower()) if found else None
+            name = name.strip().replace("_", " ")
+            if rank is not None and name:
+                values[rank][row] = name
+        genus, species = values["genus"][row], values["species"][row]
+        if genus and species and " " not in species:
+            values["species"][row] = f"{genus} {species}"
+    return {rank: pa.array(column, pa.string()) for rank, column in values.items()
+            if rank in TAXONOMIC_RANKS}
 
 
 def _taxonomy_columns(path: Path, ids: pa.Array) -> dict[str, pa.Array]:
@@ -460,7 +528,8 @@ def _taxonomy_columns(path: Path, ids: pa.Array) -> dict[str, pa.Array]:
     if not rows:
         raise BioscanError("empty taxonomy file", path=path)
     header = _unique_names([name.strip() for name in rows[0]])
-    key = next((name for name in (ID_COLUMN, "id", "sequence_id", "seqid") if name in header), header[0])
+    key = next((name for name in (ID_COLUMN, "id", "sequence_id", "seqid", "Feature ID") if name in header),
+               header[0])
     for number, row in enumerate(rows[1:], 2):
         if len(row) != len(header):
             raise BioscanError(f"expected {len(header)} fields, found {len(row)}", path=path, line=number)
@@ -474,8 +543,17 @@ def _taxonomy_columns(path: Path, ids: pa.Array) -> dict[str, pa.Array]:
     positions = pc.index_in(ids, value_set=keys)
     mapping = {target: source for target, source in _map_columns(header).items()
                if source != key and target not in (ID_COLUMN, DNA_COLUMN)}
-    _warn_without_species(mapping, path)
-    return {target: table.column(source).combine_chunks().take(positions) for target, source in mapping.items()}
+    columns = {target: table.column(source).combine_chunks().take(positions) for target, source in mapping.items()}
+    if QIIME_TAXON in header:
+        qiime = _lineage_columns(table.column(QIIME_TAXON).to_pylist(), SINTAX_RANKS, "__", ";")
+        columns.update({rank: column.take(positions) for rank, column in qiime.items()})
+    else:
+        _warn_without_species(mapping, path)
+    if not columns:
+        looked_for = ", ".join([*TAXONOMIC_RANKS, BIN, QIIME_TAXON])
+        raise BioscanError(f"no taxonomy column: looked for {looked_for} (or BOLD's *_name), found "
+                           f"{', '.join(header)}", path=path)
+    return columns
 
 
 # --- shared plumbing -------------------------------------------------------------------------------------

@@ -12,9 +12,10 @@ import pandas as pd
 from bioscan5m.errors import BioscanError
 from bioscan5m.peers.programs import fasta_pair, read_tabular, run_program
 
-#: Columns of every hit table returned by the peers (identity in [0, 1]).
-HIT_COLUMNS = ("query_id", "subject_id", "identity", "alignment_length", "bitscore")
-_OUTFMT = "6 qseqid sseqid pident length bitscore"
+#: Columns of every hit table returned by the peers (identity in [0, 1]; strand "+" or "-": the strand of
+#: the query that matched the reference as given).
+HIT_COLUMNS = ("query_id", "subject_id", "identity", "alignment_length", "bitscore", "strand")
+_OUTFMT = "6 qseqid sseqid pident length bitscore sstrand"
 
 
 def make_blast_db(fasta: str | os.PathLike[str], prefix: str | os.PathLike[str]) -> Path:
@@ -39,8 +40,8 @@ def blast_search(
     Subjects are ranked by bitscore (then identity), one row per (query, subject) with the subject's best
     HSP; ``ranking="blast"`` keeps blastn's own order instead (its first reported hit is the "top hit" of
     the BarcodeBERT authors' BLAST row). max_target_seqs: blastn's cut-off (None: ``max(max_hits, 5)``;
-    500 is blastn's default, which the authors' command line leaves in force). Columns:
-    :data:`HIT_COLUMNS`; queries without any hit are absent.
+    500 is blastn's default, which the authors' command line leaves in force). Both strands are searched
+    (blastn's default). Columns: :data:`HIT_COLUMNS`; queries without any hit are absent.
     """
     if ranking not in ("bitscore", "blast"):
         raise BioscanError(f"ranking must be 'bitscore' or 'blast', not {ranking!r}", value=ranking)
@@ -54,8 +55,11 @@ def blast_search(
             "-num_threads", str(threads),
             "-max_target_seqs", str(max_target_seqs),
         ])
-        hits = read_tabular(out, range(5), HIT_COLUMNS)
+        hits = read_tabular(out, range(6), HIT_COLUMNS)
     hits["identity"] = hits["identity"] / 100.0
+    # sstrand is the subject's strand relative to the query's plus strand: "minus" means the query
+    # matched as its reverse complement.
+    hits["strand"] = hits["strand"].map({"plus": "+", "minus": "-"}).fillna("+")
     if ranking == "blast":
         hits = hits.drop_duplicates(["query_id", "subject_id"])
         return hits.groupby("query_id", sort=False).head(max_hits).reset_index(drop=True)[list(HIT_COLUMNS)]

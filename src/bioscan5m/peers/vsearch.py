@@ -25,19 +25,20 @@ def vsearch_search(
     """Global alignment of each query against a reference FASTA (VSEARCH's own k-mer pre-filter).
 
     With the defaults (``max_hits=1``, ``max_rejects=32``, VSEARCH's defaults) each query gets its top
-    hit. Columns: :data:`~bioscan5m.peers.blast.HIT_COLUMNS` (bitscore is 0: VSEARCH does not compute one;
-    identity = matching columns / alignment columns, terminal gaps excluded); queries with no hit at
-    ``min_identity`` or better are absent.
+    hit; both strands are searched (``--strand both``). Columns: :data:`~bioscan5m.peers.blast.HIT_COLUMNS`
+    (bitscore is 0: VSEARCH does not compute one; identity = matching columns / alignment columns, terminal
+    gaps excluded); queries with no hit at ``min_identity`` or better are absent.
     """
     with tempfile.TemporaryDirectory(prefix="bioscan5m-vsearch-") as tmp:
         out = Path(tmp) / "hits.tsv"
         run_program([
             "vsearch", "--usearch_global", queries, "--db", reference, "--id", str(min_identity),
             "--maxaccepts", str(max_hits), "--maxrejects", str(max_rejects), "--threads", str(threads),
-            "--blast6out", out, "--quiet",
+            "--strand", "both", "--userout", out, "--userfields", "query+target+id+alnlen+qstrand", "--quiet",
         ])
-        hits = read_tabular(out, (0, 1, 2, 3, 11), HIT_COLUMNS)
+        hits = read_tabular(out, range(5), ("query_id", "subject_id", "identity", "alignment_length", "strand"))
     hits["identity"] = hits["identity"] / 100.0
+    hits["bitscore"] = 0.0
     hits = hits.sort_values(["query_id", "identity"], ascending=[True, False], kind="stable")
     return hits.groupby("query_id", sort=False).head(max_hits).reset_index(drop=True)[list(HIT_COLUMNS)]
 

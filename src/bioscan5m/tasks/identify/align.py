@@ -1,9 +1,11 @@
 """Exact identity of a query to its candidate references by semi-global alignment (edlib).
 
 The shorter barcode is aligned end to end inside the longer one (edlib's "HW" mode: overhangs of the
-longer one are free), so a 400 bp partial barcode is not penalised against a full 658 bp one. Identity =
-1 - edit distance / length of the shorter barcode; N matches any base. edlib (Myers' bit-vector
-algorithm) takes ~25 µs for a pair of 658 bp barcodes on one core.
+longer one are free), so a 150 bp mini-barcode or a 313 bp Leray amplicon is scored over the part of
+the full barcode it overlaps, not penalised for the rest. Identity is over the aligned overlap:
+1 - edit distance / aligned length, where the aligned length is the longer of the shorter barcode and
+the stretch of the longer one it aligns to (close to BLAST's alignment length); N matches any base.
+edlib (Myers' bit-vector algorithm) takes ~25 µs for a pair of 658 bp barcodes on one core.
 """
 
 from __future__ import annotations
@@ -26,20 +28,40 @@ def _edlib():
     return edlib
 
 
+def overlap_alignment(query: str, reference: str) -> tuple[float, int, float]:
+    """(identity in [0, 1], aligned length in nt, share of the query aligned) of the shorter of the two
+    aligned inside the longer (see module docstring)."""
+    short, long = (query, reference) if len(query) <= len(reference) else (reference, query)
+    if not short:
+        return 0.0, 0, 0.0
+    result = _edlib().align(short, long, mode="HW", task="locations", additionalEqualities=_N_MATCHES)
+    start, end = result["locations"][0]
+    span = end - start + 1
+    aligned = max(len(short), span)
+    coverage = 1.0 if short is query else min(1.0, span / len(query))
+    return max(0.0, 1.0 - result["editDistance"] / aligned), aligned, coverage
+
+
 def identity(a: str, b: str) -> float:
     """Identity in [0, 1] of the shorter of ``a``/``b`` aligned inside the longer (see module docstring)."""
-    short, long = (a, b) if len(a) <= len(b) else (b, a)
-    if not short:
-        return 0.0
-    result = _edlib().align(short, long, mode="HW", task="distance", additionalEqualities=_N_MATCHES)
-    return max(0.0, 1.0 - result["editDistance"] / len(short))
+    return overlap_alignment(a, b)[0]
+
+
+def candidate_alignments(queries: Sequence[str], references: Sequence[str], candidates: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Alignment of each query to each of its candidates: identity float32 ``(Q, C)`` (-inf where the
+    candidate is -1), aligned length int32 ``(Q, C)`` and share of the query aligned float32 ``(Q, C)``."""
+    identity_ = np.full(candidates.shape, -np.inf, dtype=np.float32)
+    length = np.zeros(candidates.shape, dtype=np.int32)
+    coverage = np.zeros(candidates.shape, dtype=np.float32)
+    for row, (query, refs) in enumerate(zip(queries, candidates)):
+        for column, ref in enumerate(refs):
+            if ref >= 0:
+                identity_[row, column], length[row, column], coverage[row, column] = overlap_alignment(
+                    query, references[ref])
+    return identity_, length, coverage
 
 
 def candidate_identities(queries: Sequence[str], references: Sequence[str], candidates: np.ndarray) -> np.ndarray:
     """Identity of each query to each of its candidates: float32 ``(Q, C)``; -inf where the candidate is -1."""
-    out = np.full(candidates.shape, -np.inf, dtype=np.float32)
-    for row, (query, refs) in enumerate(zip(queries, candidates)):
-        for column, ref in enumerate(refs):
-            if ref >= 0:
-                out[row, column] = identity(query, references[ref])
-    return out
+    return candidate_alignments(queries, references, candidates)[0]

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,32 +25,78 @@ from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
 from bioscan5m.cachedir import cache_folder, discard, mark_used
-from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN, SCORED_RANKS
+from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path
-from bioscan5m.tasks.identify.align import candidate_identities
-from bioscan5m.tasks.identify.consensus import SPECIES, Calibration, Votes, vote
-from bioscan5m.tasks.identify.kmer_index import KmerIndex
+from bioscan5m.tasks.identify.align import candidate_alignments
+from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
+from bioscan5m.tasks.identify.embedding_index import BARCODEBERT_PREFIX, EmbeddingIndex, model_directory
+from bioscan5m.tasks.identify.kmer_index import KmerContainment, KmerIndex
+from bioscan5m.tasks.identify.queries import (
+    MIN_IDENTITY,
+    MIN_QUERY_LENGTH,
+    NO_HIT,
+    OK,
+    PARTIAL_LENGTH,
+    query_status,
+    reverse_complement,
+)
 from bioscan5m.tasks.identify.reference import ReferenceSet, read_queries, read_reference
 
 #: ``kmer``: k-mer search only; ``kmer+align``: k-mer search, then exact alignment of the candidates;
 #: ``blast`` / ``vsearch``: the external programs find the hits, the same consensus names them.
+#: ``barcodebert:DIR`` (not listed: DIR is the user's) searches the embeddings of a trained model.
 METHODS: tuple[str, ...] = ("kmer+align", "kmer", "blast", "vsearch")
 DEFAULT_METHOD = "kmer+align"
 PEER_METHODS = ("blast", "vsearch")
 #: Columns of the prediction table, in order.
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "query_id",
-    *[name for rank in SCORED_RANKS for name in (rank, f"{rank}_confidence")],
+    "status",
+    "strand",
+    *[name for rank in RANKS for name in (rank, f"{rank}_confidence")],
+    "lineage",
     "nearest_id",
-    "similarity",
+    "nearest_bin",
+    "identity",
+    "aligned_length",
+    "query_coverage",
     "novel_species",
     "novelty_score",
 )
+#: Columns of the top-hits table (``--hits N``), like BLAST's tabular output plus the hit's taxonomy.
+HIT_COLUMNS: tuple[str, ...] = ("query_id", "hit", "reference_id", "bin_uri", "identity", "aligned_length", "strand",
+                                *RANKS)
+#: Default confidence a rank needs to enter the ``lineage`` column.
+DEFAULT_MIN_CONFIDENCE = 0.7
 #: Bump when what is stored in the cache changes meaning.
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 #: Extra hits fetched while calibrating, so that hiding a species' barcodes still leaves enough hits.
 EXCLUSION_ROOM = 64
+#: Share of the simulated calibration queries cut to fragments, and their length range in nt.
+FRAGMENT_SHARE = 0.5
+FRAGMENT_LENGTHS = (MIN_QUERY_LENGTH, PARTIAL_LENGTH - 1)
+
+
+@dataclass
+class _Hits:
+    """What the search found for Q queries (C hits each, columns in search order).
+
+    ``sequences``: the queries in the orientation searched; ``strand`` (Q,) "+"/"-"; ``status`` (Q,)
+    before the search (:mod:`queries`); ``similarity`` (Q, C) identity scale (-inf: none); ``candidates``
+    (Q, C) reference indices (-1: none); ``aligned`` (Q, C) aligned length in nt; ``coverage`` (Q, C)
+    share of the query aligned; ``kmer_similarity`` (Q,) of the closest reference on the identity scale.
+    """
+
+    ids: np.ndarray
+    sequences: list[str]
+    strand: np.ndarray
+    status: np.ndarray
+    similarity: np.ndarray
+    candidates: np.ndarray
+    aligned: np.ndarray
+    coverage: np.ndarray
+    kmer_similarity: np.ndarray
 
 
 def default_index_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -71,6 +118,7 @@ class BarcodeIdentifier:
       cache_dir: the cache root; indexes go to its ``identify`` folder (see :func:`default_index_dir`);
         use_cache: False rebuilds and keeps nothing.
       seed: randomness of the PCA sample and the simulation. progress: tqdm bars (None: on a terminal).
+      min_confidence: confidence a rank needs to enter the ``lineage`` column (0.7).
 
     Fitted attributes: ``reference_`` (:class:`ReferenceSet`), ``index_`` (:class:`KmerIndex`),
     ``calibration_`` (method family → :class:`Calibration`), ``cache_path_``, ``from_cache_``.
@@ -79,7 +127,7 @@ class BarcodeIdentifier:
     def __init__(self, method: str = DEFAULT_METHOD, *, k: int = 6, dim: int = 128, n_candidates: int = 10,
                  tau: float = 0.02, n_simulated: int = 2000, batch_size: int = 1024, threads: int | None = None,
                  cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True, seed: int = 0,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> None:
         self.method = method
         self.k = k
         self.dim = dim
@@ -92,6 +140,7 @@ class BarcodeIdentifier:
         self.use_cache = use_cache
         self.seed = seed
         self.progress = progress
+        self.min_confidence = min_confidence
 
     # --- fitting ------------------------------------------------------------------------------------
 
@@ -103,7 +152,8 @@ class BarcodeIdentifier:
         self.reference_ = ref
         self.from_cache_ = False
         self._workdir = None
-        if self.use_cache:
+        # A model's embeddings are not cached here (the key does not know the model): built each fit.
+        if self.use_cache and model_directory(self.method) is None:
             self.cache_path_ = default_index_dir(self.cache_dir) / self._cache_key(ref)
             if (self.cache_path_ / "config.json").is_file():
                 try:
@@ -122,9 +172,9 @@ class BarcodeIdentifier:
         return self
 
     def _check_params(self) -> None:
-        if self.method not in METHODS:
-            raise BioscanError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}",
-                               value=self.method)
+        if self.method not in METHODS and model_directory(self.method) is None:
+            raise BioscanError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)} or "
+                               f"{BARCODEBERT_PREFIX}DIR", value=self.method)
         for name in ("k", "dim", "n_candidates", "n_simulated", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise BioscanError(f"{name} must be at least 1, not {getattr(self, name)}", value=getattr(self, name))
@@ -142,7 +192,11 @@ class BarcodeIdentifier:
         return hashlib.sha256(f"{ref.fingerprint()}|{params}".encode()).hexdigest()[:24]
 
     def _build(self, ref: ReferenceSet) -> None:
-        self.index_ = KmerIndex(self.k, self.dim, self.seed).build(ref.sequences)
+        model_dir = model_directory(self.method)
+        if model_dir is not None:
+            self.index_ = EmbeddingIndex(model_dir).build(ref.sequences)
+        else:
+            self.index_ = KmerIndex(self.k, self.dim, self.seed).build(ref.sequences)
         self.calibration_, self.cosine_to_identity_ = self._calibrate(ref)
 
     def _calibrate(self, ref: ReferenceSet) -> tuple[dict[str, Calibration], np.ndarray]:
@@ -150,28 +204,23 @@ class BarcodeIdentifier:
         from sklearn.isotonic import IsotonicRegression
 
         records, excluded, novel = self._simulated_queries(ref)
-        sequences = [ref.sequences[h] for h in ref.record_haplotype[records]]
+        sequences = _fragments([ref.sequences[h] for h in ref.record_haplotype[records]], self.seed)
+        partial = np.array([len(q) < PARTIAL_LENGTH for q in sequences])
+        full = ~partial
         cosine = np.full((len(records), self.n_candidates), -np.inf, dtype=np.float32)
         candidates = np.full((len(records), self.n_candidates), -1, dtype=np.int64)
-        # One batched search with room for the hidden barcodes; only queries of species with more hidden
-        # barcodes than that room are searched one by one, with FAISS skipping the hidden ones.
-        room = self.n_candidates + EXCLUSION_ROOM
-        wide_cosine, wide = self.index_.search(sequences, min(room, len(ref)))
-        alone = []
-        for row, hidden in enumerate(excluded):
-            keep = ~np.isin(wide[row], hidden) & (wide[row] >= 0)
-            if len(hidden) and keep.sum() < self.n_candidates and len(ref) > room:
-                alone.append(row)
-                continue
-            kept = np.flatnonzero(keep)[:self.n_candidates]
-            cosine[row, :len(kept)], candidates[row, :len(kept)] = wide_cosine[row, kept], wide[row, kept]
-        for row in tqdm(alone, desc="calibrating", unit="query", disable=self._no_bar()):
-            cosine[row], candidates[row] = self.index_.search([sequences[row]], self.n_candidates, excluded[row])
-        identity = candidate_identities(sequences, ref.sequences, candidates)
+        for rows, search in ((full, self.index_.search), (partial, self._containment().search)):
+            rows = np.flatnonzero(rows)
+            found_score, found = self._search_hiding(search, [sequences[i] for i in rows], [excluded[i] for i in rows])
+            candidates[rows] = found
+            if search == self.index_.search:
+                cosine[rows] = found_score
+        identity, aligned, _ = candidate_alignments(sequences, ref.sequences, candidates)
 
-        # The k-mer method reports identities: a monotone curve from cosine to alignment identity, stored
-        # as 201 (cosine, identity) points at the cosine quantiles.
-        found = candidates >= 0
+        # The k-mer method reports identities: a monotone curve from cosine to alignment identity (fitted
+        # on the full-length queries: a fragment's profile is a part of its barcode's), stored as 201
+        # (cosine, identity) points at the cosine quantiles.
+        found = (candidates >= 0) & full[:, None]
         mapping = np.array([[0.0, 1.0], [0.0, 1.0]])
         if found.any():
             iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(cosine[found], identity[found])
@@ -180,11 +229,48 @@ class BarcodeIdentifier:
 
         truth = ref.record_labels[records].astype(np.int64)
         mapped = _interp(cosine, mapping)
-        calibration = {}
-        for family, similarity in (("align", identity), ("kmer", mapped)):
-            votes = vote(similarity, candidates, ref.labels, self.tau, mapped[:, 0])
-            calibration[family] = Calibration().fit(votes, truth, novel)
+        votes = vote(identity, candidates, ref.labels, self.tau, mapped[:, 0], aligned, partial)
+        calibration = {"align": Calibration().fit(votes, truth, novel)}
+        # Methods without an alignment search by profile cosine only, and are meant for full-length barcodes.
+        kmer_aligned = self._kmer_overlap([sequences[i] for i in np.flatnonzero(full)], candidates[full])[0]
+        votes = vote(mapped[full], candidates[full], ref.labels, self.tau, mapped[full, 0], kmer_aligned)
+        calibration["kmer"] = Calibration().fit(votes, truth[full], novel[full])
         return calibration, mapping
+
+    def _search_hiding(self, search, sequences: list[str], excluded: list[np.ndarray]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """``search`` (the k-mer index's or the containment's) for simulated queries, each with its hidden
+        references left out: scores and candidates ``(Q, n_candidates)``.
+
+        One batched search with room for the hidden barcodes; only queries of species with more hidden
+        barcodes than that room are searched one by one, skipping the hidden ones.
+        """
+        n = len(self.reference_)
+        score = np.full((len(sequences), self.n_candidates), -np.inf, dtype=np.float32)
+        candidates = np.full((len(sequences), self.n_candidates), -1, dtype=np.int64)
+        if not sequences:
+            return score, candidates
+        room = self.n_candidates + EXCLUSION_ROOM
+        wide_score, wide = search(sequences, min(room, n))
+        alone = []
+        for row, hidden in enumerate(excluded):
+            keep = ~np.isin(wide[row], hidden) & (wide[row] >= 0)
+            if len(hidden) and keep.sum() < self.n_candidates and n > room:
+                alone.append(row)
+                continue
+            kept = np.flatnonzero(keep)[:self.n_candidates]
+            score[row, :len(kept)], candidates[row, :len(kept)] = wide_score[row, kept], wide[row, kept]
+        for row in tqdm(alone, desc="calibrating", unit="query", disable=self._no_bar()):
+            found_score, found = search([sequences[row]], self.n_candidates, excluded[row])
+            width = found.shape[1]
+            score[row, :width], candidates[row, :width] = found_score[0], found[0]
+        return score, candidates
+
+    def _containment(self) -> KmerContainment:
+        """The k-mer containment index of the reference, built on first use (a few seconds; not cached)."""
+        if getattr(self, "_containment_index", None) is None:
+            self._containment_index = KmerContainment().build(self.reference_.sequences)
+        return self._containment_index
 
     def _simulated_queries(self, ref: ReferenceSet) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """Reference records to use as queries, the haplotypes hidden from each, and whether its species is.
@@ -218,73 +304,174 @@ class BarcodeIdentifier:
     def predict(self, queries: object) -> pd.DataFrame:
         """One row per query with the columns of :data:`OUTPUT_COLUMNS`.
 
-        ``queries``: a FASTA or table path, ``Records``, DataFrame, ``{id: barcode}`` or list of barcodes.
+        ``queries``: a FASTA/FASTQ or table path, ``Records``, DataFrame, ``{id: barcode}`` or list of barcodes.
         """
+        return self.predict_with_hits(queries, 0)[0]
+
+    def predict_with_hits(self, queries: object, n_hits: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The predictions (as :meth:`predict`) and the ``n_hits`` best reference hits of each query, best
+        first (columns :data:`HIT_COLUMNS`, identity in percent), from one search."""
         if not hasattr(self, "index_"):
             raise BioscanError("this BarcodeIdentifier is not fitted yet: call fit(reference) first")
-        ids, votes = self._votes(queries)
-        calibration = self.calibration_["kmer" if self.method == "kmer" else "align"]
-        return self._table(ids, votes, calibration)
+        hits = self._search(queries, max(self.n_candidates, int(n_hits)))
+        c = self.n_candidates
+        partial = np.array([len(s) < PARTIAL_LENGTH for s in hits.sequences]) & (self.method not in ("kmer",)) & (
+            model_directory(self.method) is None)
+        votes = vote(hits.similarity[:, :c], hits.candidates[:, :c], self.reference_.labels, self.tau,
+                     hits.kmer_similarity, hits.aligned[:, :c], partial)
+        # Methods without an alignment report (and are calibrated on) the search's similarity.
+        calibration = self.calibration_["align" if self.method == "kmer+align" or self.method in PEER_METHODS
+                                        else "kmer"]
+        return self._table(hits, votes, calibration), self._hits_table(hits, int(n_hits))
 
-    def _votes(self, queries: object) -> tuple[np.ndarray, Votes]:
-        """Query ids and the vote over each query's hits."""
+    def _search(self, queries: object, width: int) -> _Hits:
+        """Both strands of every query through the k-mer search (then alignment, or the peer program)."""
         self._set_threads()
         ids, sequences = read_queries(queries)
-        similarity = np.full((len(ids), self.n_candidates), -np.inf, dtype=np.float32)
-        candidates = np.full((len(ids), self.n_candidates), -1, dtype=np.int64)
-        kmer_similarity = np.zeros(len(ids), dtype=np.float32)
-        # The k-mer search runs for every method: its similarity is what the novelty score reads.
-        bar = tqdm(total=len(ids), desc=f"identifying ({self.method})", unit="query", disable=self._no_bar())
-        for start in range(0, len(ids), self.batch_size):
-            rows = slice(start, min(start + self.batch_size, len(ids)))
-            cosine, found = self.index_.search(sequences[rows], self.n_candidates)
+        n = len(ids)
+        status = np.array([query_status(s) for s in sequences], dtype=object)
+        oriented = list(sequences)
+        strand = np.full(n, "+", dtype=object)
+        similarity = np.full((n, width), -np.inf, dtype=np.float32)
+        candidates = np.full((n, width), -1, dtype=np.int64)
+        aligned = np.zeros((n, width), dtype=np.int32)
+        coverage = np.zeros((n, width), dtype=np.float32)
+        kmer_similarity = np.zeros(n, dtype=np.float32)
+        width = min(width, len(self.reference_))
+        # The k-mer search runs for every method: it picks the strand, and its similarity is what the
+        # novelty score reads.
+        bar = tqdm(total=n, desc=f"identifying ({self.method})", unit="query", disable=self._no_bar())
+        for start in range(0, n, self.batch_size):
+            rows = np.arange(start, min(start + self.batch_size, n))
+            forward = [sequences[i] for i in rows]
+            reverse = [reverse_complement(s) for s in forward]
+            cosine, found = self.index_.search(forward + reverse, width)
+            minus = cosine[len(rows):, 0] > cosine[:len(rows), 0]
+            if self.method == "kmer+align":
+                # Short queries can meet an odd reference by k-mers on the wrong strand: let the alignment
+                # to each strand's first candidate decide.
+                top = np.maximum(found[:, :1], 0)
+                first = candidate_alignments(forward + reverse, self.reference_.sequences, top)[0][:, 0]
+                minus = (first[len(rows):] > first[:len(rows)]) | ((first[len(rows):] == first[:len(rows)]) & minus)
+            short = np.flatnonzero([len(f) < PARTIAL_LENGTH for f in forward])
+            if self.method == "kmer+align" and len(short):
+                # Partial barcodes: candidates by k-mer containment, the strand holding more of them.
+                share, contained = self._containment().search(
+                    [forward[i] for i in short] + [reverse[i] for i in short], width)
+                minus[short] = share[len(short):, 0] > share[:len(short), 0]
+                contained = np.where(minus[short, None], contained[len(short):], contained[:len(short)])
+            pick = np.where(minus, np.arange(len(rows)) + len(rows), np.arange(len(rows)))
+            cosine, found = cosine[pick], found[pick]
+            if self.method == "kmer+align" and len(short):
+                found[short] = contained
+            strand[rows[minus]] = "-"
+            batch = [r if m else f for f, r, m in zip(forward, reverse, minus)]
+            for i, seq in zip(rows, batch):
+                oriented[i] = seq
             mapped = _interp(cosine, self.cosine_to_identity_)
             kmer_similarity[rows] = mapped[:, 0]
-            candidates[rows], similarity[rows] = found, mapped
+            candidates[rows, :width] = found
             if self.method == "kmer+align":
-                similarity[rows] = candidate_identities(sequences[rows], self.reference_.sequences, found)
-            bar.update(rows.stop - rows.start)
+                found_identity, found_aligned, found_coverage = candidate_alignments(
+                    batch, self.reference_.sequences, found)
+            else:
+                found_identity = mapped
+                found_aligned, found_coverage = self._kmer_overlap(batch, found)
+            similarity[rows, :width], aligned[rows, :width], coverage[rows, :width] = (
+                found_identity, found_aligned, found_coverage)
+            bar.update(len(rows))
         bar.close()
+        hits = _Hits(ids, oriented, strand, status, similarity, candidates, aligned, coverage, kmer_similarity)
         if self.method in PEER_METHODS:
-            similarity, candidates = self._peer_hits(ids, sequences)
-        return ids, vote(similarity, candidates, self.reference_.labels, self.tau, kmer_similarity)
+            self._peer_hits(hits, sequences)
+        return hits
 
-    def _table(self, ids: np.ndarray, votes: Votes, calibration: Calibration) -> pd.DataFrame:
-        confidence = calibration.confidence(votes)
-        novelty = calibration.novelty_score(votes)
+    def _kmer_overlap(self, queries: list[str], candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Without an alignment: aligned length = the shorter of query and reference, coverage = the share
+        of the query that length is."""
+        lengths = np.array([len(s) for s in self.reference_.sequences] + [0], dtype=np.int64)[candidates]
+        query_lengths = np.array([max(len(q), 1) for q in queries], dtype=np.int64)[:, None]
+        overlap = np.minimum(lengths, query_lengths)
+        return overlap.astype(np.int32), (overlap / query_lengths).astype(np.float32)
+
+    def _table(self, hits: _Hits, votes: Votes, calibration: Calibration) -> pd.DataFrame:
         ref = self.reference_
-        columns: dict[str, object] = {"query_id": ids}
-        for column, rank in enumerate(SCORED_RANKS):
-            names = np.array(ref.names[rank] + ("",), dtype=object)
-            columns[rank] = names[votes.labels[:, column]]  # -1 picks the trailing ""
+        status = hits.status.copy()
+        status[(status == OK) & ((votes.nearest < 0) | (votes.best < MIN_IDENTITY))] = NO_HIT
+        answered = status == OK
+        labels = np.where(answered[:, None], votes.labels, -1)
+        confidence = np.where(answered[:, None], calibration.confidence(votes), 0.0)
+        novelty = np.where(answered, calibration.novelty_score(votes), np.nan)
+        best = np.argmax(np.where(hits.candidates >= 0, hits.similarity, -np.inf)[:, :self.n_candidates], axis=1)
+        located = (hits.status == OK) & (votes.nearest >= 0)  # no_hit still shows what came closest
+
+        columns: dict[str, object] = {"query_id": hits.ids, "status": status,
+                                      "strand": np.where(hits.status == OK, hits.strand, "")}
+        names = {}
+        for column, rank in enumerate(RANKS):
+            names[rank] = np.array(ref.names[rank] + ("",), dtype=object)[labels[:, column]]  # -1: ""
+            columns[rank] = names[rank]
             columns[f"{rank}_confidence"] = confidence[:, column]
-        columns["nearest_id"] = np.where(votes.nearest >= 0, ref.record_ids[np.maximum(votes.nearest, 0)], "")
-        columns["similarity"] = np.clip(votes.best, 0.0, 1.0)
+        columns["lineage"] = _lineage(names, confidence, self.min_confidence)
+        nearest = np.maximum(votes.nearest, 0)
+        columns["nearest_id"] = np.where(located, ref.record_ids[nearest], "")
+        columns["nearest_bin"] = np.where(located, _bins(ref)[nearest], "")
+        columns["identity"] = np.where(located, np.round(100 * np.clip(votes.best, 0.0, 1.0), 2), np.nan)
+        rows = np.arange(len(best))
+        columns["aligned_length"] = np.where(located, hits.aligned[rows, best], 0)
+        columns["query_coverage"] = np.where(located, hits.coverage[rows, best], 0.0)
         columns["novel_species"] = novelty >= 0.5
         columns["novelty_score"] = novelty
         return pd.DataFrame(columns)[list(OUTPUT_COLUMNS)]
 
-    def _peer_hits(self, ids: np.ndarray, sequences: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Run BLAST or VSEARCH; hits as (identity (Q, C), reference index (Q, C)) like the k-mer search."""
+    def _hits_table(self, hits: _Hits, n_hits: int) -> pd.DataFrame:
+        """The ``n_hits`` best hits per answerable query, best identity first (ties: search order)."""
+        ref = self.reference_
+        if n_hits < 1:
+            return pd.DataFrame(columns=list(HIT_COLUMNS))
+        score = np.where((hits.candidates >= 0) & (hits.status == OK)[:, None], hits.similarity, -np.inf)
+        order = np.argsort(-score, axis=1, kind="stable")[:, :n_hits]
+        rows = np.repeat(np.arange(len(hits.ids)), order.shape[1])
+        columns = order.ravel()
+        keep = np.isfinite(score[rows, columns])
+        rows, columns = rows[keep], columns[keep]
+        reference = hits.candidates[rows, columns]
+        table = {"query_id": hits.ids[rows], "hit": columns * 0, "reference_id": ref.record_ids[reference],
+                 "bin_uri": _bins(ref)[reference],
+                 "identity": np.round(100 * np.clip(hits.similarity[rows, columns], 0, 1), 2),
+                 "aligned_length": hits.aligned[rows, columns], "strand": hits.strand[rows]}
+        table["hit"] = pd.Series(rows).groupby(rows).cumcount().to_numpy() + 1
+        for column, rank in enumerate(RANKS):
+            table[rank] = np.array(ref.names[rank] + ("",), dtype=object)[ref.labels[reference, column]]
+        return pd.DataFrame(table)[list(HIT_COLUMNS)]
+
+    def _peer_hits(self, hits: _Hits, sequences: list[str]) -> None:
+        """Replace the k-mer hits by BLAST's or VSEARCH's (both strands), keeping the k-mer similarity."""
         from bioscan5m.peers.blast import blast_search
         from bioscan5m.peers.programs import write_fasta
         from bioscan5m.peers.vsearch import vsearch_search
 
         database = self._peer_database()
+        width = hits.candidates.shape[1]
         with tempfile.TemporaryDirectory(prefix="bioscan5m-identify-") as tmp:
-            query_fasta = write_fasta(Path(tmp) / "queries.fasta", [f"q{i}" for i in range(len(ids))], sequences)
-            if self.method == "blast":
-                hits = blast_search(database, query_fasta, threads=self.threads_, max_hits=self.n_candidates)
-            else:
-                hits = vsearch_search(database, query_fasta, threads=self.threads_, max_hits=self.n_candidates)
-        similarity = np.full((len(ids), self.n_candidates), -np.inf, dtype=np.float32)
-        candidates = np.full((len(ids), self.n_candidates), -1, dtype=np.int64)
-        if len(hits):
-            row = hits["query_id"].str[1:].astype(np.int64).to_numpy()
-            column = hits.groupby("query_id", sort=False).cumcount().to_numpy()
-            candidates[row, column] = hits["subject_id"].str[1:].astype(np.int64).to_numpy()
-            similarity[row, column] = hits["identity"].to_numpy()
-        return similarity, candidates
+            query_fasta = write_fasta(Path(tmp) / "queries.fasta", [f"q{i}" for i in range(len(sequences))],
+                                      sequences)
+            search = blast_search if self.method == "blast" else vsearch_search
+            found = search(database, query_fasta, threads=self.threads_, max_hits=width)
+        hits.similarity[:] = -np.inf
+        hits.candidates[:] = -1
+        hits.aligned[:] = 0
+        hits.coverage[:] = 0
+        if len(found):
+            row = found["query_id"].str[1:].astype(np.int64).to_numpy()
+            column = found.groupby("query_id", sort=False).cumcount().to_numpy()
+            hits.candidates[row, column] = found["subject_id"].str[1:].astype(np.int64).to_numpy()
+            hits.similarity[row, column] = found["identity"].to_numpy()
+            hits.aligned[row, column] = found["alignment_length"].to_numpy()
+            lengths = np.array([max(len(s), 1) for s in sequences])[row]
+            hits.coverage[row, column] = np.minimum(1.0, found["alignment_length"].to_numpy() / lengths)
+            first = column == 0
+            hits.strand[row[first]] = found["strand"].to_numpy()[first]
 
     def _peer_database(self) -> Path:
         """The reference as the peer program wants it (FASTA, or a BLAST database), built once per cache."""
@@ -327,14 +514,16 @@ class BarcodeIdentifier:
             ref = self.reference_
             sequences, sequence_ends = _pack(ref.sequences)
             record_ids, record_id_ends = _pack(ref.record_ids)
+            bins, bin_ends = _pack(_bins(ref))
             save_file({"labels": ref.labels, "n_records": ref.n_records, "sequences": sequences,
                        "sequence_ends": sequence_ends, "record_ids": record_ids, "record_id_ends": record_id_ends,
+                       "bins": bins, "bin_ends": bin_ends,
                        "cosine_to_identity": self.cosine_to_identity_}, str(building / "reference.safetensors"))
             self.index_.save(building)
             config = {
                 "version": CACHE_VERSION, "k": self.k, "dim": self.dim, "n_candidates": self.n_candidates,
                 "tau": self.tau, "n_simulated": self.n_simulated, "seed": self.seed, "source": ref.source,
-                "ranks": list(SCORED_RANKS), "names": {rank: list(ref.names[rank]) for rank in SCORED_RANKS},
+                "ranks": list(RANKS), "names": {rank: list(ref.names[rank]) for rank in RANKS},
                 "calibration": {family: c.to_dict() for family, c in self.calibration_.items()},
             }
             (building / "config.json").write_text(json.dumps(config), encoding="utf-8")
@@ -349,17 +538,56 @@ class BarcodeIdentifier:
     def _load(self, folder: Path) -> None:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         arrays = load_file(str(folder / "reference.safetensors"))
-        names = {rank: tuple(config["names"][rank]) for rank in SCORED_RANKS}
+        names = {rank: tuple(config["names"][rank]) for rank in RANKS}
         self.reference_ = ReferenceSet(
             sequences=_unpack(arrays["sequences"], arrays["sequence_ends"]),
             record_ids=np.array(_unpack(arrays["record_ids"], arrays["record_id_ends"]), dtype=object),
             n_records=arrays["n_records"], labels=arrays["labels"], names=names,
-            record_haplotype=np.zeros(0, np.int64), record_labels=np.zeros((0, len(SCORED_RANKS)), np.int32),
-            source=config["source"],
+            record_haplotype=np.zeros(0, np.int64), record_labels=np.zeros((0, len(RANKS)), np.int32),
+            source=config["source"], bins=np.array(_unpack(arrays["bins"], arrays["bin_ends"]), dtype=object),
         )
         self.index_ = KmerIndex.load(folder, config["k"], config["seed"])
         self.cosine_to_identity_ = arrays["cosine_to_identity"]
         self.calibration_ = {family: Calibration.from_dict(c) for family, c in config["calibration"].items()}
+
+
+def _fragments(sequences: list[str], seed: int) -> list[str]:
+    """``sequences`` with a :data:`FRAGMENT_SHARE` of them cut to a random length in
+    :data:`FRAGMENT_LENGTHS`: a third at the 5' end (mini-barcodes), a third at the 3' end (Leray-type
+    amplicons), a third anywhere."""
+    rng = np.random.default_rng(seed + 1)
+    out = list(sequences)
+    for i in np.flatnonzero(rng.random(len(out)) < FRAGMENT_SHARE):
+        length = int(rng.integers(FRAGMENT_LENGTHS[0], FRAGMENT_LENGTHS[1] + 1))
+        if length >= len(out[i]):
+            continue
+        where = rng.integers(3)
+        start = 0 if where == 0 else len(out[i]) - length if where == 1 else int(rng.integers(len(out[i]) - length + 1))
+        out[i] = out[i][start:start + length]
+    return out
+
+
+def _lineage(names: dict[str, np.ndarray], confidence: np.ndarray, min_confidence: float) -> np.ndarray:
+    """``Insecta;Diptera;Chironomidae;Chironomus``: the named ranks from the top, down to the last one
+    reached without passing a rank under ``min_confidence`` (unnamed ranks such as a missing subfamily
+    are skipped)."""
+    out = np.full(len(confidence), "", dtype=object)
+    for row in range(len(out)):
+        parts = []
+        for column, rank in enumerate(RANKS):
+            name = names[rank][row]
+            if not name:
+                continue
+            if confidence[row, column] < min_confidence:
+                break
+            parts.append(name)
+        out[row] = ";".join(parts)
+    return out
+
+
+def _bins(ref: ReferenceSet) -> np.ndarray:
+    """Each reference barcode's BIN ("" where unknown)."""
+    return ref.bins if ref.bins is not None else np.full(len(ref), "", dtype=object)
 
 
 def _interp(cosine: np.ndarray, mapping: np.ndarray) -> np.ndarray:
@@ -380,18 +608,34 @@ def _unpack(data: np.ndarray, ends: np.ndarray) -> list[str]:
     return [raw[s:e].decode("utf-8") for s, e in zip(starts.tolist(), ends.tolist())]
 
 
-def identify(reference: object, queries: object, out: str | os.PathLike[str], **params) -> pd.DataFrame:
+def identify(reference: object, queries: object, out: str | os.PathLike[str], *, hits: int = 0,
+             hits_out: str | os.PathLike[str] | None = None, **params) -> pd.DataFrame:
     """Fit a :class:`BarcodeIdentifier` (``params``) on ``reference``, predict ``queries``, write ``out``.
 
-    ``out`` is a TSV with :data:`OUTPUT_COLUMNS` (confidences and scores to 4 decimals, novel_species as
-    true/false), written atomically: nothing is left at ``out`` if anything fails. Returns the table.
+    ``out`` is a TSV with :data:`OUTPUT_COLUMNS` (confidences and scores to 4 decimals, identity in percent
+    to 2, novel_species as true/false), written atomically: nothing is left at ``out`` if anything fails.
+    ``hits`` > 0 also writes the best ``hits`` reference hits per query (:data:`HIT_COLUMNS`) to
+    ``hits_out`` (default: ``out`` with ``.hits.tsv`` in place of its suffix). Returns the predictions.
     """
-    # Read the queries first: a bad query file should fail before the (slower) reference indexing.
+    # Check the options and read the queries first: a mistake there should fail before the (slower)
+    # reference indexing.
+    model = BarcodeIdentifier(**params)
+    model._check_params()
     ids, sequences = read_queries(queries)
     queries = pd.DataFrame({ID_COLUMN: ids, DNA_COLUMN: sequences})
-    table = BarcodeIdentifier(**params).fit(reference).predict(queries)
+    table, top = model.fit(reference).predict_with_hits(queries, hits)
+    rounded = {column: 4 for column in table.columns if column.endswith(("_confidence", "_score", "_coverage"))}
+    if hits > 0:
+        with atomic_path(hits_out or default_hits_path(out)) as tmp:
+            top.to_csv(tmp, sep="\t", index=False)
     with atomic_path(out) as tmp:
-        written = table.copy()
+        written = table.round(rounded)
         written["novel_species"] = np.where(table["novel_species"], "true", "false")
-        written.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+        written.to_csv(tmp, sep="\t", index=False)
     return table
+
+
+def default_hits_path(out: str | os.PathLike[str]) -> Path:
+    """Where ``--hits`` go by default: ``predictions.tsv`` → ``predictions.hits.tsv``."""
+    out = Path(out)
+    return out.with_name(f"{out.name.removesuffix(out.suffix) if out.suffix else out.name}.hits.tsv")

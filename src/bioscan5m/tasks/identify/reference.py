@@ -2,7 +2,8 @@
 
 A reference is reduced to its distinct cleaned barcodes ("haplotypes"): a barcode shared by 500
 records is searched and aligned once. Each haplotype keeps, per scored rank, the name most of its
-records carry (ties: the alphabetically first), the id of its first record and its record count.
+records carry (ties: the alphabetically first), its most common BIN, the id of its first record and
+its record count.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN, SCORED_RANKS
+from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN, SCORED_RANKS
 from bioscan5m.data.sequences import clean_barcodes
 from bioscan5m.errors import BioscanError
+from bioscan5m.tasks.identify.consensus import RANKS
 
 #: How barcodes are cleaned before identification: ambiguity codes become N (N matches any base).
 CLEAN_OPTIONS = {"iupac": "mask"}
@@ -29,9 +31,9 @@ class ReferenceSet:
     """Distinct reference barcodes with their taxonomy.
 
     ``sequences`` (H,) cleaned barcodes; ``record_ids`` (H,) id of each one's first record;
-    ``n_records`` (H,) int64; ``labels`` (H, len(SCORED_RANKS)) int32 codes into ``names[rank]``
+    ``n_records`` (H,) int64; ``labels`` (H, len(RANKS)) int32 codes into ``names[rank]``
     (-1 = missing); ``record_haplotype`` (N,) and ``record_labels`` (N, R) describe the records
-    themselves (used only while fitting).
+    themselves (used only while fitting); ``bins`` (H,) the most common BIN of each ("" if none).
     """
 
     sequences: list[str]
@@ -42,6 +44,7 @@ class ReferenceSet:
     record_haplotype: np.ndarray
     record_labels: np.ndarray
     source: str = ""
+    bins: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -67,11 +70,12 @@ def read_reference(reference: object) -> ReferenceSet:
     Records without a barcode are skipped; a reference without any taxonomy is an error.
     """
     frame, source = _as_frame(reference, "reference")
-    missing = [rank for rank in SCORED_RANKS if rank not in frame.columns or frame[rank].isna().all()]
-    if len(missing) == len(SCORED_RANKS):
+    missing = [rank for rank in RANKS if rank not in frame.columns or frame[rank].isna().all()]
+    if len(missing) == len(RANKS):
         raise BioscanError(
-            f"the reference has no taxonomy: every one of {', '.join(SCORED_RANKS)} is empty; give a "
-            "BOLD/BIOSCAN table, or a FASTA together with a taxonomy TSV",
+            f"the reference has no taxonomy: every one of {', '.join(RANKS)} is empty; give a "
+            "BOLD/BIOSCAN table, a FASTA with SINTAX headers (>id;tax=o:...,g:...,s:...), or a FASTA together "
+            "with a taxonomy TSV (BOLD rank columns, or QIIME2's Feature ID + Taxon)",
             path=source or None,
         )
     sequences = _clean(frame, source, "reference record")
@@ -86,9 +90,9 @@ def read_reference(reference: object) -> ReferenceSet:
     record_haplotype = record_haplotype.astype(np.int64)
     n_records = np.bincount(record_haplotype, minlength=len(haplotypes)).astype(np.int64)
     names: dict[str, tuple[str, ...]] = {}
-    record_labels = np.full((len(frame), len(SCORED_RANKS)), -1, dtype=np.int32)
-    labels = np.full((len(haplotypes), len(SCORED_RANKS)), -1, dtype=np.int32)
-    for column, rank in enumerate(SCORED_RANKS):
+    record_labels = np.full((len(frame), len(RANKS)), -1, dtype=np.int32)
+    labels = np.full((len(haplotypes), len(RANKS)), -1, dtype=np.int32)
+    for column, rank in enumerate(RANKS):
         values = frame[rank] if rank in frame.columns else pd.Series([None] * len(frame))
         values = values.astype(object).where(values.notna(), None)
         values = values.map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
@@ -97,6 +101,12 @@ def read_reference(reference: object) -> ReferenceSet:
         names[rank] = tuple(rank_names.tolist())
         record_labels[present, column] = codes
         labels[:, column] = _majority(record_haplotype, record_labels[:, column], len(haplotypes))
+    bins = np.full(len(haplotypes), "", dtype=object)
+    if BIN in frame.columns and frame[BIN].notna().any():
+        bin_names, bin_codes = np.unique(frame[BIN].astype(object).where(frame[BIN].notna(), "").astype(str),
+                                         return_inverse=True)
+        bin_codes = np.where(bin_names[bin_codes] == "", -1, bin_codes)
+        bins = np.append(bin_names, "").astype(object)[_majority(record_haplotype, bin_codes, len(haplotypes))]
     ids = frame[ID_COLUMN].astype(str).to_numpy() if ID_COLUMN in frame.columns else np.arange(len(frame)).astype(str)
     return ReferenceSet(
         sequences=[str(s) for s in haplotypes],
@@ -107,6 +117,7 @@ def read_reference(reference: object) -> ReferenceSet:
         record_haplotype=record_haplotype,
         record_labels=record_labels,
         source=source,
+        bins=bins,
     )
 
 

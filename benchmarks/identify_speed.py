@@ -1,0 +1,63 @@
+"""End-to-end speed of ``bioscan5m identify`` against VSEARCH on the held-out BOLD queries (issue 11, item 8).
+
+Same reference and queries as ``identify_bold.py`` (seeded hold-out; ``--queries 0`` = every held-out
+record). Timed from process start to the TSV written: ``bioscan5m identify`` with its index built in the
+run (empty cache), then again with the index cached, and ``vsearch --usearch_global --strand both`` with
+the same threads.
+
+    python benchmarks/identify_speed.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from identify_bold import DATA, choose_queries, load
+
+from bioscan5m.peers.programs import find_program, write_fasta
+
+
+def timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--queries", type=int, default=0, help="held-out queries (0: all)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    reference, queries = choose_queries(load(args.data), args.queries or None, args.seed)
+    with tempfile.TemporaryDirectory(prefix="identify-speed-") as tmp:
+        tmp = Path(tmp)
+        reference.rename(columns={"dna_barcode": "nucleotides"}).drop(columns=["kind"], errors="ignore").to_csv(
+            tmp / "reference.tsv", sep="\t", index=False)
+        write_fasta(tmp / "reference.fasta", reference["processid"], reference["dna_barcode"])
+        write_fasta(tmp / "queries.fasta", queries["processid"], queries["dna_barcode"])
+        ours = [sys.executable, "-m", "bioscan5m", "identify", "--reference", str(tmp / "reference.tsv"),
+                "--queries", str(tmp / "queries.fasta"), "--out", str(tmp / "out.tsv"), "--threads",
+                str(args.threads), "--cache-dir", str(tmp / "cache")]
+        built = timed(ours)
+        cached = timed(ours)
+        peer = timed([find_program("vsearch"), "--usearch_global", str(tmp / "queries.fasta"), "--db",
+                      str(tmp / "reference.fasta"), "--id", "0.5", "--strand", "both", "--threads",
+                      str(args.threads), "--blast6out", str(tmp / "vsearch.tsv"), "--quiet"])
+    print(f"{len(queries):,} queries against {len(reference):,} reference records, {args.threads} threads")
+    print(f"identify, index built in the run: {built:.1f} s (x{peer / built:.1f} VSEARCH)")
+    print(f"identify, index cached:           {cached:.1f} s (x{peer / cached:.1f} VSEARCH)")
+    print(f"vsearch --usearch_global --strand both: {peer:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
