@@ -383,7 +383,7 @@ def test_barcodebert_method_searches_a_trained_models_embeddings(bold, tmp_path,
     # Even an untrained model's mean-pooled token embeddings follow k-mer content: measured 100%.
     assert micro_accuracy(queries["species"].to_numpy(), table["species"].to_numpy(object)) >= 0.8
     write_fasta(tmp_path / "q.fasta", ["q1"], [seen["dna_barcode"].iloc[0]])
-    code = main(["identify", "--reference", str(tmp_path / "nowhere.tsv"), "--queries", str(tmp_path / "q.fasta"),
+    code = main(["identify", "--reference", str(tmp_path / "q.fasta"), "--queries", str(tmp_path / "q.fasta"),
                  "--out", str(tmp_path / "p.tsv"), "--method", f"barcodebert:{tmp_path / 'missing'}"])
     assert code == 2 and "no BarcodeBERT model here" in capsys.readouterr().err
 
@@ -406,8 +406,8 @@ def test_large_references_get_an_approximate_index_with_measured_recall(bold, mo
 
 
 @pytest.mark.parametrize(("option", "message"), [
-    (["--hits", "-1"], "--hits must be 0 or more"),
-    (["--min-confidence", "1.5"], "--min-confidence must be between 0 and 1"),
+    (["--hits", "-1"], "argument --hits: '-1' must be 0 or more"),
+    (["--min-confidence", "1.5"], "argument --min-confidence: '1.5' must be between 0 and 1"),
 ])
 def test_cli_rejects_bad_new_options(files, tmp_path, capsys, option, message):
     out = tmp_path / "predictions.tsv"
