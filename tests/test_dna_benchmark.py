@@ -85,6 +85,13 @@ def test_benchmark_writes_the_paper_table_with_our_rows(dataset, tmp_path):
     assert (out / "finetuned" / "classifier.json").is_file()
     assert pd.read_csv(out / "dna_benchmark_details.tsv", sep="\t").shape == result.details.shape
 
+    # Run again into the same folder (as `demo` does): the benchmark's own fine-tuning run is replaced, and
+    # the same seed gives the same table.
+    again = run_dna_benchmark(dataset, model_dir, out, model_name="tiny BarcodeBERT",
+                              baselines=("kmer-profile-4",), blast=True, steps=20, lr=5e-3, head_lr_scale=10,
+                              probe_epochs=5, device="cpu")
+    pd.testing.assert_frame_equal(again.table, table)
+
 
 def test_blast_top_hit_names_each_query_after_its_best_key(dataset):
     records = with_barcodes(load_records(dataset, split="train+test", columns=["dna_barcode", "split", "genus",

@@ -282,8 +282,13 @@ def _deduplication(root, protocol: DNAProtocol) -> Callable:
 def _finetune(model_dir, root, out: Path, protocol: DNAProtocol, keep: Callable, train, *, frozen: bool,
               device: str, seed: int):
     """Fine-tune (or, ``frozen``, linear-probe as the authors) at species on train → test; returns the
-    result and how long it trained ({epochs, steps, batch_size, optimizer...})."""
+    result and how long it trained ({epochs, steps, batch_size, optimizer...}). ``out`` belongs to the
+    benchmark: a run left there by an earlier benchmark is replaced, not resumed."""
     from bioscan5m.tasks.finetune import finetune
+
+    if out.is_dir():
+        log.info("replacing the earlier benchmark run in %s", out)
+        shutil.rmtree(out)
 
     epochs = protocol.probe_epochs if frozen else protocol.epochs
     if protocol.steps is not None:
