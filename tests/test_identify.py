@@ -92,6 +92,13 @@ def test_index_cache_is_reused_and_invalidated(bold, fitted):
     rebuilt = BarcodeIdentifier(cache_dir=fitted.cache_path_.parents[1], **FAST).fit(changed)
     assert not rebuilt.from_cache_ and rebuilt.cache_path_ != fitted.cache_path_
     assert "Renamed species" in rebuilt.reference_.names["species"]
+    # Every column the output reports counts: a renamed phylum or an edited BIN is another reference too.
+    for column, value in (("phylum", "Renamed phylum"), ("dna_bin", "BOLD:ZZZ0000")):
+        edited = reference.copy()
+        edited[column] = edited[column].astype(object)
+        edited.loc[edited.index[:5], column] = value
+        other = BarcodeIdentifier(cache_dir=fitted.cache_path_.parents[1], **FAST).fit(edited)
+        assert not other.from_cache_ and other.cache_path_ not in (fitted.cache_path_, rebuilt.cache_path_), column
     assert sorted(p.name for p in fitted.cache_path_.iterdir()) == [
         "config.json", "kmer.faiss", "kmer_pca.safetensors", "reference.safetensors"]
 

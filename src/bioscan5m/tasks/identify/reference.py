@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN, SCORED_RANKS
+from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN
 from bioscan5m.data.sequences import clean_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.tasks.identify.consensus import RANKS
@@ -50,13 +50,16 @@ class ReferenceSet:
         return len(self.sequences)
 
     def fingerprint(self) -> str:
-        """sha256 of everything identification depends on: barcodes, ids, taxonomy (hex)."""
+        """sha256 of everything identification depends on: barcodes, ids, taxonomy at every rank, BINs (hex)."""
         digest = hashlib.sha256()
         for seq in self.sequences:
             digest.update(seq.encode("ascii"))
             digest.update(b"\n")
-        for rank in SCORED_RANKS:
-            digest.update("\t".join(self.names[rank]).encode("utf-8"))
+        for rank in RANKS:
+            digest.update("\t".join(self.names.get(rank, ())).encode("utf-8"))
+            digest.update(b"\n")
+        if self.bins is not None:
+            digest.update("\t".join(map(str, self.bins)).encode("utf-8"))
         digest.update(np.ascontiguousarray(self.labels).tobytes())
         digest.update(np.ascontiguousarray(self.n_records).tobytes())
         digest.update("\n".join(map(str, self.record_ids)).encode("utf-8"))
