@@ -58,12 +58,10 @@ def protocol_options(args: argparse.Namespace) -> dict[str, Any]:
             "reuse_reduced": not args.no_cache}
 
 
-def protocol_summary(out: str) -> str:
-    """One line on the protocol that produced ``out/protocol.json``: its reading and any deviation."""
-    import json
-    from pathlib import Path
-
-    record = json.loads((Path(out) / "protocol.json").read_text(encoding="utf-8"))
+def protocol_summary(table: Any) -> str:
+    """One line on the protocol that produced an AMI table (its ``attrs["protocol"]``, the record written to
+    ``protocol.json``): its reading and any deviation."""
+    record = table.attrs["protocol"]
     deviations = record["deviations"]
     said = "; ".join(deviations) if deviations else "none"
     return f"protocol: the paper's, {record['reading']} reading; deviations from it: {said}"

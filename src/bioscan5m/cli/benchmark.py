@@ -169,7 +169,7 @@ def run_zsc(args: argparse.Namespace) -> int:
         ranks=args.ranks or ZSC_RANKS, min_records_per_species=1, max_records=args.max_records, seed=args.seed,
         device=args.device, **protocol_options(args))
     print(table.to_string())
-    print(protocol_summary(args.out))
+    print(protocol_summary(table))
     print(f"wrote {args.out}")
     return 0
 

@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
     wide = table.pivot(index="encoder", columns="rank", values="ami")[list(dict.fromkeys(table["rank"]))]
     print("AMI per rank (1 = clusters match the taxa exactly, 0 = chance):")
     print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
-    print(protocol_summary(args.out))
+    print(protocol_summary(table))
     print(f"wrote {args.out}/ami.tsv, protocol.json, ami_by_rank.png")
     return 0

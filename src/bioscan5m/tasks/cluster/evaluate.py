@@ -55,7 +55,7 @@ def evaluate_encoders(
     With ``reuse_reduced`` the UMAP/PCA outputs are kept in the ``reduced`` cache folder and reused by the
     next run on the same embeddings with the same reduction settings (another clusterer or rank list costs
     no UMAP).
-    Returns the AMI table.
+    Returns the AMI table (``attrs["protocol"]``: the record written to ``protocol.json``).
     """
     from bioscan5m.report.cluster_plots import plot_ami_by_rank, plot_embedding_scatter
 
@@ -84,6 +84,7 @@ def evaluate_encoders(
         json.dump(record, handle, indent=2)
     plot_ami_by_rank(table, plots[0])
     _write_report(table, plots, out, protocol, record["deviations"], getattr(records, "source", None))
+    table.attrs["protocol"] = record
     return table
 
 
