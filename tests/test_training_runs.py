@@ -263,6 +263,10 @@ def test_definition_rules():
         check_resume(saved, {**saved, "steps": 4}, step=5, allow_change=["steps"])
     with pytest.raises(BioscanError, match=r"other --data: source /a.fasta, 3 items, sha256 cd is not the content"):
         check_resume(saved, {**saved, "data": {"source": "/a.fasta", "sha256": "cd", "items": 3}}, step=5)
+    # Adam's beta1 cycling is part of the run's definition (the engine reports it with its other settings).
+    from bioscan5m.train.engine import TrainConfig
+
+    assert "cycle_momentum" in TrainConfig(out_dir="x", steps=2, batch_size=1, cycle_momentum=True).run_definition()
 
 
 # -- progress lines ---------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def register(subparsers) -> None:
 def add_dna_protocol_arguments(parser: argparse.ArgumentParser) -> None:
     """--protocol and one named option per choice it fixes; an option given is a deviation, and says so."""
     from bioscan5m.data.sequences import CLEANING_MODES
-    from bioscan5m.models.dna import POOLINGS
+    from bioscan5m.models import POOLINGS
     from bioscan5m.tasks.dna_protocol import BLAST_HITS, DEDUPLICATIONS, DNA_PROTOCOLS, LINEAR_PROBES
 
     group = parser.add_argument_group(

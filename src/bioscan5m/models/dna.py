@@ -29,6 +29,7 @@ from transformers import BertConfig, BertForMaskedLM
 
 from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.models import POOLINGS  # ``embeddings.mean(1)`` in the authors' finetuning.py: all-positions
 from bioscan5m.models.card import MASKED_LM, ModelCard
 from bioscan5m.models.hf_tokenizer import save_hf_tokenizer
 from bioscan5m.models.tokenizer import AUTHORS_SPECIALS, TOKENIZER_FILE, KmerTokenizer
@@ -94,12 +95,6 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     """
     weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
-
-
-#: How token states become one vector: ``masked-mean`` (the real k-mer tokens only) or ``all-positions``
-#: (every one of the ``n_tokens`` positions, padding included: the BarcodeBERT authors' fine-tuning and
-#: linear-probe classifier, ``embeddings.mean(1)`` in their finetuning.py).
-POOLINGS: tuple[str, ...] = ("masked-mean", "all-positions")
 
 
 def check_pooling(pooling: str) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 
 from bioscan5m.data.sequences import CLEANING_MODES
 from bioscan5m.errors import BioscanError
-from bioscan5m.models.dna import POOLINGS
+from bioscan5m.models import POOLINGS
 
 #: The protocols ``benchmark dna --protocol`` knows.
 DNA_PROTOCOLS: tuple[str, ...] = ("paper", "bioscan5m")

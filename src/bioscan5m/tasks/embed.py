@@ -77,14 +77,14 @@ class Embeddings:
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the three files into ``directory`` (each atomically; the manifest last)."""
+        broken = next((record_id for record_id in self.ids if "\n" in str(record_id) or "\r" in str(record_id)), None)
+        if broken is not None:  # one id per line: a line break would shift every later id
+            raise BioscanError(f"record id {broken!r} holds a line break", value=broken)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / MANIFEST_FILE).unlink(missing_ok=True)
         with atomic_path(directory / EMBEDDINGS_FILE) as tmp, open(tmp, "wb") as handle:
             np.save(handle, np.ascontiguousarray(self.vectors, dtype=np.float32))
-        broken = next((record_id for record_id in self.ids if "\n" in str(record_id) or "\r" in str(record_id)), None)
-        if broken is not None:  # one id per line: a line break would shift every later id
-            raise BioscanError(f"record id {broken!r} holds a line break", value=broken)
         with atomic_write(directory / IDS_FILE) as handle:
             handle.write(ID_COLUMN + "\n")
             handle.writelines(f"{record_id}\n" for record_id in self.ids)

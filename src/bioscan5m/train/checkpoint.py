@@ -15,7 +15,6 @@ checkpoint whose files no longer match its manifest (truncated, edited, deleted)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from safetensors.torch import load_file, load_model, save_file
 from torch import nn
 
 from bioscan5m.errors import BioscanError
+from bioscan5m.filehash import stream_sha256
 from bioscan5m.fileio import current_umask
 from bioscan5m.models.weights import save_weights
 
@@ -73,7 +73,7 @@ def verify_checkpoint(path: Path) -> str | None:
         size = file.stat().st_size
         if size != expected["size"]:
             return f"{name} is truncated or altered ({size:,} bytes, the manifest says {expected['size']:,})"
-        if file_sha256(file) != expected["sha256"]:
+        if stream_sha256(file) != expected["sha256"]:
             return f"{name} does not match its SHA-256 in {MANIFEST} (corrupted)"
     return None
 
@@ -87,15 +87,6 @@ def find_checkpoint(directory: Path) -> tuple[Path | None, list[tuple[Path, str]
             return path, skipped
         skipped.append((path, problem))
     return None, skipped
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(
@@ -187,7 +178,7 @@ def _check_weights_fit(model: nn.Module, weights: Path) -> None:
 
 def _flush_and_hash(path: Path) -> str:
     """SHA-256 of a file just written, after forcing it to disk (the manifest must not outlive it)."""
-    digest = file_sha256(path)
+    digest = stream_sha256(path)
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
     return digest

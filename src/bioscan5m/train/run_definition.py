@@ -26,7 +26,8 @@ RUN_FILE = "run.json"
 FORMAT = "bioscan5m-run/1"
 #: Engine settings that define a run (device, precision, workers, logging and checkpoint cadence do not).
 ENGINE_OPTIONS = (
-    "steps", "batch_size", "accumulate", "lr", "weight_decay", "betas", "schedule", "warmup", "grad_clip", "seed"
+    "steps", "batch_size", "accumulate", "lr", "weight_decay", "betas", "schedule", "warmup", "grad_clip",
+    "cycle_momentum", "seed",
 )
 #: Options a resumed run may change, when asked to explicitly.
 CHANGEABLE = ("lr", "steps")
