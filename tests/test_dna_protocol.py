@@ -101,6 +101,14 @@ def test_deduplication_keeps_the_rows_the_authors_keep(dataset):
     assert {edits["train_leading_n"], edits["train_plain"], edits["unseen_first"]} <= kept
 
 
+def test_the_authors_deduplication_is_read_from_the_cache_the_second_time(dataset, monkeypatch):
+    from bioscan5m.data import readers
+
+    first = authors_deduplicated_ids(dataset)
+    monkeypatch.setattr(readers, "read_batches", lambda *a, **k: pytest.fail("the metadata file was read again"))
+    assert authors_deduplicated_ids(dataset).to_pylist() == first.to_pylist()
+
+
 def test_deduplication_on_real_barcodes_is_pandas_drop_duplicates(shared_data):
     """90k real BOLD COI-5P barcodes, thousands with leading or trailing N and with gaps: the same rows."""
     source = shared_data / "insect_bold_degobbi" / "insect_bold_records.tsv.gz"

@@ -50,11 +50,6 @@ def any_int(text: str) -> int:
     return _number(text, int)
 
 
-def finite_float(text: str) -> float:
-    """Any finite number (not nan or inf)."""
-    return _number(text, float)
-
-
 def non_negative_float(text: str) -> float:
     """A finite number >= 0 (weight decay, a UMAP min_dist...)."""
     value = _number(text, float)

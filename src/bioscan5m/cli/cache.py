@@ -6,6 +6,7 @@ import argparse
 import time
 
 from bioscan5m.cachedir import KINDS
+from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
 
 _ROOT_HELP = "the cache folder to work on (default: $BIOSCAN5M_CACHE_DIR or the user cache folder)"
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "too. Only bioscan5m's own kind folders are ever touched.")
     pruning.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
                          help=f"only this kind (repeatable): {', '.join(KINDS)}")
-    pruning.add_argument("--older-than", type=_days, metavar="DAYS", help="entries not used for DAYS days")
+    pruning.add_argument("--older-than", type=t.non_negative_float, metavar="DAYS", help="entries not used for DAYS days")
     pruning.add_argument("--max-size", type=_size, metavar="SIZE",
                          help="keep at most SIZE (e.g. 500M, 20G), removing the least recently used first")
     pruning.add_argument("--all", action="store_true", help="every entry")
@@ -54,16 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                description="Print the cache folder (for scripts: du -sh \"$(bioscan5m cache dir)\").")
     add_cache_dir_option(where, _ROOT_HELP)
     where.set_defaults(func=run_dir)
-
-
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
-    if not value >= 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"days must be 0 or more, not {text}")
-    return value
 
 
 def _size(text: str) -> int:

@@ -17,18 +17,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bioscan5m.data.dedup import saved_answer
 from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN
 
 
-def authors_deduplicated_ids(source: str | os.PathLike[str]) -> pa.Array:
+def authors_deduplicated_ids(source: str | os.PathLike[str],
+                             cache_dir: str | os.PathLike[str] | None = None) -> pa.Array:
     """Record ids (``processid``) kept by the BarcodeBERT authors' ``data_split.py``: over every row of the
     metadata file, in file order, the first row of each barcode with trailing ``N`` stripped. Rows without a
-    barcode share one key, as pandas compares missing values as equal."""
-    from bioscan5m.data.readers import read_batches
+    barcode share one key, as pandas compares missing values as equal. The answer is kept in the ``dedup``
+    cache folder beside bioscan-dataset's rule (:func:`~bioscan5m.data.dedup.saved_answer`), so the whole
+    file is read once per file version, not once per run."""
     from bioscan5m.data.records import resolve_source
 
+    path = resolve_source(source)
+    return saved_answer(path, {"first_row_per_barcode": 1}, lambda: _first_row_per_barcode(path), cache_dir)
+
+
+def _first_row_per_barcode(path) -> pa.Array:
+    from bioscan5m.data.readers import read_batches
+
     ids, keys = [], []
-    for batch in read_batches(resolve_source(source)):  # the file's own row order, as pandas reads it
+    for batch in read_batches(path):  # the file's own row order, as pandas reads it
         ids.append(batch.column(ID_COLUMN))
         keys.append(pc.utf8_rtrim(batch.column(DNA_COLUMN).cast(pa.large_string()), characters="N"))
     if not ids:

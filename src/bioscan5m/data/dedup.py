@@ -50,7 +50,7 @@ def barcode_key(barcode: str | None, max_nucleotides: int | None) -> bytes:
     return hashlib.blake2b(barcode[:max_nucleotides].rstrip("N").encode(), digest_size=16).digest()
 
 
-def _saved_column(source: Path, options: dict, compute: Callable[[], pa.Array],
+def saved_answer(source: Path, options: dict, compute: Callable[[], pa.Array],
                   cache_dir: str | os.PathLike[str] | None) -> pa.Array:
     """``compute()``'s one-column answer for ``source``, kept in the ``dedup`` cache folder as a Parquet file
     whose footer holds the key (``options`` + the file's content); recomputed when the key differs."""
@@ -97,7 +97,7 @@ def kept_record_ids(source: str | os.PathLike[str], max_nucleotides: int | None,
         _, first = np.unique(np.concatenate(digests)[order], return_index=True)
         return pa.concat_arrays(ids).take(pa.array(np.sort(order[first])))
 
-    return _saved_column(source, {"deduplicated": max_nucleotides}, compute, cache_dir)
+    return saved_answer(source, {"deduplicated": max_nucleotides}, compute, cache_dir)
 
 
 def file_split_codes(source: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
@@ -113,7 +113,7 @@ def file_split_codes(source: str | os.PathLike[str], cache_dir: str | os.PathLik
                               NO_SPLIT_CODE).cast(pa.uint8()) for batch in read_batches(source)]
         return pa.concat_arrays(codes) if codes else pa.array([], pa.uint8())
 
-    return np.asarray(_saved_column(source, {"split_order": 1}, compute, cache_dir), dtype=np.uint8)
+    return np.asarray(saved_answer(source, {"split_order": 1}, compute, cache_dir), dtype=np.uint8)
 
 
 def file_order(splits: Sequence[str], table_splits: pa.ChunkedArray | pa.Array, source: str | os.PathLike[str],
@@ -130,8 +130,9 @@ def file_order(splits: Sequence[str], table_splits: pa.ChunkedArray | pa.Array, 
     counts = np.bincount(selected, minlength=NO_SPLIT_CODE + 1)
     if np.any(np.diff(table_codes) < 0) or not np.array_equal(
             counts, np.bincount(table_codes, minlength=NO_SPLIT_CODE + 1)):
-        raise BioscanError("the record cache and the metadata file disagree on the splits' sizes; delete the "
-                           "cache and try again", path=source)
+        raise BioscanError("the record cache and the metadata file disagree on the splits' sizes; clear those "
+                           "caches with 'bioscan5m cache prune --kind records --kind dedup --all' and try again",
+                           path=source)
     # The k-th row of the table in split order is the k-th of the stable sort of the file-order codes.
     by_split = np.argsort(selected, kind="stable")
     order = np.empty_like(by_split)
