@@ -25,6 +25,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository root (tests sit at different depths of tests/, so none builds it from ``__file__``)."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real BOLD/BIOSCAN files staged for tests (see ../shared/data/SOURCES.md).
 
@@ -76,12 +82,12 @@ def _cache_root_restored(monkeypatch):
     monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", os.environ["BIOSCAN5M_CACHE_DIR"])
 
 
-VENDORED_DATA = Path(__file__).resolve().parent / "data"
+VENDORED_DATA = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def vendored_data() -> Path:
-    """A read-only copy of the small real fixtures in tests/data (sources and licences: tests/data/README.md).
+    """A read-only copy of the small real fixtures in tests/fixtures (sources and licences: tests/fixtures/README.md).
 
     They ship with the repository, so tests using them run in a plain clone. The copy has no write bits,
     like the staged data, so a test can never write into the repository (caches go to the cache folder).

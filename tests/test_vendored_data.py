@@ -1,4 +1,4 @@
-"""tests/data: the small real fixtures a plain clone tests with stay small, documented and reproducible."""
+"""tests/fixtures: the small real fixtures a plain clone tests with stay small, documented and reproducible."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-VENDORED = Path(__file__).resolve().parent / "data"
+VENDORED = Path(__file__).resolve().parent / "fixtures"
 #: The whole folder (data, README, licence texts, script), in bytes: "a few hundred KB".
 SIZE_BUDGET = 450_000
 LICENCE_TEXTS = ["MIT-BarcodeBERT.txt", "Apache-2.0-barcode-constrained-phylogeny.txt", "MIT-BIOSCAN-1M.txt"]
@@ -26,7 +26,7 @@ def data_files() -> list[Path]:
 def test_the_folder_stays_under_its_size_budget():
     files = [p for p in VENDORED.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     total = sum(p.stat().st_size for p in files)
-    assert total <= SIZE_BUDGET, f"tests/data holds {total:,} bytes, over its budget of {SIZE_BUDGET:,}"
+    assert total <= SIZE_BUDGET, f"tests/fixtures holds {total:,} bytes, over its budget of {SIZE_BUDGET:,}"
     assert len(data_files()) == 13
 
 

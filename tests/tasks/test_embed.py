@@ -24,8 +24,8 @@ from bioscan5m.models.encoders import KmerProfileEncoder, create_encoder, list_e
 from bioscan5m.models.kmer import kmer_counts, kmer_names, kmer_profiles
 from bioscan5m.tasks.embed import Embeddings, extract_embeddings, load_embeddings
 
-BOLD_V5 = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # vendored in tests/data
-CROPS = "bioscan1m_crops"  # vendored in tests/data
+BOLD_V5 = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # vendored in tests/fixtures
+CROPS = "bioscan1m_crops"  # vendored in tests/fixtures
 
 
 def write_bold_head(vendored_data: Path, dest: Path, rows: int) -> Path:

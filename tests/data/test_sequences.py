@@ -19,7 +19,7 @@ from bioscan5m.data.sequences import (
 from bioscan5m.errors import BioscanError
 
 DEGOBBI = "insect_bold_degobbi/insect_bold_records.tsv.gz"
-UNSEEN = "barcodebert_unseen/unseen_every10th.tsv.gz"  # vendored in tests/data
+UNSEEN = "barcodebert_unseen/unseen_every10th.tsv.gz"  # vendored in tests/fixtures
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from bioscan5m.data.schema import COLUMN_NAMES, RECORD_SCHEMA, SPLITS
 from bioscan5m.errors import BioscanError
 
 DEGOBBI = "insect_bold_degobbi/insect_bold_records.tsv.gz"
-# Vendored in tests/data (see its README.md): the two BOLD v5 samples whole, BarcodeBERT's unseen set every 10th row.
+# Vendored in tests/fixtures (see its README.md): the two BOLD v5 samples whole, BarcodeBERT's unseen set every 10th row.
 V5_SAMPLE = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"
 V5_CURATED = "bold_v5/BOLD_Public.21-Jun-2024.curated.NL_873b975.tsv.gz"
 UNSEEN = "barcodebert_unseen/unseen_every10th.tsv.gz"

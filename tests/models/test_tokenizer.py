@@ -72,7 +72,7 @@ def test_decode_encode_round_trips_clean_real_barcodes(unseen, k, stride):
 def test_matches_the_authors_tokenizer_on_every_real_barcode_including_n(unseen):
     """Same ids and attention mask as the authors' code, N-containing k-mers as [UNK]."""
     with_n = [s for s in unseen if "N" in s]
-    assert len(with_n) == 113  # tests/data/README.md: 113 of the 428 rows contain N
+    assert len(with_n) == 113  # tests/fixtures/README.md: 113 of the 428 rows contain N
     tok = KmerTokenizer.authors(k=8)
     offsets = np.arange(len(unseen)) % 8
     encoded = tok.encode(unseen, offsets=offsets)

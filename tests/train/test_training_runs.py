@@ -26,7 +26,6 @@ from bioscan5m.train.pretrain import load_pretraining_barcodes
 from bioscan5m.train.run_definition import check_resume, content_fingerprint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +136,12 @@ def test_interrupted_then_resumed_pretrain_equals_the_uninterrupted_run(fasta, t
 
 
 @pytest.mark.slow
-def test_pretrain_killed_by_sigkill_resumes_to_the_uninterrupted_weights(fasta, tmp_path, capsys):
+def test_pretrain_killed_by_sigkill_resumes_to_the_uninterrupted_weights(fasta, tmp_path, capsys, repo):
     """A real process killed (SIGKILL) once its first checkpoint is on disk, wherever it then is."""
     steps = 12
     assert run_cli(pretrain_args(fasta, tmp_path / "straight", steps=steps), capsys)[0] == 0
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "bioscan5m", *pretrain_args(fasta, out, steps=steps)],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300

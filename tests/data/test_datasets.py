@@ -24,7 +24,7 @@ from bioscan5m.errors import BioscanError
 
 METADATA = "bioscan5m/metadata/csv/BIOSCAN_5M_Insect_Dataset_metadata.csv"
 BOLD_SAMPLE = "bold_public_datapackage_samples/BOLD_Public.18-Dec-2023.sample999.tsv"
-VENDORED_BOLD_SAMPLE = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # the same file, in tests/data
+VENDORED_BOLD_SAMPLE = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # the same file, in tests/fixtures
 
 # (split, chunk, genus, species); barcodes are assigned below.
 ROWS = [

@@ -45,7 +45,7 @@ def real_images(shared_data: Path) -> list[Path]:
 
 
 def vendored_crops(vendored_data: Path) -> list[Path]:
-    """The 10 real BIOSCAN-1M crops vendored in tests/data (5 specimens, each cropped and cropped-resized), sorted."""
+    """The 10 real BIOSCAN-1M crops vendored in tests/fixtures (5 specimens, each cropped and cropped-resized), sorted."""
     return sorted(vendored_data.glob("bioscan1m_crops/*.jpg"))
 
 

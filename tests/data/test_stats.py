@@ -31,7 +31,7 @@ from bioscan5m.report.plots import (
     write_stats_report,
 )
 
-BOLD_SAMPLE = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # vendored in tests/data
+BOLD_SAMPLE = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # vendored in tests/fixtures
 
 # processid, split, order, species, genus, dna_bin, dna_barcode, lat, lon
 HANDMADE = [

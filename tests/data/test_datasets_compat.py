@@ -18,31 +18,30 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "scripts" / "compare_bioscan_dataset.py"
-DEFAULT_PYTHON = REPO / "benchmarks" / ".venv-reference" / "bin" / "python"
+SCRIPT = "scripts/compare_bioscan_dataset.py"
+DEFAULT_PYTHON = "benchmarks/.venv-reference/bin/python"
 ENV = "BIOSCAN5M_COMPAT_PYTHON"
 
 
-def compat_python() -> Path:
+def compat_python(repo: Path) -> Path:
     named = os.environ.get(ENV)
     if named:
         if not Path(named).is_file():
             pytest.fail(f"${ENV}={named} does not exist; build it with: bash benchmarks/setup_reference_env.sh")
         return Path(named)
-    if not DEFAULT_PYTHON.is_file():
+    if not (repo / DEFAULT_PYTHON).is_file():
         pytest.skip(f"no side environment with bioscan-dataset: build it with 'bash benchmarks/setup_reference_env.sh' "
                     f"(or set ${ENV})")
-    return DEFAULT_PYTHON
+    return repo / DEFAULT_PYTHON
 
 
 @pytest.mark.slow
-def test_every_item_equals_the_authors_for_every_split_and_option(tmp_path):
-    python = compat_python()
+def test_every_item_equals_the_authors_for_every_split_and_option(tmp_path, repo):
+    python = compat_python(repo)
     summary_path = tmp_path / "summary.json"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(OMP_NUM_THREADS="1", BIOSCAN5M_CACHE_DIR=str(tmp_path / "cache"))
-    done = subprocess.run([str(python), str(SCRIPT), "--work", str(tmp_path / "data"), "--records", "2000",
+    done = subprocess.run([str(python), str(repo / SCRIPT), "--work", str(tmp_path / "data"), "--records", "2000",
                            "--json", str(summary_path)], env=env, capture_output=True, text=True, timeout=1800,
                           check=False)
     sys.stdout.write(done.stdout[-5000:])
