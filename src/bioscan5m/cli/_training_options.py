@@ -1,9 +1,10 @@
-"""The option every training command shares for resuming a run with a changed learning rate or length."""
+"""Options the training commands share: how a run is logged, resumed, seeded and fed, not what it trains."""
 
 from __future__ import annotations
 
 import argparse
 
+from bioscan5m.cli import _types as t
 from bioscan5m.train.run_definition import CHANGEABLE
 
 
@@ -27,3 +28,16 @@ def add_allow_change(parser: argparse.ArgumentParser) -> None:
         help="with --resume: accept a --lr or --steps different from the run's (anything else that "
         "defines the run, such as --data or --batch-size, must stay the same)",
     )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-every``, ``--resume``, ``--allow-change``, ``--seed`` and ``--workers`` (pretrain, finetune)."""
+    parser.add_argument("--log-every", type=t.positive_int, default=10,
+                        help="print a progress line (step, loss, speed, time left) and log a row every N steps "
+                             "(default: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out from its newest intact checkpoint (same options required)")
+    add_allow_change(parser)
+    parser.add_argument("--seed", type=t.any_int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--workers", type=t.non_negative_int, default=0,
+                        help="data-loading processes (default: %(default)s)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,20 +30,22 @@ def _number(text: str, kind: type) -> int | float:
     return value
 
 
+def _number_where(text: str, kind: type, holds: Callable[[float], bool], rule: str) -> int | float:
+    """``text`` as a number of ``kind`` for which ``holds`` is true, else an error ending in ``rule``."""
+    value = _number(text, kind)
+    if not holds(value):
+        raise argparse.ArgumentTypeError(f"{text!r} {rule}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """A whole number >= 1 (counts of steps, records, neighbours...)."""
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+    return _number_where(text, int, lambda value: value >= 1, "must be at least 1")
 
 
 def non_negative_int(text: str) -> int:
     """A whole number >= 0 (worker processes, 'every N steps' where 0 means never...)."""
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+    return _number_where(text, int, lambda value: value >= 0, "must be 0 or more")
 
 
 def any_int(text: str) -> int:
@@ -52,34 +55,22 @@ def any_int(text: str) -> int:
 
 def non_negative_float(text: str) -> float:
     """A finite number >= 0 (weight decay, a UMAP min_dist...)."""
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
+    return _number_where(text, float, lambda value: value >= 0, "must be 0 or more")
 
 
 def positive_float(text: str) -> float:
     """A finite number > 0 (learning rates, epochs)."""
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-    return value
+    return _number_where(text, float, lambda value: value > 0, "must be more than 0")
 
 
 def probability(text: str) -> float:
     """A finite number in [0, 1]."""
-    value = _number(text, float)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
-    return value
+    return _number_where(text, float, lambda value: 0 <= value <= 1, "must be between 0 and 1")
 
 
 def open_fraction(text: str) -> float:
     """A share strictly between 0 and 1 (a held-out fraction: both sides must keep records)."""
-    value = _number(text, float)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 and less than 1")
-    return value
+    return _number_where(text, float, lambda value: 0 < value < 1, "must be more than 0 and less than 1")
 
 
 def device(text: str) -> str:
@@ -92,25 +83,25 @@ def device(text: str) -> str:
 def existing_file(text: str) -> str:
     """A path to a file that exists (kept as given, for messages)."""
     path = Path(text)
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{text!r}: no such file")
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
-    return text
+    return _path_where(text, ": no such file" if not path.exists() else " is a folder, not a file" if path.is_dir()
+                       else "")
 
 
 def existing_path(text: str) -> str:
     """A path to a file or folder that exists."""
-    if not Path(text).exists():
-        raise argparse.ArgumentTypeError(f"{text!r}: no such file or folder")
-    return text
+    return _path_where(text, "" if Path(text).exists() else ": no such file or folder")
 
 
 def existing_folder(text: str) -> str:
     """A path to a folder that exists."""
     path = Path(text)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r}: {'not a folder' if path.exists() else 'no such folder'}")
+    return _path_where(text, "" if path.is_dir() else ": not a folder" if path.exists() else ": no such folder")
+
+
+def _path_where(text: str, problem: str) -> str:
+    """``text`` unchanged, or a usage error saying ``problem`` about it."""
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r}{problem}")
     return text
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
-from bioscan5m.cli._training_options import add_allow_change
+from bioscan5m.cli._training_options import add_run_options
 from bioscan5m.data.schema import TARGET_RANKS
 
 
@@ -64,14 +64,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1 ... (default: %(default)s)")
     parser.add_argument("--save-every", type=t.non_negative_int, default=0,
                         help="write a checkpoint every N steps (default: only at the end)")
-    parser.add_argument("--log-every", type=t.positive_int, default=10,
-                        help="print a progress line (step, loss, speed, time left) and log a row every N steps "
-                             "(default: %(default)s)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --out from its newest intact checkpoint (same options required)")
-    add_allow_change(parser)
-    parser.add_argument("--seed", type=t.any_int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--workers", type=t.non_negative_int, default=0, help="data-loading processes (default: %(default)s)")
+    add_run_options(parser)
     add_cache_dir_option(parser)
     parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "model")),))
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
-from bioscan5m.cli._training_options import add_allow_change
+from bioscan5m.cli._training_options import add_run_options
 from bioscan5m.data.schema import MAX_NUCLEOTIDES
 
 
@@ -32,119 +31,53 @@ def register(subparsers) -> None:
             "--out runs/8-4-4 --steps 100000 --batch-size 256 --save-every 2000"
         ),
     )
-    parser.add_argument(
-        "--data",
-        required=True,
-        metavar="SOURCE",
-        type=t.existing_path,
-        help="barcodes: a BIOSCAN-5M dataset folder or metadata CSV, a BOLD TSV, or a FASTA file",
-    )
-    parser.add_argument(
-        "--split",
-        default=None,
-        help="BIOSCAN-5M split(s) to train on (default: pretrain+other_heldout, as in the paper; every record "
-        "of a source without splits); test and test_unseen are refused unless named here",
-    )
-    parser.add_argument(
-        "--cleaning",
-        choices=("standard", "barcodebert"),
-        default="standard",
-        help="barcode cleaning: standard (gaps, leading/trailing N removed, cut to 660 nt) or barcodebert "
-        "(the authors': trailing N only, keeping the k-mer frame) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--deduplicate",
-        choices=("selection", "whole-dataset"),
-        default="selection",
-        help="one copy of each barcode among the chosen records (selection), or the authors' rule: over the "
-        "whole metadata file, first row kept, before the split is taken (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--model",
-        default="8-4-4",
-        choices=list(DNA_MODELS),
-        help="architecture: k-layers-heads; 8-4-4 is the paper's, *-tiny ones suit a CPU "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--init",
-        default=None,
-        metavar="MODEL",
-        help="start from these weights (a model folder, the authors' checkpoint or a Hugging "
-        "Face id such as bioscan-ml/BarcodeBERT) instead of random ones",
-    )
-    parser.add_argument(
-        "--out", required=True, metavar="DIR", help="folder for the model, checkpoints and log"
-    )
+    parser.add_argument("--data", required=True, metavar="SOURCE", type=t.existing_path,
+                        help="barcodes: a BIOSCAN-5M dataset folder or metadata CSV, a BOLD TSV, or a FASTA "
+                             "file")
+    parser.add_argument("--split", default=None,
+                        help="BIOSCAN-5M split(s) to train on (default: pretrain+other_heldout, as in the "
+                             "paper; every record of a source without splits); test and test_unseen are "
+                             "refused unless named here")
+    parser.add_argument("--cleaning", choices=("standard", "barcodebert"), default="standard",
+                        help="barcode cleaning: standard (gaps, leading/trailing N removed, cut to 660 nt) "
+                             "or barcodebert (the authors': trailing N only, keeping the k-mer frame) "
+                             "(default: %(default)s)")
+    parser.add_argument("--deduplicate", choices=("selection", "whole-dataset"), default="selection",
+                        help="one copy of each barcode among the chosen records (selection), or the authors' "
+                             "rule: over the whole metadata file, first row kept, before the split is taken "
+                             "(default: %(default)s)")
+    parser.add_argument("--model", default="8-4-4", choices=list(DNA_MODELS),
+                        help="architecture: k-layers-heads; 8-4-4 is the paper's, *-tiny ones suit a CPU "
+                             "(default: %(default)s)")
+    parser.add_argument("--init", default=None, metavar="MODEL",
+                        help="start from these weights (a model folder, the authors' checkpoint or a Hugging "
+                             "Face id such as bioscan-ml/BarcodeBERT) instead of random ones")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for the model, checkpoints and log")
     parser.add_argument("--steps", type=t.positive_int, required=True, help="optimizer steps to train for")
-    parser.add_argument(
-        "--batch-size",
-        type=t.positive_int,
-        default=256,
-        help="barcodes per micro-batch, all GPUs together (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--accumulate",
-        type=t.positive_int,
-        default=1,
-        help="micro-batches per optimizer step, to train large batches on little memory",
-    )
-    parser.add_argument(
-        "--lr",
-        type=t.positive_float,
-        default=5e-4,
-        help="peak learning rate of the one-cycle schedule (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--weight-decay", type=t.non_negative_float, default=0.01, help="AdamW weight decay (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--mask-ratio",
-        type=t.open_fraction,
-        default=0.5,
-        help="share of k-mers hidden in each barcode (default: %(default)s, as in the paper)",
-    )
-    parser.add_argument(
-        "--masking",
-        default="mask",
-        help="mask: every hidden k-mer becomes [MASK] (the authors' choice, default); "
-        "bert: 80%% [MASK], 10%% random k-mer, 10%% unchanged",
-    )
-    parser.add_argument(
-        "--no-random-offset",
-        action="store_true",
-        help="always start the k-mers at the first nucleotide (default: a random start in [0, k))",
-    )
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        help="number format: auto (default) picks bf16 or fp16 on a GPU and fp32 on the CPU; "
-        "or bf16, fp16 (GPU only), fp32",
-    )
+    parser.add_argument("--batch-size", type=t.positive_int, default=256,
+                        help="barcodes per micro-batch, all GPUs together (default: %(default)s)")
+    parser.add_argument("--accumulate", type=t.positive_int, default=1,
+                        help="micro-batches per optimizer step, to train large batches on little memory")
+    parser.add_argument("--lr", type=t.positive_float, default=5e-4,
+                        help="peak learning rate of the one-cycle schedule (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=t.non_negative_float, default=0.01,
+                        help="AdamW weight decay (default: %(default)s)")
+    parser.add_argument("--mask-ratio", type=t.open_fraction, default=0.5,
+                        help="share of k-mers hidden in each barcode (default: %(default)s, as in the paper)")
+    parser.add_argument("--masking", default="mask",
+                        help="mask: every hidden k-mer becomes [MASK] (the authors' choice, default); bert: "
+                             "80%% [MASK], 10%% random k-mer, 10%% unchanged")
+    parser.add_argument("--no-random-offset", action="store_true",
+                        help="always start the k-mers at the first nucleotide (default: a random start in "
+                             "[0, k))")
+    parser.add_argument("--precision", default="auto",
+                        help="number format: auto (default) picks bf16 or fp16 on a GPU and fp32 on the CPU; "
+                             "or bf16, fp16 (GPU only), fp32")
     parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1 ... (default: %(default)s)")
-    parser.add_argument(
-        "--save-every",
-        type=t.non_negative_int,
-        default=1000,
-        help="write a checkpoint every N steps (0: only at the end; default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log-every",
-        type=t.positive_int,
-        default=10,
-        help="print a progress line (step, loss, speed, time left) and log a row every N steps "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out from its newest intact checkpoint (same options required)",
-    )
-    add_allow_change(parser)
-    parser.add_argument("--seed", type=t.any_int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument(
-        "--workers", type=t.non_negative_int, default=0, help="data-loading processes (default: %(default)s)"
-    )
+    parser.add_argument("--save-every", type=t.non_negative_int, default=1000,
+                        help="write a checkpoint every N steps (0: only at the end; default: %(default)s)")
+    add_run_options(parser)
     add_cache_dir_option(parser)
     parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "init")),))
 
@@ -161,42 +94,23 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)  # the initial weights are part of what the seed fixes
     model = create_dna_model(args.model, pretrained=args.init)
     config = TrainConfig(
-        out_dir=args.out,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        accumulate=args.accumulate,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        precision=args.precision,
-        device=args.device,
-        seed=args.seed,
-        save_every=args.save_every,
-        log_every=args.log_every,
-        num_workers=args.workers,
-        resume=args.resume,
+        out_dir=args.out, steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr,
+        weight_decay=args.weight_decay, precision=args.precision, device=args.device, seed=args.seed,
+        save_every=args.save_every, log_every=args.log_every, num_workers=args.workers, resume=args.resume,
         allow_change=args.allow_change,
         definition={
             "data": {"source": os.path.abspath(args.data), "split": args.split},
             "init": os.path.abspath(args.init) if args.init and os.path.exists(args.init) else args.init,
         },
     )
-    result = pretrain(
-        model,
-        barcodes,
-        config,
-        mask_ratio=args.mask_ratio,
-        masking=args.masking,
-        random_offset=not args.no_random_offset,
-    )
+    result = pretrain(model, barcodes, config, mask_ratio=args.mask_ratio, masking=args.masking,
+                      random_offset=not args.no_random_offset)
     if dist_info().is_main:
         _write_model_card(args, model, result, len(barcodes))
         loss = "n/a" if result.loss is None else f"{result.loss:.4f}"
-        print(
-            f"pretrained {args.model} on {len(barcodes):,} unique barcodes: step {result.steps}, "
-            f"loss {loss}, {result.tokens_per_second:,.0f} tokens/s on {result.device} ({result.precision}); "
-            f"model in {args.out}",
-            file=sys.stdout,
-        )
+        print(f"pretrained {args.model} on {len(barcodes):,} unique barcodes: step {result.steps}, "
+              f"loss {loss}, {result.tokens_per_second:,.0f} tokens/s on {result.device} ({result.precision}); "
+              f"model in {args.out}")
     return 0
 
 

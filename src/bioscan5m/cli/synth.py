@@ -22,27 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", required=True, help="dataset root folder to write (created if missing)")
-    parser.add_argument(
-        "--records",
-        type=t.positive_int,
-        default=5000,
-        help="number of specimens (records); the real dataset has 5,150,850 (default: 5000)",
-    )
-    parser.add_argument(
-        "--images",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also draw a photo of every specimen into the image zip (default: yes)",
-    )
-    parser.add_argument(
-        "--seed", type=t.any_int, default=0, help="random seed: same seed, same dataset (default: 0)"
-    )
-    parser.add_argument(
-        "--image-package",
-        default="cropped_256",
-        help="which BIOSCAN-5M image package to imitate: one of "
-        f"{', '.join(IMAGE_PACKAGES)} (default: cropped_256, 256 px crops around the animal)",
-    )
+    parser.add_argument("--records", type=t.positive_int, default=5000,
+                        help="number of specimens (records); the real dataset has 5,150,850 (default: 5000)")
+    parser.add_argument("--images", action=argparse.BooleanOptionalAction, default=True,
+                        help="also draw a photo of every specimen into the image zip (default: yes)")
+    parser.add_argument("--seed", type=t.any_int, default=0,
+                        help="random seed: same seed, same dataset (default: 0)")
+    parser.add_argument("--image-package", default="cropped_256",
+                        help=f"which BIOSCAN-5M image package to imitate: one of {', '.join(IMAGE_PACKAGES)} "
+                             "(default: cropped_256, 256 px crops around the animal)")
     t.add_force_argument(parser)
     parser.set_defaults(func=run, outputs=(t.Output("out", "dataset"),))
 
