@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from bioscan5m.errors import BioscanError
-from bioscan5m.peers.programs import fasta_pair, read_tabular, run_program
+from bioscan5m.peers.programs import fasta_pair, run_program, run_search
 
 #: Columns of every hit table returned by the peers (identity in [0, 1]; strand "+" or "-": the strand of
 #: the query that matched the reference as given).
@@ -48,15 +47,10 @@ def blast_search(
     if max_target_seqs is None:
         # BLAST's own cut-off can drop the best subject when it is too small; keep a margin.
         max_target_seqs = max(max_hits, 5)
-    with tempfile.TemporaryDirectory(prefix="bioscan5m-blast-") as tmp:
-        out = Path(tmp) / "hits.tsv"
-        run_program([
-            "blastn", "-task", task, "-query", queries, "-db", database, "-out", out, "-outfmt", _OUTFMT,
-            "-num_threads", str(threads),
-            "-max_target_seqs", str(max_target_seqs),
-        ])
-        hits = read_tabular(out, range(6), HIT_COLUMNS)
-    hits["identity"] = hits["identity"] / 100.0
+    hits = run_search("bioscan5m-blast-", lambda out: [
+        "blastn", "-task", task, "-query", queries, "-db", database, "-out", out, "-outfmt", _OUTFMT,
+        "-num_threads", str(threads), "-max_target_seqs", str(max_target_seqs),
+    ], range(6), HIT_COLUMNS)
     # sstrand is the subject's strand relative to the query's plus strand: "minus" means the query
     # matched as its reverse complement.
     hits["strand"] = hits["strand"].map({"plus": "+", "minus": "-"}).fillna("+")
@@ -66,16 +60,9 @@ def blast_search(
     return _best_subjects(hits, max_hits)
 
 
-def blast_top_hits(
-    reference_ids: Sequence[str],
-    reference_sequences: Sequence[str],
-    query_ids: Sequence[str],
-    query_sequences: Sequence[str],
-    *,
-    threads: int = 1,
-    max_hits: int = 1,
-    **search_options,
-) -> pd.DataFrame:
+def blast_top_hits(reference_ids: Sequence[str], reference_sequences: Sequence[str], query_ids: Sequence[str],
+                   query_sequences: Sequence[str], *, threads: int = 1, max_hits: int = 1,
+                   **search_options) -> pd.DataFrame:
     """Build a throw-away database from the reference and search the queries (see :func:`blast_search`,
     which takes ``search_options``)."""
     with fasta_pair("bioscan5m-blast-", reference_ids, reference_sequences, query_ids, query_sequences

@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +39,18 @@ def run_program(args: Sequence[str | os.PathLike[str]]) -> None:
     if done.returncode != 0:
         tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise BioscanError(f"{Path(args[0]).name} failed (exit {done.returncode}): {tail}")
+
+
+def run_search(prefix: str, command: Callable[[Path], Sequence[str | os.PathLike[str]]], columns: Sequence[int],
+               names: Sequence[str]) -> pd.DataFrame:
+    """Run ``command(out)``, a search that writes a headerless table to ``out`` (in a throw-away folder), and
+    read ``columns`` of it as ``names``; ``identity``, printed in percent by both peers, becomes a fraction."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        out = Path(tmp) / "hits.tsv"
+        run_program(command(out))
+        hits = read_tabular(out, columns, names)
+    hits["identity"] = hits["identity"] / 100.0
+    return hits
 
 
 def write_fasta(path: str | os.PathLike[str], ids: Sequence[str], sequences: Sequence[str]) -> Path:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
 from bioscan5m.peers.blast import HIT_COLUMNS
-from bioscan5m.peers.programs import fasta_pair, read_tabular, run_program
+from bioscan5m.peers.programs import fasta_pair, run_search
 
 
 def vsearch_search(
@@ -29,29 +27,18 @@ def vsearch_search(
     (bitscore is 0: VSEARCH does not compute one; identity = matching columns / alignment columns, terminal
     gaps excluded); queries with no hit at ``min_identity`` or better are absent.
     """
-    with tempfile.TemporaryDirectory(prefix="bioscan5m-vsearch-") as tmp:
-        out = Path(tmp) / "hits.tsv"
-        run_program([
-            "vsearch", "--usearch_global", queries, "--db", reference, "--id", str(min_identity),
-            "--maxaccepts", str(max_hits), "--maxrejects", str(max_rejects), "--threads", str(threads),
-            "--strand", "both", "--userout", out, "--userfields", "query+target+id+alnlen+qstrand", "--quiet",
-        ])
-        hits = read_tabular(out, range(5), ("query_id", "subject_id", "identity", "alignment_length", "strand"))
-    hits["identity"] = hits["identity"] / 100.0
+    hits = run_search("bioscan5m-vsearch-", lambda out: [
+        "vsearch", "--usearch_global", queries, "--db", reference, "--id", str(min_identity),
+        "--maxaccepts", str(max_hits), "--maxrejects", str(max_rejects), "--threads", str(threads),
+        "--strand", "both", "--userout", out, "--userfields", "query+target+id+alnlen+qstrand", "--quiet",
+    ], range(5), ("query_id", "subject_id", "identity", "alignment_length", "strand"))
     hits["bitscore"] = 0.0
     hits = hits.sort_values(["query_id", "identity"], ascending=[True, False], kind="stable")
     return hits.groupby("query_id", sort=False).head(max_hits).reset_index(drop=True)[list(HIT_COLUMNS)]
 
 
-def vsearch_top_hits(
-    reference_ids: Sequence[str],
-    reference_sequences: Sequence[str],
-    query_ids: Sequence[str],
-    query_sequences: Sequence[str],
-    *,
-    threads: int = 1,
-    max_hits: int = 1,
-) -> pd.DataFrame:
+def vsearch_top_hits(reference_ids: Sequence[str], reference_sequences: Sequence[str], query_ids: Sequence[str],
+                     query_sequences: Sequence[str], *, threads: int = 1, max_hits: int = 1) -> pd.DataFrame:
     """Write both sets to FASTA in a temporary folder and search (see :func:`vsearch_search`)."""
     with fasta_pair("bioscan5m-vsearch-", reference_ids, reference_sequences, query_ids, query_sequences
                     ) as (_, reference_fasta, query_fasta):
