@@ -17,11 +17,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "align",
         help="train a model that aligns specimen images, DNA barcodes and taxonomy names (CLIBD)",
-        description="Contrastive alignment (CLIBD, Task III): image, DNA-barcode and taxonomy-text encoders are "
-        "trained so that the embeddings of one specimen lie close together. Trains on the pretrain and train "
-        "splits; text is used only for records named to species. The trained model is written to --out "
-        "(config.json, model.safetensors, tokenizers) with checkpoints and a training log; evaluate it with "
-        "'bioscan5m retrieve'.",
+        description=(
+            "Contrastive alignment (CLIBD, Task III): image, DNA-barcode and taxonomy-text encoders are "
+            "trained so that the embeddings of one specimen lie close together. Trains on the pretrain and "
+            "train splits; text is used only for records named to species. The trained model is written to "
+            "--out (config.json, model.safetensors, tokenizers) with checkpoints and a training log; "
+            "evaluate it with 'bioscan5m retrieve'."),
     )
     parser.add_argument("--data", required=True, metavar="ROOT", type=t.existing_path,
                         help="BIOSCAN-5M dataset folder (metadata CSV and image zips or folders)")

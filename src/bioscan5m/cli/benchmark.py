@@ -20,16 +20,16 @@ def register(subparsers) -> None:
     )
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True)
 
-    dna = tasks.add_parser(
-        "dna", help="Task I: DNA-based taxonomic classification (fine-tuning, probes, BLAST)",
-        description=(
+    dna = _task_parser(
+        tasks, "dna", "Task I: DNA-based taxonomic classification (fine-tuning, probes, BLAST)",
+        (
             "Fine-tune a BarcodeBERT model on 'train' and score species on 'test', run the linear probe "
             "(train → test, species) and the 1-nearest-neighbour probe ('test_unseen' against 'train', genus), "
             "for the model and for k-mer baselines, plus BLAST's top hit when blastn is installed. The table "
             "holds the paper's published numbers beside ours. By default every step follows the BarcodeBERT "
             "authors' code (--protocol paper: de-duplication, cleaning, training recipe, probe, BLAST); "
             "protocol.json records the records used per column and any deviation."),
-        epilog="example: bioscan5m benchmark dna --data demo/data --model demo/barcodebert --out demo/task1")
+        "bioscan5m benchmark dna --data demo/data --model demo/barcodebert --out demo/task1")
     dna.add_argument("--data", required=True, metavar="ROOT", type=t.existing_path, help="BIOSCAN-5M dataset folder")
     dna.add_argument("--model", default=None, metavar="DIR",
                      help="a pretrained BarcodeBERT folder (from 'bioscan5m pretrain') or Hub id; "
@@ -45,13 +45,13 @@ def register(subparsers) -> None:
     add_cache_dir_option(dna)
     dna.set_defaults(func=run_dna, outputs=(t.Output("out", "folder", ("data", "model")),))
 
-    zsc = tasks.add_parser(
-        "zsc", help="Task II: zero-shot clustering of embeddings (UMAP + Ward, AMI per rank)",
-        description=(
+    zsc = _task_parser(
+        tasks, "zsc", "Task II: zero-shot clustering of embeddings (UMAP + Ward, AMI per rank)",
+        (
             "Embed the chosen split with each encoder, reduce with UMAP to 50 dimensions, cluster with Ward "
             "into as many clusters as there are true taxa at each rank, and score the adjusted mutual "
             "information (AMI). Encoders: kmer-profile[-K], barcodebert:DIR, hf-dna:NAME, hf-image:NAME."),
-        epilog="example: bioscan5m benchmark zsc --data demo/data --encoders kmer-profile-5 --out demo/task2")
+        "bioscan5m benchmark zsc --data demo/data --encoders kmer-profile-5 --out demo/task2")
     zsc.add_argument("--data", required=True, metavar="SOURCE", type=t.existing_path, help="dataset folder or any table with taxonomy")
     zsc.add_argument("--encoders", nargs="+", default=["kmer-profile-5"], metavar="ENCODER",
                      help="encoders to compare (default: kmer-profile-5)")
@@ -68,14 +68,14 @@ def register(subparsers) -> None:
     add_cache_dir_option(zsc)
     zsc.set_defaults(func=run_zsc, outputs=(t.Output("out", "folder", ("data",)),))
 
-    retrieval = tasks.add_parser(
-        "retrieval", help="Task III: image/DNA/text retrieval with an aligned model (top-k accuracy per rank)",
-        description=(
+    retrieval = _task_parser(
+        tasks, "retrieval", "Task III: image/DNA/text retrieval with an aligned model (top-k accuracy per rank)",
+        (
             "Embed keys ('train' + 'key_unseen') and queries ('test' seen, 'test_unseen' unseen) with a model "
             "from 'bioscan5m align', search the nearest keys by inner product (FAISS) and score top-1/3/5 "
             "accuracy per rank, micro and macro, for image→image, DNA→DNA, image→DNA, DNA→image and "
             "image/DNA→text. Writes the paper-shaped table (TSV, Markdown) and a bar plot."),
-        epilog="example: bioscan5m benchmark retrieval --data demo/data --model demo/clibd --out demo/task3")
+        "bioscan5m benchmark retrieval --data demo/data --model demo/clibd --out demo/task3")
     retrieval.add_argument("--data", required=True, metavar="ROOT", type=t.existing_folder, help="BIOSCAN-5M dataset folder")
     retrieval.add_argument("--model", required=True, metavar="DIR", type=t.existing_folder, help="model folder written by 'bioscan5m align'")
     retrieval.add_argument("--out", required=True, metavar="DIR", help="folder for the table and plot")
@@ -147,6 +147,12 @@ def dna_protocol_from(args: argparse.Namespace):
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, cycle_momentum=momentum, pooling=args.pooling,
         random_offset=offset, precision=args.precision, linear_probe=args.linear_probe,
         probe_epochs=args.probe_epochs, blast_hit=args.blast_hit)
+
+
+def _task_parser(tasks: argparse._SubParsersAction, name: str, summary: str, description: str,
+                 example: str) -> argparse.ArgumentParser:
+    """The parser of one benchmark: ``summary`` in the list of tasks, ``description`` and ``example`` in its help."""
+    return tasks.add_parser(name, help=summary, description=description, epilog=f"example: {example}")
 
 
 def run_dna(args: argparse.Namespace) -> int:

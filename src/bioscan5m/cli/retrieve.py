@@ -14,12 +14,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "retrieve",
         help="identify specimens by their nearest image/DNA neighbours with an aligned model (Task III)",
-        description="With --out only: the Task III evaluation. Every test specimen (seen species) and test_unseen "
-        "specimen (unseen species) is matched to its nearest reference specimens (train + key_unseen) by image, "
-        "DNA or taxonomy text, and scored top-1/3/5 per rank from order to species (micro: per specimen, macro: "
-        "mean per taxon); writes retrieval.tsv/.md (the paper's table), retrieval_long.tsv and retrieval.png. "
-        "With --query-image or --query-fasta: the nearest reference specimens of your own images or barcodes "
-        "and the taxonomy they suggest.",
+        description=(
+            "With --out only: the Task III evaluation. Every test specimen (seen species) and test_unseen "
+            "specimen (unseen species) is matched to its nearest reference specimens (train + key_unseen) "
+            "by image, DNA or taxonomy text, and scored top-1/3/5 per rank from order to species (micro: "
+            "per specimen, macro: mean per taxon); writes retrieval.tsv/.md (the paper's table), "
+            "retrieval_long.tsv and retrieval.png. With --query-image or --query-fasta: the nearest "
+            "reference specimens of your own images or barcodes and the taxonomy they suggest."),
     )
     parser.add_argument("--model", required=True, metavar="DIR", type=t.existing_folder, help="model folder written by 'bioscan5m align'")
     parser.add_argument("--data", required=True, metavar="ROOT", type=t.existing_folder, help="BIOSCAN-5M dataset folder (the references)")
