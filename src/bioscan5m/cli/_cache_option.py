@@ -11,6 +11,8 @@ from bioscan5m.cachedir import CACHE_ENV
 HELP = (f"folder for the caches this command keeps or reuses (record tables, indexes, embeddings); default "
         f"${CACHE_ENV} or the user cache folder (see 'bioscan5m cache dir'). Nothing is ever written beside "
         "your input files")
+#: The same option of ``bioscan5m cache``, which works on the cache folder rather than keeping caches in it.
+CACHE_COMMAND_HELP = f"the cache folder to work on (default: ${CACHE_ENV} or the user cache folder)"
 
 
 class _CacheRoot(argparse.Action):

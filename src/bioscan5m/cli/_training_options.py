@@ -30,8 +30,16 @@ def add_allow_change(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """``--log-every``, ``--resume``, ``--allow-change``, ``--seed`` and ``--workers`` (pretrain, finetune)."""
+def add_run_options(parser: argparse.ArgumentParser, save_every: int) -> None:
+    """How a run (pretrain, finetune) is computed, checkpointed, logged, resumed, seeded and fed: ``--precision``,
+    ``--device``, ``--save-every`` (default ``save_every``), ``--log-every``, ``--resume``, ``--allow-change``,
+    ``--seed`` and ``--workers``."""
+    parser.add_argument("--precision", default="auto",
+                        help="number format: auto (default) picks bf16 or fp16 on a GPU and fp32 on the CPU; "
+                             "or bf16, fp16 (GPU only), fp32")
+    parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1 ... (default: %(default)s)")
+    parser.add_argument("--save-every", type=t.non_negative_int, default=save_every,
+                        help="write a checkpoint every N steps (0: only at the end; default: %(default)s)")
     parser.add_argument("--log-every", type=t.positive_int, default=10,
                         help="print a progress line (step, loss, speed, time left) and log a row every N steps "
                              "(default: %(default)s)")

@@ -7,9 +7,7 @@ import time
 
 from bioscan5m.cachedir import KINDS
 from bioscan5m.cli import _types as t
-from bioscan5m.cli._cache_option import add_cache_dir_option
-
-_ROOT_HELP = "the cache folder to work on (default: $BIOSCAN5M_CACHE_DIR or the user cache folder)"
+from bioscan5m.cli._cache_option import CACHE_COMMAND_HELP, add_cache_dir_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("--entries", action="store_true", help="also list every entry")
     listing.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
                          help=f"only this kind (repeatable): {', '.join(KINDS)}")
-    add_cache_dir_option(listing, _ROOT_HELP)
+    add_cache_dir_option(listing, CACHE_COMMAND_HELP)
     listing.set_defaults(func=run_list)
 
     pruning = actions.add_parser(
@@ -48,12 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="keep at most SIZE (e.g. 500M, 20G), removing the least recently used first")
     pruning.add_argument("--all", action="store_true", help="every entry")
     pruning.add_argument("--dry-run", action="store_true", help="only print what would be removed")
-    add_cache_dir_option(pruning, _ROOT_HELP)
+    add_cache_dir_option(pruning, CACHE_COMMAND_HELP)
     pruning.set_defaults(func=run_prune)
 
     where = actions.add_parser("dir", help="print the cache folder",
                                description="Print the cache folder (for scripts: du -sh \"$(bioscan5m cache dir)\").")
-    add_cache_dir_option(where, _ROOT_HELP)
+    add_cache_dir_option(where, CACHE_COMMAND_HELP)
     where.set_defaults(func=run_dir)
 
 

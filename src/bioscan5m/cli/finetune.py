@@ -59,12 +59,7 @@ def register(subparsers) -> None:
     parser.add_argument("--weight-decay", type=t.non_negative_float, default=0.01, help="AdamW weight decay (default: %(default)s)")
     parser.add_argument("--random-offset", action="store_true",
                         help="start each barcode's k-mers at a random position in [0, k) (augmentation)")
-    parser.add_argument("--precision", default="auto",
-                        help="auto (default: bf16/fp16 on a GPU, fp32 on the CPU), bf16, fp16 or fp32")
-    parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1 ... (default: %(default)s)")
-    parser.add_argument("--save-every", type=t.non_negative_int, default=0,
-                        help="write a checkpoint every N steps (default: only at the end)")
-    add_run_options(parser)
+    add_run_options(parser, save_every=0)
     add_cache_dir_option(parser)
     parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "model")),))
 

@@ -71,13 +71,7 @@ def register(subparsers) -> None:
     parser.add_argument("--no-random-offset", action="store_true",
                         help="always start the k-mers at the first nucleotide (default: a random start in "
                              "[0, k))")
-    parser.add_argument("--precision", default="auto",
-                        help="number format: auto (default) picks bf16 or fp16 on a GPU and fp32 on the CPU; "
-                             "or bf16, fp16 (GPU only), fp32")
-    parser.add_argument("--device", default="auto", type=t.device, help="cpu, cuda, cuda:1 ... (default: %(default)s)")
-    parser.add_argument("--save-every", type=t.non_negative_int, default=1000,
-                        help="write a checkpoint every N steps (0: only at the end; default: %(default)s)")
-    add_run_options(parser)
+    add_run_options(parser, save_every=1000)
     add_cache_dir_option(parser)
     parser.set_defaults(func=run, outputs=(t.Output("out", "folder", ("data", "init")),))
 
