@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install bioscan5m with its test dependencies into .venv and run the test suite.
 # The installs run once per checkout (again when pyproject.toml changes); arguments go to pytest,
-# e.g. `bash scripts/test.sh tests/test_readers.py -k v5`.
+# e.g. `bash scripts/test.sh tests/data/test_readers.py -k v5`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=.venv/.installed-from-pyproject.sha256

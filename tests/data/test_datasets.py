@@ -425,7 +425,7 @@ def test_synthetic_dataset_every_split_image_and_label(synthetic):
 
 
 # --- the authors' item semantics (bioscan-dataset 1.3.0), checked without their package ----------------
-# tests/test_datasets_compat.py compares with their class itself, in a side environment.
+# tests/data/test_datasets_compat.py compares with their class itself, in a side environment.
 
 
 def test_index_dtype_is_the_dtype_pandas_gives_category_codes():
