@@ -30,6 +30,14 @@ def add_allow_change(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_optimizer_options(parser: argparse.ArgumentParser, lr: float) -> None:
+    """``--lr`` (default ``lr``) and ``--weight-decay`` of the AdamW optimizer and its one-cycle schedule."""
+    parser.add_argument("--lr", type=t.positive_float, default=lr,
+                        help="peak learning rate of the one-cycle schedule (default: %(default)s)")
+    parser.add_argument("--weight-decay", type=t.non_negative_float, default=0.01,
+                        help="AdamW weight decay (default: %(default)s)")
+
+
 def add_run_options(parser: argparse.ArgumentParser, save_every: int) -> None:
     """How a run (pretrain, finetune) is computed, checkpointed, logged, resumed, seeded and fed: ``--precision``,
     ``--device``, ``--save-every`` (default ``save_every``), ``--log-every``, ``--resume``, ``--allow-change``,

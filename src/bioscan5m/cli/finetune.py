@@ -6,7 +6,7 @@ import argparse
 
 from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
-from bioscan5m.cli._training_options import add_run_options
+from bioscan5m.cli._training_options import add_optimizer_options, add_run_options
 from bioscan5m.data.schema import TARGET_RANKS
 
 
@@ -52,11 +52,9 @@ def register(subparsers) -> None:
     length.add_argument("--steps", type=t.positive_int, help="optimizer steps to train for")
     parser.add_argument("--batch-size", type=t.positive_int, default=32,
                         help="barcodes per step, all GPUs together (default: %(default)s)")
-    parser.add_argument("--lr", type=t.positive_float, default=1e-4,
-                        help="peak learning rate of the one-cycle schedule (default: %(default)s)")
+    add_optimizer_options(parser, lr=1e-4)
     parser.add_argument("--head-lr-scale", type=t.positive_float, default=1.0,
                         help="learning-rate multiplier for the new linear layer (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=t.non_negative_float, default=0.01, help="AdamW weight decay (default: %(default)s)")
     parser.add_argument("--random-offset", action="store_true",
                         help="start each barcode's k-mers at a random position in [0, k) (augmentation)")
     add_run_options(parser, save_every=0)

@@ -7,7 +7,7 @@ import os
 
 from bioscan5m.cli import _types as t
 from bioscan5m.cli._cache_option import add_cache_dir_option
-from bioscan5m.cli._training_options import add_run_options
+from bioscan5m.cli._training_options import add_optimizer_options, add_run_options
 from bioscan5m.data.schema import MAX_NUCLEOTIDES
 
 
@@ -59,10 +59,7 @@ def register(subparsers) -> None:
                         help="barcodes per micro-batch, all GPUs together (default: %(default)s)")
     parser.add_argument("--accumulate", type=t.positive_int, default=1,
                         help="micro-batches per optimizer step, to train large batches on little memory")
-    parser.add_argument("--lr", type=t.positive_float, default=5e-4,
-                        help="peak learning rate of the one-cycle schedule (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=t.non_negative_float, default=0.01,
-                        help="AdamW weight decay (default: %(default)s)")
+    add_optimizer_options(parser, lr=5e-4)
     parser.add_argument("--mask-ratio", type=t.open_fraction, default=0.5,
                         help="share of k-mers hidden in each barcode (default: %(default)s, as in the paper)")
     parser.add_argument("--masking", default="mask",
