@@ -82,8 +82,8 @@ VOLATILE: tuple[tuple[re.Pattern[bytes], bytes], ...] = (
 #: Elapsed times and speeds: rewritten only where they are reported (TIMING_FILES), never in data tables.
 TIMINGS: tuple[tuple[re.Pattern[bytes], bytes], ...] = (
     (re.compile(rb'"(\w*_per_s|seconds|elapsed\w*)": [0-9.e+-]+'), rb'"\1": <TIME>'),
-    (re.compile(rb"\d+(\.\d+)?\s?(s|ms|min|h)\b(?!/)"), b"<TIME>"),
-    (re.compile(rb"\d+(\.\d+)?[kM]?\s?[\w-]+/s\b"), b"<SPEED>"),
+    (re.compile(rb"\d[\d,]*(\.\d+)?\s?(s|ms|min|h)\b(?!/)"), b"<TIME>"),
+    (re.compile(rb"\d[\d,]*(\.\d+)?[kM]?\s?[\w-]+/s\b"), b"<SPEED>"),
     (re.compile(rb"\b\d+:\d{2}(:\d{2})?\b"), b"<CLOCK>"),
 )
 #: Where TIMINGS apply: stdout, training logs and the JSON, Markdown and HTML reports that quote a speed.
