@@ -1,7 +1,8 @@
 """CLIBD: image, DNA and text encoders projected into one shared, L2-normalised embedding space.
 
-open_clip-style split: this module holds the model and its factory; the loss lives in
-``bioscan5m.train.contrastive`` and the training loop in ``bioscan5m.train.engine``.
+open_clip-style split: this module holds the model (with its logit scale and its barcode tokenizing) and
+its factory; the loss lives in ``bioscan5m.train.contrastive`` and the training loop in
+``bioscan5m.train.engine``.
 
 >>> model, train_tf, eval_tf, dna_tok, text_tok = create_multimodal_model("tiny")
 >>> sorted(model.modalities)
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -53,7 +55,39 @@ from bioscan5m.models.text import (
     text_backbone_spec,
 )
 from bioscan5m.models.tokenizer import TOKENIZER_FILE, KmerTokenizer
-from bioscan5m.train.contrastive import INIT_LOGIT_SCALE, LogitScale
+
+#: CLIP's initial logit scale: log(1 / 0.07).
+INIT_LOGIT_SCALE = math.log(1 / 0.07)
+#: CLIP clamps the scale (the inverse temperature) at 100.
+MAX_LOGIT_SCALE = math.log(100)
+
+
+class LogitScale(nn.Module):
+    """A learnable inverse temperature stored as a log: ``forward() -> exp(log_scale)``, in [1, 100].
+
+    As CLIP, the stored value itself is clamped to [0, log 100] (here before each use rather than after
+    each optimizer step), so it can still move back down after reaching the cap.
+    """
+
+    def __init__(self, init: float = INIT_LOGIT_SCALE) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(float(init)))
+
+    def forward(self) -> torch.Tensor:
+        if not 0.0 <= self.log_scale.detach().item() <= MAX_LOGIT_SCALE:
+            # Only when out of range: an in-place change would invalidate graphs still awaiting backward.
+            with torch.no_grad():
+                self.log_scale.clamp_(0.0, MAX_LOGIT_SCALE)
+        return self.log_scale.exp()
+
+
+def tokenize_barcodes(tokenizer: KmerTokenizer, barcodes: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``dna_input_ids`` / ``dna_attention_mask`` (B, T) trimmed to the longest barcode, and ``dna_mask``
+    (B,) True where the record has a barcode."""
+    encoded = tokenizer.encode(list(barcodes), return_tensors="pt", trim=True)
+    return {"dna_input_ids": encoded["input_ids"], "dna_attention_mask": encoded["attention_mask"],
+            "dna_mask": torch.tensor([bool(b) for b in barcodes])}
+
 
 #: The three modalities CLIBD aligns.
 MODALITIES: tuple[str, ...] = ("image", "dna", "text")

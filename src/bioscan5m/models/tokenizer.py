@@ -154,6 +154,7 @@ class KmerTokenizer:
         random_offset: bool = False,
         rng: np.random.Generator | int | None = None,
         return_tensors: str = "np",
+        trim: bool = False,
     ) -> dict:
         """Token ids and attention mask of each barcode, both ``[len(sequences), n_tokens]``.
 
@@ -162,6 +163,8 @@ class KmerTokenizer:
         seed), the BarcodeBERT training augmentation. Letters are case-insensitive; a k-mer with any
         letter other than A/C/G/T is ``[UNK]``; a k-mer that runs past the end of the barcode is padding.
         return_tensors: ``"np"`` (int64 ids, int64 mask) or ``"pt"`` (torch tensors).
+        trim: drop the columns past the longest barcode's end (at least one is kept): padding is on the
+        right only, so a model's output for the real tokens is the same and costs less.
         """
         if isinstance(sequences, str):
             sequences = [sequences]
@@ -181,6 +184,9 @@ class KmerTokenizer:
         input_ids = np.where(unknown, self.unk_token_id, values + self.first_kmer_id)
         input_ids[past_end] = self.pad_token_id
         attention_mask = (~past_end).astype(np.int64)
+        if trim:
+            width = max(int(attention_mask.sum(1).max(initial=0)), 1)
+            input_ids, attention_mask = input_ids[:, :width], attention_mask[:, :width]
         if return_tensors == "pt":
             import torch
 

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bioscan5m.data.authors_split import authors_deduplicated_ids, keep_deduplicated
+from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.schema import DNA_COLUMN, SCORED_RANKS, SPLIT_COLUMN
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
@@ -45,7 +46,6 @@ from bioscan5m.tasks.probes import (
     nearest_neighbour_probe,
     resolve_encoder,
     score_predictions,
-    with_barcodes,
     write_tsv,
 )
 
