@@ -15,7 +15,6 @@ layer in ``classifier.safetensors``, still load.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from torch import nn
 
 from bioscan5m.data.schema import check_rank
 from bioscan5m.errors import BioscanError, reading
-from bioscan5m.fileio import atomic_write
+from bioscan5m.fileio import read_json, write_json
 from bioscan5m.models.card import CLASSIFIER, ModelCard
 from bioscan5m.models.dna import CLASSIFIER_PREFIX, WEIGHTS_FILE, BarcodeBERT, check_pooling
 from bioscan5m.models.hf_classifier import classifier_config
@@ -136,9 +135,7 @@ class BarcodeClassifier(nn.Module):
             "lineage": {r: names.tolist() for r, names in self.lineage.items()},
             "pooling": self.pooling,
         }
-        with atomic_write(directory / CLASSIFIER_CONFIG) as handle:
-            json.dump(config, handle, indent=1)
-            handle.write("\n")
+        write_json(directory / CLASSIFIER_CONFIG, config, indent=1)
         return directory
 
     def model_card(self, **facts) -> ModelCard:
@@ -156,10 +153,7 @@ class BarcodeClassifier(nn.Module):
         if not config_path.is_file():
             raise BioscanError(f"not a fine-tuned classifier (no {CLASSIFIER_CONFIG}); train one with "
                                "`bioscan5m finetune`", path=directory)
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise BioscanError(f"not valid JSON: {error.msg}", path=config_path, line=error.lineno) from None
+        config = read_json(config_path)
         encoder = BarcodeBERT.from_pretrained(directory)
         model = cls(encoder, config["rank"], config["classes"], config.get("lineage"),
                     config.get("pooling", "masked-mean"))

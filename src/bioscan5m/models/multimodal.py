@@ -20,11 +20,8 @@ the Hub), ``model.safetensors``, ``kmer_tokenizer.json`` and ``text_tokenizer/``
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bioscan5m.errors import BioscanError, reading
-from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.fileio import atomic_folder, atomic_path, read_json, write_json
 from bioscan5m.models.dna import mean_pool
 from bioscan5m.models.image import (
     IMAGE_BACKBONES,
@@ -311,22 +308,14 @@ class MultimodalModel(nn.Module):
             self.dna_tokenizer.save(directory / TOKENIZER_FILE)
         if self.text_tokenizer is not None:
             _save_tokenizer_dir(self.text_tokenizer, directory / TEXT_TOKENIZER_DIR)
-        with atomic_write(directory / CONFIG_FILE) as handle:
-            json.dump({"bioscan5m": "multimodal", **self.config.to_dict()}, handle, indent=2)
-            handle.write("\n")
+        write_json(directory / CONFIG_FILE, {"bioscan5m": "multimodal", **self.config.to_dict()})
         return directory
 
 
 def _save_tokenizer_dir(tokenizer: Any, destination: Path) -> None:
     """Save a Hugging Face tokenizer into ``destination``, replacing any previous one whole."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
+    with atomic_folder(destination) as staging:
         tokenizer.save_pretrained(str(staging))
-        if destination.exists():
-            shutil.rmtree(destination)
-        os.replace(staging, destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 # -- factory ---------------------------------------------------------------------------------------------
@@ -492,10 +481,7 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise BioscanError("not a multimodal model directory (no config.json)", path=directory)
-    try:
-        values = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise BioscanError(f"not valid JSON: {error.msg}", path=config_path, line=error.lineno) from None
+    values = read_json(config_path)
     if values.pop("bioscan5m", None) != "multimodal":
         raise BioscanError("config.json is not a bioscan5m multimodal model", path=config_path)
     values = {**LEGACY_TEXT_SETTINGS, **values}

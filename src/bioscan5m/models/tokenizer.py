@@ -16,7 +16,6 @@ that layout so their embedding matrices are used as they are.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from bioscan5m.data.schema import MAX_NUCLEOTIDES
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_write
+from bioscan5m.fileio import read_json, write_json
 
 #: Our vocabulary's special tokens, in id order (0..4).
 SPECIALS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -275,10 +274,7 @@ class KmerTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / TOKENIZER_FILE
-        with atomic_write(path) as handle:
-            json.dump(self.config(), handle, indent=2)
-            handle.write("\n")
-        return path
+        return write_json(path, self.config())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KmerTokenizer:
@@ -288,11 +284,7 @@ class KmerTokenizer:
             path = path / TOKENIZER_FILE
         if not path.is_file():
             raise BioscanError("no k-mer tokenizer settings here", path=path)
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise BioscanError(f"not valid JSON: {error.msg}", path=path, line=error.lineno) from None
-        return cls.from_config(config)
+        return cls.from_config(read_json(path))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KmerTokenizer) and self.config() == other.config()

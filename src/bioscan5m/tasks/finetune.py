@@ -24,7 +24,14 @@ from bioscan5m.data.schema import DNA_COLUMN, check_rank
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT
-from bioscan5m.tasks.probes import check_labelled, class_lineage, score_predictions, scored_ranks, write_tsv
+from bioscan5m.tasks.probes import (
+    accuracy_at,
+    check_labelled,
+    class_lineage,
+    score_predictions,
+    scored_ranks,
+    write_tsv,
+)
 from bioscan5m.train.classification import train_classifier, training_pairs
 from bioscan5m.train.distributed import dist_info
 from bioscan5m.train.engine import TrainConfig, TrainResult
@@ -69,10 +76,7 @@ class FinetuneResult:
         """Evaluation accuracy in [0, 1] at ``rank`` (default: the fine-tuned rank)."""
         if self.scores is None:
             raise BioscanError("this run was not evaluated")
-        row = self.scores[self.scores["rank"] == (rank or self.scores["rank"].iloc[-1])]
-        if row.empty:
-            raise BioscanError(f"no score at rank {rank!r}", value=rank)
-        return float(row[average].iloc[0])
+        return accuracy_at(self.scores, rank or self.scores["rank"].iloc[-1], average)
 
 
 def load_encoder(model: str | os.PathLike[str] | BarcodeBERT) -> BarcodeBERT:

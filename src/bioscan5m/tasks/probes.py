@@ -71,7 +71,17 @@ def _softmax_step(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], ct
             "accuracy": (logits.argmax(-1) == targets).float().mean()}
 
 
-class LinearProbe:
+class _ClassifierMixin:
+    """``score`` of a probe with ``predict``, as scikit-learn's ClassifierMixin."""
+
+    def score(self, features: np.ndarray, labels: np.ndarray) -> float:
+        """Micro (per-record) accuracy of :meth:`predict` over rows with a known label."""
+        labels = np.asarray(labels)
+        known = labels != -1
+        return float(np.mean(self.predict(np.asarray(features)[known]) == labels[known]))
+
+
+class LinearProbe(_ClassifierMixin):
     """Multinomial logistic regression on standardised frozen features (the paper's linear probe).
 
     Trained with AdamW on mini-batches through :func:`bioscan5m.train.engine.train` (cosine schedule).
@@ -140,14 +150,9 @@ class LinearProbe:
         """Predicted label ``[N]`` for each row of ``features``."""
         return self.classes_[self.decision_function(features).argmax(1)]
 
-    def score(self, features: np.ndarray, labels: np.ndarray) -> float:
-        """Micro (per-record) accuracy over rows with a known label."""
-        labels = np.asarray(labels)
-        known = labels != -1
-        return float(np.mean(self.predict(np.asarray(features)[known]) == labels[known]))
 
 
-class NearestNeighbourProbe:
+class NearestNeighbourProbe(_ClassifierMixin):
     """1-NN by cosine similarity over FAISS (exact inner product on L2-normalised features)."""
 
     def fit(self, features: np.ndarray, labels: np.ndarray) -> NearestNeighbourProbe:
@@ -171,11 +176,6 @@ class NearestNeighbourProbe:
         _, positions = self.kneighbors(features, 1)
         return self.labels_[positions[:, 0]]
 
-    def score(self, features: np.ndarray, labels: np.ndarray) -> float:
-        """Micro accuracy of the nearest key's label over rows with a known label."""
-        labels = np.asarray(labels)
-        known = labels != -1
-        return float(np.mean(self.predict(np.asarray(features)[known]) == labels[known]))
 
 
 # --------------------------------------------------------------------------------------------- ranks
@@ -223,6 +223,14 @@ def score_by_rank(truth: Mapping[str, np.ndarray], predicted: Mapping[str, np.nd
     """
     rows = [{"rank": rank, **accuracy(_names(truth[rank]), _names(predicted[rank]))} for rank in predicted]
     return pd.DataFrame([row for row in rows if row["queries"]], columns=list(SCORE_COLUMNS))
+
+
+def accuracy_at(scores: pd.DataFrame, rank: str, average: str = "micro") -> float:
+    """The ``average`` (micro or macro) accuracy in [0, 1] at ``rank`` of a table of :data:`SCORE_COLUMNS`."""
+    row = scores[scores["rank"] == rank]
+    if row.empty:
+        raise BioscanError(f"no score at rank {rank!r}", value=rank)
+    return float(row[average].iloc[0])
 
 
 def _names(values) -> np.ndarray:
@@ -333,10 +341,7 @@ class ProbeResult:
 
     def accuracy(self, rank: str | None = None, average: str = "micro") -> float:
         """Accuracy in [0, 1] at ``rank`` (default: the probe's headline rank)."""
-        row = self.scores[self.scores["rank"] == (rank or self.rank)]
-        if row.empty:
-            raise BioscanError(f"no score at rank {rank!r}", value=rank)
-        return float(row[average].iloc[0])
+        return accuracy_at(self.scores, rank or self.rank, average)
 
 
 def check_labelled(records, rank: str, what: str, split: str | None) -> None:

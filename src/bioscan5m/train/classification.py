@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bioscan5m.models.classifier import BarcodeClassifier
-from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
+from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train, weight_decay_groups
 
 
 class ClassificationStep:
@@ -60,16 +60,11 @@ def train_classifier(classifier: BarcodeClassifier, pairs: Sequence[tuple[str, i
     head starts from scratch). freeze_encoder: train the linear layer only (the authors' linear probe:
     their fine-tuning with ``--freeze-encoder``; the encoder still runs in training mode, dropout on).
     """
+    groups = weight_decay_groups(classifier.head.parameters(), config.weight_decay, lr_scale=head_lr_scale)
     if freeze_encoder:
         classifier.encoder.requires_grad_(False)
-    encoder_params = [p for p in classifier.encoder.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in encoder_params if p.dim() >= 2], "weight_decay": config.weight_decay},
-        {"params": [p for p in encoder_params if p.dim() < 2], "weight_decay": 0.0},
-        {"params": [classifier.head.weight], "weight_decay": config.weight_decay, "lr_scale": head_lr_scale},
-        {"params": [classifier.head.bias], "weight_decay": 0.0, "lr_scale": head_lr_scale},
-    ]
-    groups = [group for group in groups if group["params"]]
+    else:
+        groups = weight_decay_groups(classifier.encoder.parameters(), config.weight_decay) + groups
     step = ClassificationStep(classifier.encoder.tokenizer, random_offset=random_offset,
                               full_width=classifier.pooling == "all-positions")
     return train(classifier, step, list(pairs), config, collate_fn=list, param_groups=groups,

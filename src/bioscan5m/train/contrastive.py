@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from bioscan5m.train.distributed import all_gather_with_grad, is_distributed
 
@@ -69,16 +68,3 @@ def contrastive_loss(
     if not pair_losses:
         return zero, {}
     return torch.stack(list(pair_losses.values())).mean() + zero, pair_losses
-
-
-class ContrastiveLoss(nn.Module):
-    """open_clip-style loss module: ``loss(features, scale, masks) -> (loss, per-pair losses)``."""
-
-    def __init__(self, modalities: Sequence[str] | None = None, gather: bool = True) -> None:
-        super().__init__()
-        self.modalities = tuple(modalities) if modalities is not None else None
-        self.gather = gather
-
-    def forward(self, features: Mapping[str, torch.Tensor], scale: torch.Tensor,
-                masks: Mapping[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return contrastive_loss(features, scale, masks, modalities=self.modalities, gather=self.gather)
