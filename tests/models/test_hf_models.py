@@ -25,12 +25,13 @@ import bioscan5m.models.hf_classifier  # noqa: F401  (registers model_type "barc
 from bioscan5m.cli import main
 from bioscan5m.data.sequences import clean_barcodes
 from bioscan5m.errors import BioscanError
+from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.models.hf_tokenizer import hf_tokenizer, save_hf_tokenizer
 from bioscan5m.models.registry import create_dna_model
 from bioscan5m.models.tokenizer import KmerTokenizer
 from bioscan5m.tasks.classify import classify_barcodes
-from bioscan5m.tasks.finetune import BarcodeClassifier, finetune
+from bioscan5m.tasks.finetune import finetune
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -17,17 +17,18 @@ import torch
 
 from bioscan5m.cli import main
 from bioscan5m.data.authors_split import authors_deduplicated_ids
+from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.records import load_records, resolve_source
 from bioscan5m.data.sequences import clean_barcodes
 from bioscan5m.data.synthetic import write_synthetic_dataset
 from bioscan5m.errors import BioscanError
+from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.models.registry import create_dna_model
 from bioscan5m.models.tokenizer import KmerTokenizer
 from bioscan5m.tasks.dna_benchmark import FINETUNED, LINEAR, NEAREST, blast_top_hit, run_dna_benchmark
 from bioscan5m.tasks.dna_protocol import PAPER_DNA_PROTOCOL, dna_protocol
-from bioscan5m.tasks.finetune import BarcodeClassifier, finetune
-from bioscan5m.tasks.probes import with_barcodes
+from bioscan5m.tasks.finetune import finetune
 from bioscan5m.train.pretrain import load_pretraining_barcodes
 
 pytestmark = pytest.mark.usefixtures("one_thread")

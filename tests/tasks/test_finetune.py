@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from bioscan5m.cli import main
+from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.records import load_records
 from bioscan5m.data.synthetic import write_synthetic_dataset
 from bioscan5m.errors import BioscanError
+from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.models.registry import create_dna_model
-from bioscan5m.tasks.finetune import BarcodeClassifier, evaluate_classifier, finetune
-from bioscan5m.tasks.probes import with_barcodes
+from bioscan5m.tasks.finetune import evaluate_classifier, finetune
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from bioscan5m.errors import BioscanError
-from bioscan5m.tasks.finetune import BarcodeClassifier
+from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.tasks.probes import write_tsv
 
 

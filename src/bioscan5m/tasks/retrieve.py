@@ -141,7 +141,7 @@ class _EmbedCollate:
         self.dna_tokenizer = dna_tokenizer
 
     def __call__(self, items: Sequence[dict]) -> dict:
-        from bioscan5m.train.align import tokenize_barcodes
+        from bioscan5m.models.multimodal import tokenize_barcodes
 
         batch = {}
         if "image" in items[0]:
@@ -394,7 +394,7 @@ def query_embeddings(model: MultimodalModel, *, images: Sequence[str | os.PathLi
         raise BioscanError("give query images or a FASTA file of barcodes (one of the two)")
     if fasta is not None:
         from bioscan5m.data.records import load_records
-        from bioscan5m.train.align import tokenize_barcodes
+        from bioscan5m.models.multimodal import tokenize_barcodes
 
         records = load_records(fasta, use_cache=False)
         barcodes, names = records.barcodes(clean=True), [str(i) for i in records.ids]
