@@ -328,7 +328,8 @@ def _resolve_source(source: str | os.PathLike[str]) -> Path:
     raise BioscanError("no such model directory or checkpoint", path=path)
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON file's content; a missing or malformed file is a BioscanError naming it (and the line)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -338,7 +339,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _from_our_directory(directory: Path) -> BarcodeBERT:
-    config = _read_json(directory / CONFIG_FILE)
+    config = read_json(directory / CONFIG_FILE)
     name = (config.pop("bioscan5m", None) or {}).get("model")
     # A fine-tuned classifier's folder holds the encoder too: its label fields are not the encoder's.
     for key in ("architectures", "id2label", "label2id", "model_type"):
@@ -391,6 +392,12 @@ def authors_tokenizer(
     return tokenizer
 
 
+def _tokenizer_of(vocab_size: int, settings: dict, specials: Sequence[str] | None) -> KmerTokenizer:
+    """:func:`authors_tokenizer` from an authors' settings (``k_mer``, ``stride``, ``max_len``, each optional)."""
+    return authors_tokenizer(vocab_size, k=settings.get("k_mer"), stride=settings.get("stride"),
+                             max_length=settings.get("max_len"), specials=specials)
+
+
 def _bert_config_from_foreign(config: dict) -> BertConfig:
     # pad_token_id keeps the checkpoint's value (BERT's default 0 = their [MASK]): it only decides which
     # embedding row receives no gradient, and fine-tuning should treat that row as the authors did.
@@ -423,18 +430,12 @@ def _load_foreign_state(model: BarcodeBERT, state: dict[str, torch.Tensor], wher
 
 
 def _from_authors_directory(directory: Path, specials: Sequence[str] | None) -> BarcodeBERT:
-    config = _read_json(directory / CONFIG_FILE)
+    config = read_json(directory / CONFIG_FILE)
     if "vocab_size" not in config:
         raise BioscanError(
             "config.json has no vocab_size: not a BERT checkpoint", path=directory / CONFIG_FILE
         )
-    tokenizer = authors_tokenizer(
-        config["vocab_size"],
-        k=config.get("k_mer"),
-        stride=config.get("stride"),
-        max_length=config.get("max_len"),
-        specials=specials,
-    )
+    tokenizer = _tokenizer_of(config["vocab_size"], config, specials)
     model = BarcodeBERT(_bert_config_from_foreign(config), tokenizer, name=directory.name)
     if (directory / WEIGHTS_FILE).is_file():
         with reading(directory / WEIGHTS_FILE):
@@ -461,13 +462,7 @@ def _from_authors_training_checkpoint(path: Path, specials: Sequence[str] | None
         )
     settings = vars(checkpoint.get("config") or argparse.Namespace())
     bert = checkpoint["bert_config"]
-    tokenizer = authors_tokenizer(
-        bert["vocab_size"],
-        k=settings.get("k_mer"),
-        stride=settings.get("stride"),
-        max_length=settings.get("max_len"),
-        specials=specials,
-    )
+    tokenizer = _tokenizer_of(bert["vocab_size"], settings, specials)
     model = BarcodeBERT(_bert_config_from_foreign(bert), tokenizer, name=path.stem)
     _load_foreign_state(model, checkpoint["model"], path)
     return model

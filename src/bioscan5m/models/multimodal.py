@@ -3,9 +3,9 @@
 open_clip-style split: this module holds the model and its factory; the loss lives in
 ``bioscan5m.train.contrastive`` and the training loop in ``bioscan5m.train.engine``.
 
->>> model, train_tf, eval_tf, dna_tok, text_tok = create_multimodal_model("tiny")
->>> sorted(model.modalities)
-['dna', 'image', 'text']
+>>> built = create_multimodal_model("tiny")  # model, its image transforms and tokenizers (open_clip style)
+>>> sorted(built.model.modalities), built.model.eval_transform is built.eval_transform
+(['dna', 'image', 'text'], True)
 
 Encoders: a transformers vision model (ViT-B/16 by default), BarcodeBERT (the padding-aware MEAN of
 its last hidden states, not the reference code's softmax of MLM logits), and a BERT over taxonomy
@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ from torch import nn
 
 from bioscan5m.errors import BioscanError, reading
 from bioscan5m.fileio import atomic_path, atomic_write
-from bioscan5m.models.dna import mean_pool
+from bioscan5m.models.dna import mean_pool, read_json
 from bioscan5m.models.image import (
     IMAGE_BACKBONES,
     ImageEncoder,
@@ -198,8 +198,12 @@ class MultimodalModel(nn.Module):
     ``forward(batch)`` encodes every modality whose inputs are in the batch (keys ``image``,
     ``dna_input_ids``/``dna_attention_mask``, ``text_input_ids``/``text_attention_mask``) and returns
     ``{modality: embeddings, "logit_scale": exp(log scale)}``. The tokenizers travel with the model (``dna_tokenizer``,
-    ``text_tokenizer``) so a saved directory is self-contained.
+    ``text_tokenizer``) so a saved directory is self-contained, and so do the image transforms the factory built
+    (``train_transform``, ``eval_transform``; None without an image encoder).
     """
+
+    train_transform: Any = None
+    eval_transform: Any = None
 
     def __init__(self, config: MultimodalConfig, encoders: dict[str, nn.Module],
                  dna_tokenizer: KmerTokenizer | None = None, text_tokenizer: Any = None) -> None:
@@ -293,6 +297,27 @@ def _save_tokenizer_dir(tokenizer: Any, destination: Path) -> None:
         os.replace(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def tokenize_barcodes(tokenizer: KmerTokenizer, barcodes: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``dna_input_ids`` / ``dna_attention_mask`` (B, T) with columns past every barcode's end cut
+    (nothing changes but the cost), and ``dna_mask`` (B,) True where the record has a barcode."""
+    encoded = tokenizer.encode(list(barcodes), return_tensors="pt")
+    mask = encoded["attention_mask"]
+    width = max(int(mask.sum(1).max()) if len(mask) else 1, 1)
+    return {"dna_input_ids": encoded["input_ids"][:, :width], "dna_attention_mask": mask[:, :width],
+            "dna_mask": torch.tensor([bool(b) for b in barcodes])}
+
+
+class MultimodalBundle(NamedTuple):
+    """What the factory builds, once (open_clip's ``create_model_and_transforms``): the model and its image
+    transforms and tokenizers (None for absent modalities; the model carries them too)."""
+
+    model: MultimodalModel
+    train_transform: Any
+    eval_transform: Any
+    dna_tokenizer: KmerTokenizer | None
+    text_tokenizer: Any
 
 
 # -- factory ---------------------------------------------------------------------------------------------
@@ -408,9 +433,8 @@ def create_multimodal_model(
     *,
     text_vocabulary: Iterable[str | None] | None = None,
     **overrides: Any,
-) -> tuple[MultimodalModel, Any, Any, KmerTokenizer | None, Any]:
-    """Build a CLIBD model: ``(model, image_transform_train, image_transform_eval, dna_tokenizer,
-    text_tokenizer)`` (transforms / tokenizers are None for absent modalities).
+) -> MultimodalBundle:
+    """Build a CLIBD model with its image transforms and tokenizers (a :class:`MultimodalBundle`).
 
     name_or_config: a name from ``MULTIMODAL_MODELS``, a :class:`MultimodalConfig` or its dict.
     text_vocabulary: taxonomy sentences or names the offline text vocabulary is built from (used when
@@ -423,7 +447,7 @@ def create_multimodal_model(
 
 
 def _assemble(config: MultimodalConfig, *, text_vocabulary: Iterable[str | None] | None = None,
-              text_tokenizer: Any = None) -> tuple[MultimodalModel, Any, Any, KmerTokenizer | None, Any]:
+              text_tokenizer: Any = None) -> MultimodalBundle:
     encoders: dict[str, nn.Module] = {}
     dna_tokenizer = None
     train_transform = eval_transform = None
@@ -440,8 +464,9 @@ def _assemble(config: MultimodalConfig, *, text_vocabulary: Iterable[str | None]
             vocabulary = taxonomy_vocabulary(text_vocabulary) if text_vocabulary is not None else None
             encoders["text"], text_tokenizer = _build_text(config, vocabulary, text_tokenizer)
     model = MultimodalModel(config, encoders, dna_tokenizer, text_tokenizer)
+    model.train_transform, model.eval_transform = train_transform, eval_transform
     _apply_training_mode(model)
-    return model, train_transform, eval_transform, dna_tokenizer, text_tokenizer
+    return MultimodalBundle(model, train_transform, eval_transform, dna_tokenizer, text_tokenizer)
 
 
 #: How models saved before the text settings existed wrote and pooled their text.
@@ -449,19 +474,16 @@ LEGACY_TEXT_SETTINGS: dict[str, str] = {"text_missing_word": "unknown", "text_po
 
 
 def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch.device | None = None
-                          ) -> tuple[MultimodalModel, Any, Any, KmerTokenizer | None, Any]:
-    """Load a directory written by ``MultimodalModel.save_pretrained`` (no network needed); returns the
-    same tuple as :func:`create_multimodal_model`."""
+                          ) -> MultimodalBundle:
+    """Load a directory written by ``MultimodalModel.save_pretrained`` (no network needed), with its
+    transforms and tokenizers, as :func:`create_multimodal_model` builds them."""
     from safetensors.torch import load_model
 
     directory = Path(directory)
     config_path = directory / CONFIG_FILE
     if not config_path.is_file():
         raise BioscanError("not a multimodal model directory (no config.json)", path=directory)
-    try:
-        values = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise BioscanError(f"not valid JSON: {error.msg}", path=config_path, line=error.lineno) from None
+    values = read_json(config_path)
     if values.pop("bioscan5m", None) != "multimodal":
         raise BioscanError("config.json is not a bioscan5m multimodal model", path=config_path)
     values = {**LEGACY_TEXT_SETTINGS, **values}
@@ -472,7 +494,7 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
 
         text_tokenizer = AutoTokenizer.from_pretrained(str(directory / TEXT_TOKENIZER_DIR))
     built = _assemble(config, text_tokenizer=text_tokenizer)
-    model = built[0]
+    model = built.model
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise BioscanError("missing model weights", path=weights)
@@ -488,6 +510,6 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
 
 __all__ = [
     "DNA_POOLINGS", "IMAGE_BACKBONES", "MODALITIES", "MULTIMODAL_MODELS", "TEXT_BACKBONES", "DnaEncoder",
-    "MultimodalConfig", "MultimodalModel", "add_lora_adapters", "create_multimodal_model", "list_multimodal_models",
-    "load_multimodal_model",
+    "MultimodalBundle", "MultimodalConfig", "MultimodalModel", "add_lora_adapters", "create_multimodal_model", "list_multimodal_models",
+    "load_multimodal_model", "tokenize_barcodes",
 ]

@@ -84,14 +84,8 @@ def create_dna_model(name: str, pretrained: str | os.PathLike[str] | None = None
         _check_matches(model, config, name)
         model.name = name
         return model
-    bert = bert_config(
-        tokenizer,
-        hidden=config.hidden,
-        layers=config.layers,
-        heads=config.heads,
-        intermediate=config.intermediate,
-        dropout=config.dropout,
-    )
+    bert = bert_config(tokenizer, hidden=config.hidden, layers=config.layers, heads=config.heads,
+                       intermediate=config.intermediate, dropout=config.dropout)
     return BarcodeBERT(bert, tokenizer, name=name)
 
 

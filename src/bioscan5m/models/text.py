@@ -30,7 +30,7 @@ from torch import nn
 
 from bioscan5m.data.schema import SCORED_RANKS
 from bioscan5m.errors import BioscanError
-from bioscan5m.models.hf_backbone import backbone_from_config, load_backbone
+from bioscan5m.models.hf_backbone import backbone_from_config, backbone_spec, load_backbone
 
 #: The ranks that make up a taxonomy sentence, from the top down (CLIBD leaves out subfamily).
 TEXT_RANKS: tuple[str, ...] = tuple(rank for rank in SCORED_RANKS if rank != "subfamily")
@@ -164,18 +164,7 @@ class TextEncoder(nn.Module):
 
 def text_backbone_spec(name: str) -> dict[str, Any]:
     """Resolve a text model name to ``{"hub", "config"}`` (registered name, hub id or directory)."""
-    if name in TEXT_BACKBONES:
-        spec = TEXT_BACKBONES[name]
-        return {**spec, "config": dict(spec["config"])}
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except OSError as error:
-        known = ", ".join(TEXT_BACKBONES)
-        raise BioscanError(f"text model {name!r} is neither a built-in name ({known}) nor a readable "
-                           f"model directory or reachable hub id: {error}", value=name) from None
-    return {"hub": name, "config": config.to_dict()}
+    return backbone_spec(name, TEXT_BACKBONES, "text")
 
 
 def create_text_encoder(config: dict[str, Any], hub: str | None = None, pretrained: bool | None = None,

@@ -174,8 +174,8 @@ def run_dna_benchmark(
     ``out/finetuned/`` (the authors' linear probe to ``out/linear_probe/``).
     """
     from bioscan5m.data.records import load_records
+    from bioscan5m.embeddings.store import embeddings_cache_entry
     from bioscan5m.peers.programs import find_program
-    from bioscan5m.tasks.embed import embeddings_cache_entry
 
     protocol = (dna_protocol(protocol) if isinstance(protocol, str) else protocol).with_options(
         epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, head_lr_scale=head_lr_scale,

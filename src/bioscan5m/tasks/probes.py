@@ -343,9 +343,9 @@ def with_barcodes(records):
 def embed_records(records, encoder, cache_dir: str | os.PathLike[str], *, device: str | None = None,
                   batch_size: int | None = None, cleaning: str = "standard") -> np.ndarray:
     """Embeddings ``float32 [len(records), D]`` of records that all have a barcode, cached in ``cache_dir``
-    (see :func:`bioscan5m.tasks.embed.extract_embeddings`, which takes ``cleaning``; a second call with the
+    (see :func:`bioscan5m.embeddings.store.extract_embeddings`, which takes ``cleaning``; a second call with the
     same data and model reads them back)."""
-    from bioscan5m.tasks.embed import extract_embeddings
+    from bioscan5m.embeddings.store import extract_embeddings
 
     embeddings = extract_embeddings(records, encoder, cache_dir, batch_size=batch_size, device=device,
                                     cleaning=cleaning)
@@ -357,8 +357,8 @@ def embed_records(records, encoder, cache_dir: str | os.PathLike[str], *, device
 
 def resolve_encoder(model: str | os.PathLike[str], device: str | None = None):
     """A frozen DNA encoder from a BarcodeBERT directory or checkpoint, or an encoder name
-    (``kmer-profile[-K]``, ``barcodebert:DIR``, ``hf-dna:MODEL``; see :mod:`bioscan5m.models.encoders`)."""
-    from bioscan5m.models.encoders import create_encoder
+    (``kmer-profile[-K]``, ``barcodebert:DIR``, ``hf-dna:MODEL``; see :mod:`bioscan5m.embeddings.encoders`)."""
+    from bioscan5m.embeddings.encoders import create_encoder
 
     name = str(model)
     if Path(name).exists() and ":" not in name:
@@ -480,7 +480,7 @@ def run_probe(
     check_labelled(test_records, rank, "test records" if probe == "linear" else "queries", test_split)
 
     encoder = resolve_encoder(model, device)
-    from bioscan5m.tasks.embed import embeddings_cache_entry
+    from bioscan5m.embeddings.store import embeddings_cache_entry
 
     out = Path(out)
     label = encoder_slug(encoder.name)

@@ -24,7 +24,12 @@ import torch
 
 from bioscan5m.data.schema import DNA_COLUMN
 from bioscan5m.models.image import AUGMENT_DRAWS, clibd_augment, prepare_image
-from bioscan5m.models.multimodal import MULTIMODAL_MODELS, MultimodalModel, create_multimodal_model
+from bioscan5m.models.multimodal import (
+    MULTIMODAL_MODELS,
+    MultimodalModel,
+    create_multimodal_model,
+    tokenize_barcodes,
+)
 from bioscan5m.models.text import MISSING_RANK_WORD, TEXT_RANKS, taxonomy_text, tokenize_texts
 from bioscan5m.train.contrastive import contrastive_loss
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
@@ -71,16 +76,6 @@ class AlignmentCollate:
             batch["text_input_ids"], batch["text_attention_mask"] = tokens["input_ids"], tokens["attention_mask"]
             batch["text_mask"] = torch.tensor([s is not None for s in sentences])
         return batch
-
-
-def tokenize_barcodes(tokenizer: Any, barcodes: Sequence[str]) -> dict[str, torch.Tensor]:
-    """``dna_input_ids`` / ``dna_attention_mask`` (B, T) with columns past every barcode's end cut
-    (nothing changes but the cost), and ``dna_mask`` (B,) True where the record has a barcode."""
-    encoded = tokenizer.encode(list(barcodes), return_tensors="pt")
-    mask = encoded["attention_mask"]
-    width = max(int(mask.sum(1).max()) if len(mask) else 1, 1)
-    return {"dna_input_ids": encoded["input_ids"][:, :width], "dna_attention_mask": mask[:, :width],
-            "dna_mask": torch.tensor([bool(b) for b in barcodes])}
 
 
 class AlignStep:

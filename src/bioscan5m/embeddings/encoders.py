@@ -1,4 +1,5 @@
-"""A timm-like registry of frozen encoders that turn barcodes or images into embedding vectors.
+"""The one encoder factory (timm-like): a name → a frozen encoder that turns barcodes, images or taxonomy
+sentences into embedding vectors.
 
 ``create_encoder(name)`` understands:
 
@@ -14,6 +15,8 @@
   the [CLS] token (``pooling="cls"``, default) or the mean of the patch tokens (``pooling="mean"``).
 - ``timm:<name, hub id or dir>``: any timm image model (``vit_base_patch16_224.dino``,
   ``vit_base_patch14_dinov2.lvd142m``...), its pooled features; needs the optional ``timm`` package.
+- ``clibd:<dir>/<image|dna|text>``: one tower of a CLIBD model written by ``bioscan5m align``, projected into the
+  shared space (L2-normalised), with the model's own evaluation transform and tokenizers.
 
 Every encoder reports ``describe()``: its name, options and a content hash of its checkpoint, which is what
 the embedding cache is keyed on. Weights are loaded lazily, on the first ``encode``.
@@ -34,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from bioscan5m.embeddings.loop import resolve_device
 from bioscan5m.errors import BioscanError
 
 #: Bumped when an encoder's output changes for the same checkpoint, so stale caches are not reused.
@@ -106,8 +110,9 @@ TIMM_GLOBAL_POOL = {"cls": "token", "mean": "avg"}
 class Encoder(ABC):
     """A frozen model: ``encode(batch) -> float32 [len(batch), dim]``.
 
-    ``modality`` is ``"dna"`` (batches of cleaned barcode strings) or ``"image"`` (batches of RGB
-    ``PIL.Image``).
+    ``modality`` is ``"dna"`` (batches of cleaned barcode strings), ``"image"`` (batches of ``PIL.Image``)
+    or ``"text"`` (batches of taxonomy sentences); each encoder prepares its inputs itself (tokenizer,
+    image transform), so a caller only batches records.
     """
 
     modality: str = "dna"
@@ -198,17 +203,6 @@ def directory_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def resolve_device(device: str | None = None) -> str:
-    """``"auto"``/None → ``cuda:<LOCAL_RANK>`` when a GPU is visible (one per torchrun process), else ``cpu``."""
-    import torch
-
-    if device not in (None, "auto"):
-        return str(device)
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-    return "cpu"
-
-
 def checkpoint_sha256(checkpoint: str | os.PathLike[str]) -> str:
     """Content hash of a checkpoint: a file, a directory, or a Hugging Face hub id already downloaded."""
     path = Path(checkpoint)
@@ -227,12 +221,6 @@ def checkpoint_sha256(checkpoint: str | os.PathLike[str]) -> str:
         return directory_sha256(Path(config).parent)
     raise BioscanError(f"model {str(checkpoint)!r} is neither a local file or directory nor in the Hugging "
                        "Face cache", value=str(checkpoint))
-
-
-def _mean_pool(hidden: Any, mask: Any) -> Any:
-    """Mean of ``hidden [B, T, D]`` over positions where ``mask [B, T]`` is 1 (padding excluded)."""
-    mask = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
 def _check_pooling(pooling: str) -> str:
@@ -433,6 +421,8 @@ class HuggingFaceDnaEncoder(_TorchEncoder):
     def encode(self, batch: Sequence[str]) -> np.ndarray:
         import torch
 
+        from bioscan5m.models.dna import mean_pool
+
         model = self._load()
         limit = min(self.max_length, getattr(self.tokenizer, "model_max_length", self.max_length))
         tokens = self.tokenizer(list(batch), padding=True, truncation=True, max_length=limit,
@@ -446,7 +436,7 @@ class HuggingFaceDnaEncoder(_TorchEncoder):
         hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
         if mask is None:
             mask = torch.ones(hidden.shape[:2], dtype=torch.long)
-        return _mean_pool(hidden.float(), mask.to(hidden.device)).cpu().numpy().astype(np.float32)
+        return mean_pool(hidden.float(), mask.to(hidden.device)).cpu().numpy().astype(np.float32)
 
 
 def _forward_arguments(model: Any) -> tuple[str, ...]:
@@ -619,3 +609,77 @@ def _timm(argument: str | None, device: str | None = None, pooling: str | None =
         raise BioscanError("name the model: timm:<model name, hub id or directory>", value="timm")
     import_timm()
     return TimmImageEncoder(argument, device, pooling)
+
+
+class ClibdEncoder(_TorchEncoder):
+    """One tower of a CLIBD model (``bioscan5m.models.multimodal``): L2-normalised ``embed_dim`` vectors.
+
+    Inputs are prepared as the model was trained: images by its evaluation transform, barcodes by its k-mer
+    tokenizer, sentences by its text tokenizer and pooling. :meth:`of` wraps a model already in memory.
+    """
+
+    default_batch_size = 64
+
+    def __init__(self, checkpoint: str, modality: str, device: str | None = None) -> None:
+        super().__init__(f"clibd:{checkpoint}/{modality}", checkpoint, device)
+        self.modality = modality
+
+    @classmethod
+    def of(cls, model: Any, modality: str) -> ClibdEncoder:
+        """An encoder over the loaded ``model`` (on its device); its weights are hashed on ``describe``."""
+        encoder = cls("<in memory>", modality, str(model.device))
+        encoder._model = model
+        return encoder
+
+    def options(self) -> dict[str, Any]:
+        return {"modality": self.modality}
+
+    def describe(self) -> dict[str, Any]:
+        if self._sha256 is None and not Path(self.checkpoint).exists():
+            self._sha256 = state_dict_sha256(self._model)  # a model in memory: its weights are what it is
+        return super().describe()
+
+    def load(self) -> Any:
+        from bioscan5m.models.multimodal import load_multimodal_model
+
+        model = load_multimodal_model(self.checkpoint, device=self.device).model
+        if self.modality not in model.modalities:
+            raise BioscanError(f"this CLIBD model has no {self.modality} encoder (it has "
+                               f"{', '.join(model.modalities)})", value=self.name)
+        return model.eval()
+
+    def inputs(self, batch: Sequence[Any]) -> dict[str, Any]:
+        """The model's inputs for a batch of images, barcodes or sentences (its ``forward`` keys)."""
+        import torch
+
+        from bioscan5m.models.multimodal import tokenize_barcodes
+        from bioscan5m.models.text import tokenize_texts
+
+        model = self._load()
+        if self.modality == "image":
+            return {"image": torch.stack([model.eval_transform(image) for image in batch])}
+        if self.modality == "dna":
+            return tokenize_barcodes(model.dna_tokenizer, batch)
+        tokens = tokenize_texts(model.text_tokenizer, batch, pooling=model.config.text_pooling)
+        return {"text_input_ids": tokens["input_ids"], "text_attention_mask": tokens["attention_mask"]}
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        return self.encode_inputs(self.inputs(batch))[self.modality]
+
+    def encode_inputs(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Every modality the model embeds from prepared ``inputs`` (one forward pass): float32 ``[B, D]``."""
+        import torch
+
+        model = self._load().eval()
+        with torch.no_grad():
+            out = model({key: value.to(model.device) for key, value in inputs.items()})
+        return {key: value.float().cpu().numpy() for key, value in out.items() if key != "logit_scale"}
+
+
+@register_encoder("clibd", "one tower of a CLIBD model folder written by 'bioscan5m align', e.g. clibd:runs/clibd/dna")
+def _clibd(argument: str | None, device: str | None = None) -> Encoder:
+    folder, _, modality = (argument or "").rpartition("/")
+    if not folder or modality not in ("image", "dna", "text"):
+        raise BioscanError("name the model folder and the tower: clibd:<dir>/image, clibd:<dir>/dna or "
+                           "clibd:<dir>/text", value=f"clibd:{argument or ''}")
+    return ClibdEncoder(folder, modality, device)
