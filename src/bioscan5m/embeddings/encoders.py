@@ -291,6 +291,11 @@ class _TorchEncoder(Encoder):
             self._model = self.load()
         return self._model
 
+    @property
+    def model(self) -> Any:
+        """The loaded network (loaded now if it was not yet)."""
+        return self._load()
+
     @abstractmethod
     def load(self) -> Any:
         """Load weights (called once, on first use)."""

@@ -30,6 +30,7 @@ from torch import nn
 
 from bioscan5m.data.schema import SCORED_RANKS
 from bioscan5m.errors import BioscanError
+from bioscan5m.models.dna import mean_pool
 from bioscan5m.models.hf_backbone import backbone_from_config, backbone_spec, load_backbone
 
 #: The ranks that make up a taxonomy sentence, from the top down (CLIBD leaves out subfamily).
@@ -152,10 +153,7 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "padded-mean":
-            return hidden.mean(1)
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return hidden.mean(1) if self.pooling == "padded-mean" else mean_pool(hidden, attention_mask)
 
     def config_dict(self) -> dict[str, Any]:
         """The backbone's architecture as plain data (enough to rebuild it offline)."""

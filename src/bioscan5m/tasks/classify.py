@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bioscan5m.embeddings.loop import resolve_device
 from bioscan5m.errors import BioscanError
 from bioscan5m.tasks.finetune import BarcodeClassifier
 from bioscan5m.tasks.probes import write_tsv
@@ -50,8 +51,7 @@ def classify_barcodes(model: str | os.PathLike[str], queries: str | os.PathLike[
     classifier = BarcodeClassifier.from_pretrained(model)
     # The queries are read once: no Parquet cache is written for them.
     records = load_records(queries, use_cache=False)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     table = top_k_table(classifier, records.ids, records.barcodes(clean=True), top_k=top_k,
                         batch_size=batch_size, device=device, progress=progress)
     write_tsv(table, out)
