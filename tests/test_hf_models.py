@@ -24,6 +24,7 @@ from transformers import (
 import bioscan5m.models.hf_classifier  # noqa: F401  (registers model_type "barcodebert")
 from bioscan5m.cli import main
 from bioscan5m.data.sequences import clean_barcodes
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.models.hf_tokenizer import hf_tokenizer, save_hf_tokenizer
@@ -135,7 +136,7 @@ def test_saved_folder_loads_with_auto_classes_and_gives_the_same_outputs(tmp_pat
     torch.testing.assert_close(logits[mask], expected.logits)
     weights = batch["attention_mask"].unsqueeze(-1)
     embedding = ((hidden * weights).sum(1) / weights.sum(1)).numpy()
-    np.testing.assert_allclose(embedding, model.embed(clean_barcodes(raw)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embedding, embed_barcodes(model, clean_barcodes(raw)), rtol=1e-5, atol=1e-6)
 
 
 def test_model_card_front_matter_and_facts(tmp_path, vendored_unseen_barcodes, capsys):

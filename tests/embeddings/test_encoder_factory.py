@@ -8,11 +8,12 @@ import torch
 from PIL import Image
 
 from bioscan5m.embeddings import create_encoder, list_encoders
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
 
 BARCODES = ["ACGTACGTTAGCCATGCA" * 20, "TTGACCGTAGGCATACGT" * 18, "ACGTNACGTTT" * 30]
-SENTENCES = ["Diptera Cecidomyiidae Asphondylia Asphondylia sp1", "Hymenoptera Braconidae not_classified "
-             "not_classified"]
+SENTENCES = ["Diptera Cecidomyiidae Asphondylia Asphondylia sp1",
+             "Hymenoptera Braconidae not_classified not_classified"]
 
 
 def _images(n: int = 3) -> list[Image.Image]:
@@ -59,13 +60,20 @@ def test_barcodebert_by_folder(barcodebert_dir):
     encoder = create_encoder(f"barcodebert:{folder}", device="cpu")
     vectors = encoder.encode(BARCODES)
     assert encoder.modality == "dna" and vectors.shape == (3, 128) and vectors.dtype == np.float32
-    np.testing.assert_allclose(vectors, model.embed(BARCODES), atol=1e-5)
+    np.testing.assert_allclose(vectors, embed_barcodes(model, BARCODES), atol=1e-5)
     assert len(encoder.describe()["checkpoint_sha256"]) == 64
 
 
 def test_hugging_face_dna_and_image_folders(tmp_path):
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast, ViTConfig, ViTImageProcessor, ViTModel
+    from transformers import (
+        BertConfig,
+        BertModel,
+        PreTrainedTokenizerFast,
+        ViTConfig,
+        ViTImageProcessor,
+        ViTModel,
+    )
 
     vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", *"ACGTN"])}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))

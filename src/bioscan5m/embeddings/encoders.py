@@ -302,12 +302,24 @@ class _TorchEncoder(Encoder):
 
 
 class BarcodeBertEncoder(_TorchEncoder):
-    """BarcodeBERT from ``bioscan5m.models.dna``: mean of the last hidden states over real tokens."""
+    """BarcodeBERT from ``bioscan5m.models.dna``: mean of the last hidden states over real tokens (or every
+    position, ``pooling="all-positions"``); :meth:`of` wraps a model already in memory."""
 
     default_batch_size = 128
 
-    def __init__(self, checkpoint: str, device: str | None = None) -> None:
+    def __init__(self, checkpoint: str, device: str | None = None, pooling: str = "masked-mean") -> None:
         super().__init__(f"barcodebert:{checkpoint}", checkpoint, device)
+        self.pooling = pooling
+
+    @classmethod
+    def of(cls, model: Any, pooling: str = "masked-mean", device: Any = None) -> BarcodeBertEncoder:
+        """An encoder over the loaded ``model``, moved to ``device`` (None: where it is)."""
+        encoder = cls("<in memory>", str(device or model.device), pooling)
+        encoder._model = model.to(encoder.device)
+        return encoder
+
+    def options(self) -> dict[str, Any]:
+        return {} if self.pooling == "masked-mean" else {"pooling": self.pooling}
 
     def load(self) -> Any:
         from bioscan5m.models import dna
@@ -315,8 +327,20 @@ class BarcodeBertEncoder(_TorchEncoder):
         return dna.from_pretrained(self.checkpoint, device=self.device)
 
     def encode(self, batch: Sequence[str]) -> np.ndarray:
-        vectors = self._load().embed(list(batch), batch_size=max(len(batch), 1), progress=False)
-        return np.asarray(vectors, dtype=np.float32)
+        return self._load().encode_batch(batch, self.pooling)
+
+
+def embed_barcodes(model: Any, sequences: Sequence[str], *, batch_size: int = 256, device: Any = None,
+                   progress: bool | None = None, pooling: str = "masked-mean") -> np.ndarray:
+    """Embeddings ``float32 [len(sequences), hidden]`` of barcodes by a loaded BarcodeBERT, batch by batch
+    through the one inference loop (eval mode; ``device``: where to compute, the model moves there; None: where
+    it is). pooling: see ``bioscan5m.models.POOLINGS``."""
+    from bioscan5m.embeddings.loop import embed_items
+
+    sequences = [sequences] if isinstance(sequences, str) else list(sequences)
+    vectors = embed_items(BarcodeBertEncoder.of(model, pooling, device), sequences, batch_size=batch_size,
+                          progress=progress, description="embedding")
+    return vectors.reshape(len(sequences), model.hidden_size)
 
 
 @register_encoder("barcodebert", "a BarcodeBERT directory, checkpoint or hub id, e.g. barcodebert:runs/8-4-4")

@@ -105,3 +105,13 @@ def run_inference(
             bar.update(size(batch))
     joined = {key: np.concatenate(chunks) for key, chunks in parts.items()}
     return joined if keyed else joined.get("", np.zeros((0, width), dtype=np.float32))
+
+
+def embed_items(encoder: Any, items: Sequence[Any], *, batch_size: int | None = None, progress: bool | None = None,
+                description: str | None = None) -> np.ndarray:
+    """Run an encoder of :mod:`bioscan5m.embeddings.encoders` over ``items`` batch by batch (images are read one
+    batch ahead): ``float32 [len(items), dim]``."""
+    images = encoder.modality == "image"
+    return run_inference(encoder.encode, batches(items, batch_size or encoder.default_batch_size, images),
+                         total=len(items), description=description or encoder.name,
+                         unit="img" if images else "seq", progress=progress, device=getattr(encoder, "device", None))

@@ -36,7 +36,7 @@ from bioscan5m.cachedir import mark_used
 from bioscan5m.data.cache import json_digest
 from bioscan5m.data.schema import ID_COLUMN
 from bioscan5m.embeddings.encoders import Encoder, create_encoder
-from bioscan5m.embeddings.loop import batches, rank_and_world, run_inference, shard_bounds
+from bioscan5m.embeddings.loop import embed_items, rank_and_world, shard_bounds
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path, atomic_write
 
@@ -270,15 +270,6 @@ class _ImageInputs(Sequence):
             return _ImageInputs(self.store, self.ids[index], self.splits[index], self.chunks[index])
         split = self.splits[index]
         return self.store.load(self.ids[index], None if split is None else str(split), self.chunks[index])
-
-
-def embed_items(encoder: Encoder, items: Sequence[Any], *, batch_size: int | None = None,
-                progress: bool | None = None, description: str | None = None) -> np.ndarray:
-    """Run ``encoder`` over ``items`` in batches with a progress bar: ``float32 [len(items), dim]``."""
-    images = encoder.modality == "image"
-    return run_inference(encoder.encode, batches(items, batch_size or encoder.default_batch_size, images),
-                         total=len(items), description=description or encoder.name,
-                         unit="img" if images else "seq", progress=progress)
 
 
 # --------------------------------------------------------------------------------------------- extraction

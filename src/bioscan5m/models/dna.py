@@ -2,7 +2,7 @@
 
 The network is ``transformers.BertForMaskedLM`` (SDPA attention); this module adds what a barcode
 model needs around it: its :class:`KmerTokenizer`, padding-aware mean pooling (the embedding used by
-every task), batched :meth:`BarcodeBERT.embed`, and one directory format shared with Hugging Face
+every task), :meth:`BarcodeBERT.encode_batch`, and one directory format shared with Hugging Face
 (``config.json`` + ``model.safetensors`` + ``kmer_tokenizer.json`` + ``tokenizer.json`` + a model card:
 ``AutoModelForMaskedLM``, ``AutoModel`` and ``AutoTokenizer`` read the same directory).
 :meth:`BarcodeBERT.from_pretrained` also reads the authors' published checkpoints (Hub repository or local copy, or their ``.pt`` training checkpoints) in THEIR vocabulary
@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM
 
 from bioscan5m.errors import BioscanError, reading
@@ -168,46 +167,22 @@ class BarcodeBERT(nn.Module):
         return hidden.mean(1) if check_pooling(pooling) == "all-positions" else mean_pool(hidden, attention_mask)
 
     @torch.no_grad()
-    def embed(
-        self,
-        sequences: Sequence[str],
-        *,
-        batch_size: int = 256,
-        device: str | torch.device | None = None,
-        progress: bool | None = None,
-        pooling: str = "masked-mean",
-    ) -> np.ndarray:
-        """Embeddings of barcodes: ``float32 [len(sequences), hidden]``, the mean of the last hidden
-        states over each barcode's k-mer tokens (padding excluded), computed in eval mode.
-
-        device: where to compute (the model moves there; default: where it is). progress: show a
-        progress bar (None: only on a terminal). pooling: see :data:`POOLINGS`.
-        """
-        full_width = check_pooling(pooling) == "all-positions"
-        if isinstance(sequences, str):
-            sequences = [sequences]
-        device = torch.device(device) if device is not None else self.device
+    def encode_batch(self, sequences: Sequence[str], pooling: str = "masked-mean") -> np.ndarray:
+        """Embeddings of one batch of barcodes, in eval mode on the model's device: ``float32 [B, hidden]``, the
+        mean of the last hidden states over each barcode's k-mer tokens (padding excluded; see :data:`POOLINGS`).
+        Many barcodes go through :func:`bioscan5m.embeddings.encoders.embed_barcodes` (the one inference loop)."""
+        encoded = self.tokenizer.encode(list(sequences), return_tensors="pt")
+        mask = encoded["attention_mask"]
+        # Right padding only: columns past every barcode's end can go, which saves time and changes nothing
+        # (absolute positions of the kept tokens are the same); all-positions pooling needs them all.
+        width = mask.shape[1] if check_pooling(pooling) == "all-positions" else max(int(mask.sum(1).max()), 1)
         was_training = self.training
-        self.to(device).eval()
-        out = np.empty((len(sequences), self.hidden_size), dtype=np.float32)
-        disable = (not progress) if progress is not None else None
+        self.eval()
         try:
-            for start in tqdm(
-                range(0, len(sequences), batch_size),
-                desc="embedding",
-                unit="batch",
-                disable=disable or len(sequences) <= batch_size,
-            ):
-                encoded = self.tokenizer.encode(sequences[start : start + batch_size], return_tensors="pt")
-                mask = encoded["attention_mask"]
-                # Right padding only: columns past every barcode's end can go, which saves time and
-                # changes nothing (absolute positions of the kept tokens are the same).
-                width = mask.shape[1] if full_width else max(int(mask.sum(1).max()), 1)
-                ids, mask = encoded["input_ids"][:, :width].to(device), mask[:, :width].to(device)
-                out[start : start + len(ids)] = self.features(ids, mask, pooling).float().cpu().numpy()
+            ids, mask = encoded["input_ids"][:, :width].to(self.device), mask[:, :width].to(self.device)
+            return self.features(ids, mask, pooling).float().cpu().numpy()
         finally:
             self.train(was_training)
-        return out
 
     # -- files --------------------------------------------------------------------------------------
     def save_pretrained(

@@ -4,7 +4,7 @@ Names read ``k-layers-heads``: "8-4-4" is the paper's BIOSCAN-5M BarcodeBERT (8-
 4 heads, hidden 768). The "-tiny" models are sized to pretrain on a laptop CPU in minutes.
 
 >>> model = create_dna_model("4-2-2-tiny")
->>> model.embed(["ACGTACGTACGT"]).shape
+>>> model.encode_batch(["ACGTACGTACGT"]).shape
 (1, 128)
 """
 

@@ -104,9 +104,11 @@ class BarcodeClassifier(nn.Module):
     @torch.no_grad()
     def predict_logits(self, sequences: Sequence[str], *, batch_size: int = 256,
                        device: str | torch.device | None = None, progress: bool | None = None) -> np.ndarray:
-        """Class scores ``float32 [N, C]`` of cleaned barcodes (eval mode, see ``BarcodeBERT.embed``)."""
-        features = self.encoder.embed(sequences, batch_size=batch_size, device=device, progress=progress,
-                                      pooling=self.pooling)
+        """Class scores ``float32 [N, C]`` of cleaned barcodes (eval mode, see ``embed_barcodes``)."""
+        from bioscan5m.embeddings.encoders import embed_barcodes
+
+        features = embed_barcodes(self.encoder, sequences, batch_size=batch_size, device=device, progress=progress,
+                                  pooling=self.pooling)
         head = self.head.to(self.encoder.device)
         logits = head(torch.from_numpy(features).to(self.encoder.device))
         return logits.float().cpu().numpy()

@@ -48,7 +48,7 @@ class EmbeddingIndex(KmerIndex):
 
     def embed(self, sequences: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings, float32 ``(len(sequences), hidden)``."""
-        from bioscan5m.embeddings.store import embed_items
+        from bioscan5m.embeddings.loop import embed_items
 
         return unit_rows(embed_items(self.encoder, list(sequences), batch_size=self.batch_size, progress=False))
 
