@@ -39,6 +39,7 @@ import numpy as np
 
 from bioscan5m.embeddings.loop import resolve_device
 from bioscan5m.errors import BioscanError
+from bioscan5m.filehash import stream_sha256
 
 #: Bumped when an encoder's output changes for the same checkpoint, so stale caches are not reused.
 ENCODER_CODE_VERSION = 1
@@ -207,11 +208,7 @@ def checkpoint_sha256(checkpoint: str | os.PathLike[str]) -> str:
     """Content hash of a checkpoint: a file, a directory, or a Hugging Face hub id already downloaded."""
     path = Path(checkpoint)
     if path.is_file():
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return stream_sha256(path)
     if path.is_dir():
         return directory_sha256(path)
     from huggingface_hub import try_to_load_from_cache

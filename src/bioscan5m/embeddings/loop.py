@@ -1,10 +1,6 @@
-"""The one batched inference loop: batches in, ``float32 [N, D]`` vectors out.
-
-Every path from records to vectors runs through :func:`run_inference` (frozen encoders, CLIBD splits, taxonomy
-sentences, query files): it resolves the device once (:func:`resolve_device`), runs the forward passes without
-gradients and, on a GPU, in the precision asked for, shows one progress bar counted in items, and joins the
-batches. Under ``torchrun`` a caller embeds its rank's :func:`shard_bounds` and joins the shards.
-"""
+"""The one batched inference loop, :func:`run_inference`, that every path from records to vectors takes: no
+gradients, the precision asked for on a GPU, one progress bar, the batches joined. Also the device resolved once
+(:func:`resolve_device`) and each torchrun rank's shard (:func:`shard_bounds`)."""
 
 from __future__ import annotations
 

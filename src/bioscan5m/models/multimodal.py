@@ -161,11 +161,6 @@ MULTIMODAL_MODELS: dict[str, MultimodalConfig] = {
 }
 
 
-def list_multimodal_models() -> list[str]:
-    """Names accepted by :func:`create_multimodal_model`."""
-    return list(MULTIMODAL_MODELS)
-
-
 class DnaEncoder(nn.Module):
     """BarcodeBERT's encoder without its MLM head: ``forward(input_ids, attention_mask) -> (B, width)``,
     the mean of the last hidden states over real k-mer tokens (padding excluded).
@@ -510,6 +505,6 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
 
 __all__ = [
     "DNA_POOLINGS", "IMAGE_BACKBONES", "MODALITIES", "MULTIMODAL_MODELS", "TEXT_BACKBONES", "DnaEncoder",
-    "MultimodalBundle", "MultimodalConfig", "MultimodalModel", "add_lora_adapters", "create_multimodal_model", "list_multimodal_models",
+    "MultimodalBundle", "MultimodalConfig", "MultimodalModel", "add_lora_adapters", "create_multimodal_model",
     "load_multimodal_model", "tokenize_barcodes",
 ]

@@ -85,16 +85,6 @@ def taxonomy_text(names: dict[str, str | None] | Sequence[str | None], required:
     return " ".join(v if v is not None else missing_word for v in cleaned)
 
 
-def taxonomy_texts(columns: dict[str, Sequence[str | None]], required: str | None = None,
-                   missing_word: str = MISSING_RANK_WORD) -> list[str | None]:
-    """Taxonomy sentences for many records: ``columns`` maps each of TEXT_RANKS to one name per record."""
-    ranks = TEXT_RANKS
-    missing = [rank for rank in ranks if rank not in columns]
-    if missing:
-        raise BioscanError(f"taxonomy text needs the columns {', '.join(missing)}")
-    return [taxonomy_text(list(row), required, missing_word) for row in zip(*(columns[rank] for rank in ranks))]
-
-
 def taxonomy_vocabulary(texts: Iterable[str | None]) -> list[str]:
     """A WordPiece vocabulary for taxonomy sentences: special tokens, the placeholder's words, single
     characters (as words and ``##`` pieces) and every lower-cased word seen in ``texts``."""

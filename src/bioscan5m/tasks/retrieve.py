@@ -28,17 +28,9 @@ import pandas as pd
 import torch
 
 from bioscan5m.data.cache import json_digest
+from bioscan5m.embeddings import store
 from bioscan5m.embeddings.encoders import ClibdEncoder, state_dict_sha256
 from bioscan5m.embeddings.loop import batches, run_inference
-from bioscan5m.embeddings.store import (
-    Embeddings,
-    cached_embeddings,
-    data_fingerprint,
-    ids_sha256,
-    image_files_fingerprint,
-    store_entry,
-    store_manifest,
-)
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.multimodal import tokenize_barcodes
 from bioscan5m.models.text import MISSING_RANK_WORD, TEXT_RANKS, taxonomy_text
@@ -187,19 +179,21 @@ def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.P
         return embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
     modalities = sorted(set(dataset.modality) & {"image", "dna"})
     ids = np.asarray(dataset.records.ids).astype(str)
-    data = {"data": data_fingerprint(dataset.root)["sha256"], "split": dataset.split, "ids": ids_sha256(ids),
-            "images": [dataset.image_package, image_files_fingerprint(dataset.root, dataset.image_package)]
+    data = {"data": store.data_fingerprint(dataset.root)["sha256"], "split": dataset.split,
+            "ids": store.ids_sha256(ids), "images": [dataset.image_package, store.image_files_fingerprint(dataset.root, dataset.image_package)]
             if "image" in modalities else None}
     tower = {"name": "clibd", "checkpoint_sha256": weights or state_dict_sha256(model),
              "options": dataclasses.asdict(model.config), "modalities": modalities}
     keys = {m: json_digest({"encoder": {**tower, "modality": m}, "data": data}) for m in modalities}
-    entries = {m: store_entry(f"{dataset.split}-{m}", keys[m], cache) for m in modalities}
-    stored = {m: cached_embeddings(entries[m], keys[m]) for m in modalities}
+    entries = {m: store.store_entry(f"{dataset.split}-{m}", keys[m], cache) for m in modalities}
+    stored = {m: store.cached_embeddings(entries[m], keys[m]) for m in modalities}
     if all(found is not None for found in stored.values()):
         return {m: found.vectors for m, found in stored.items()}
     embedded = embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
-    for m in modalities:
-        Embeddings(ids, embedded[m], store_manifest({**tower, "modality": m}, data, keys[m])).save(entries[m])
+    for m in modalities:  # an empty split has no batch, so no key: its vectors are (0, embed_dim)
+        embedded.setdefault(m, np.zeros((0, model.config.embed_dim), np.float32))
+        store.Embeddings(ids, embedded[m], store.store_manifest({**tower, "modality": m}, data, keys[m])
+                         ).save(entries[m])
     return embedded
 
 
