@@ -34,7 +34,13 @@ from bioscan5m.tasks.retrieve import (
     evaluate_retrieval,
     paper_table,
 )
-from bioscan5m.train.align import AlignmentCollate, AlignStep, align, alignment_dataset, taxonomy_names
+from bioscan5m.train.contrastive_step import (
+    AlignmentCollate,
+    AlignStep,
+    align,
+    alignment_dataset,
+    taxonomy_names,
+)
 from bioscan5m.train.distributed import DistInfo
 from bioscan5m.train.engine import StepContext, TrainConfig
 

@@ -38,7 +38,7 @@ from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.models.multimodal import create_multimodal_model
 from bioscan5m.models.registry import create_dna_model
 from bioscan5m.tasks.dna_benchmark import run_dna_benchmark
-from bioscan5m.train.align import taxonomy_names
+from bioscan5m.train.contrastive_step import taxonomy_names
 from bioscan5m.train.engine import TrainConfig
 from bioscan5m.train.pretrain import pretrain
 

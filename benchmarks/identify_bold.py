@@ -1,7 +1,7 @@
 """Identification of held-out real BOLD barcodes: ``bioscan5m identify`` against BLAST+ and VSEARCH.
 
 Data: the real BOLD insect records (COI-5P rows, gaps stripped by ``load_records``). Held out, seeded
-(``bioscan5m.tasks.identify.holdout``): ~5% of the records of species with >= 10 records ("seen", scored
+(``bioscan5m.data.partition``): ~5% of the records of species with >= 10 records ("seen", scored
 at species) and every record of a random ~15% of the species of genera with >= 2 species ("unseen",
 scored at genus). The reference is the rest. ``--queries N`` draws N/2 seen and N/2 unseen queries.
 
@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bioscan5m.data.partition import SEEN, UNSEEN, holdout_split
 from bioscan5m.data.records import load_records
 from bioscan5m.peers.blast import blast_search, make_blast_db
 from bioscan5m.peers.programs import write_fasta
 from bioscan5m.peers.vsearch import vsearch_search
 from bioscan5m.tasks.identify import DEFAULT_METHOD, BarcodeIdentifier
-from bioscan5m.tasks.identify.holdout import SEEN, UNSEEN, holdout_split
 from bioscan5m.tasks.identify.queries import reverse_complement
 from bioscan5m.tasks.metrics import accuracy, auroc
 

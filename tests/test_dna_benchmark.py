@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.records import load_records
 from bioscan5m.data.synthetic import write_synthetic_dataset
 from bioscan5m.errors import BioscanError
@@ -20,7 +21,6 @@ from bioscan5m.tasks.dna_benchmark import (
     paper_rows,
     run_dna_benchmark,
 )
-from bioscan5m.tasks.probes import with_barcodes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

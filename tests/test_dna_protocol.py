@@ -17,18 +17,19 @@ import torch
 
 from bioscan5m.cli import main
 from bioscan5m.data.authors_split import authors_deduplicated_ids
+from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.records import load_records, resolve_source
 from bioscan5m.data.sequences import clean_barcodes
 from bioscan5m.data.synthetic import write_synthetic_dataset
 from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
+from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.models.registry import create_dna_model
 from bioscan5m.models.tokenizer import KmerTokenizer
 from bioscan5m.tasks.dna_benchmark import FINETUNED, LINEAR, NEAREST, blast_top_hit, run_dna_benchmark
 from bioscan5m.tasks.dna_protocol import PAPER_DNA_PROTOCOL, dna_protocol
-from bioscan5m.tasks.finetune import BarcodeClassifier, finetune
-from bioscan5m.tasks.probes import with_barcodes
+from bioscan5m.tasks.finetune import finetune
 from bioscan5m.train.pretrain import load_pretraining_barcodes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -163,7 +164,7 @@ def test_all_positions_pooling_is_the_mean_over_every_position_padding_included(
         logits = classifier(encoded["input_ids"], encoded["attention_mask"])
         np.testing.assert_allclose(logits.numpy(), classifier.head(torch.from_numpy(expected)).numpy(),
                                    rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(classifier.predict_logits(barcodes), logits.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(embed_barcodes(classifier, barcodes), logits.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_frozen_encoder_probe_trains_only_the_linear_layer(dataset, tmp_path):

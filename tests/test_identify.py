@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 
 from bioscan5m.cli import main
+from bioscan5m.data.partition import REFERENCE, SEEN, UNSEEN, holdout_split
 from bioscan5m.data.schema import SCORED_RANKS, TAXONOMIC_RANKS
 from bioscan5m.errors import BioscanError
 from bioscan5m.peers.programs import write_fasta
 from bioscan5m.tasks.identify import HIT_COLUMNS, OUTPUT_COLUMNS, BarcodeIdentifier
 from bioscan5m.tasks.identify.consensus import vote
-from bioscan5m.tasks.identify.holdout import REFERENCE, SEEN, UNSEEN, holdout_split
 from bioscan5m.tasks.identify.queries import reverse_complement
 from bioscan5m.tasks.metrics import micro_accuracy
 

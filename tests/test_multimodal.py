@@ -13,18 +13,15 @@ from PIL import Image
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.image import AUGMENT_DRAWS, clibd_augment, clibd_image_transforms, prepare_image
 from bioscan5m.models.multimodal import (
+    INIT_LOGIT_SCALE,
+    MAX_LOGIT_SCALE,
+    LogitScale,
     MultimodalConfig,
     create_multimodal_model,
     load_multimodal_model,
 )
 from bioscan5m.models.text import MISSING_RANK_WORD, taxonomy_text, taxonomy_vocabulary
-from bioscan5m.train.contrastive import (
-    INIT_LOGIT_SCALE,
-    MAX_LOGIT_SCALE,
-    LogitScale,
-    contrastive_loss,
-    pair_infonce,
-)
+from bioscan5m.train.contrastive import contrastive_loss, pair_infonce
 
 SENTENCES = ["Diptera Culicidae Aedes Aedes albopictus", "Lepidoptera Noctuidae Agrotis Agrotis ipsilon"]
 
@@ -287,7 +284,7 @@ class _Killed(Exception):
 
 
 def _align_run(root, out, *, kill_at=None, resume=False):
-    from bioscan5m.train.align import align, taxonomy_names
+    from bioscan5m.train.contrastive_step import align, taxonomy_names
     from bioscan5m.train.engine import TrainConfig
 
     def on_step(step, model):
@@ -325,7 +322,12 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(synthetic_root, tm
 
 def test_alignment_batches_give_text_to_every_record_unless_a_rank_is_required(synthetic_root):
     from bioscan5m.data.records import load_records
-    from bioscan5m.train.align import AlignmentCollate, AlignStep, alignment_dataset, taxonomy_names
+    from bioscan5m.train.contrastive_step import (
+        AlignmentCollate,
+        AlignStep,
+        alignment_dataset,
+        taxonomy_names,
+    )
     from bioscan5m.train.distributed import DistInfo
     from bioscan5m.train.engine import StepContext
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from bioscan5m.cli import main
+from bioscan5m.data.partition import holdout_mask, with_barcodes
 from bioscan5m.data.records import load_records
 from bioscan5m.data.schema import SCORED_RANKS
 from bioscan5m.errors import BioscanError
@@ -17,12 +18,10 @@ from bioscan5m.tasks.probes import (
     LinearProbe,
     NearestNeighbourProbe,
     class_lineage,
-    holdout_mask,
     linear_probe,
     nearest_neighbour_probe,
     run_probe,
     scored_ranks,
-    with_barcodes,
 )
 
 BOLD = "insect_bold_degobbi/insect_bold_records.tsv.gz"

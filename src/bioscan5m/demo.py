@@ -238,7 +238,7 @@ def _cluster_part(out: Path, settings: DemoSettings, report: DemoReport) -> None
 def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
     from bioscan5m.report.retrieval import write_retrieval_report
     from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table, retrieval_protocol
-    from bioscan5m.train.align import align
+    from bioscan5m.train.contrastive_step import align
     from bioscan5m.train.engine import TrainConfig
 
     config = TrainConfig(out_dir=out / "clibd", steps=settings.align_steps, batch_size=32, lr=1e-3,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
+import json
 import os
+import shutil
 import stat
 import tempfile
 import zlib
@@ -64,9 +65,23 @@ class CheckedGzipFile(gzip.GzipFile):
         return self._checked(super().peek, n)
 
 
-def open_text(path: str | os.PathLike[str], encoding: str = "utf-8", errors: str = "strict") -> IO[str]:
-    """Open a plain or gzip-compressed text file; newlines are passed through untranslated."""
-    return io.TextIOWrapper(open_binary(path), encoding=encoding, errors=errors, newline="")
+def read_json(path: str | os.PathLike[str]):
+    """The JSON document in ``path``; a missing file or invalid JSON is a BioscanError naming the file (and
+    the line)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BioscanError("missing file", path=path) from None
+    except json.JSONDecodeError as error:
+        raise BioscanError(f"not valid JSON: {error.msg}", path=path, line=error.lineno) from None
+
+
+def write_json(dest: str | os.PathLike[str], document, *, indent: int = 2) -> Path:
+    """Write ``document`` as indented JSON ending in a newline, atomically; returns ``dest``."""
+    with atomic_write(dest) as handle:
+        json.dump(document, handle, indent=indent)
+        handle.write("\n")
+    return Path(dest)
 
 
 @contextlib.contextmanager
@@ -93,6 +108,30 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(dest: str | os.PathLike[str], *, replace: bool = True) -> Iterator[Path]:
+    """Yield a new empty folder beside ``dest``, to fill; it becomes ``dest`` only if the block succeeds.
+
+    An existing ``dest`` is replaced whole, or with ``replace=False`` kept (another process finished the
+    same folder first). On error, or when kept, the temporary folder is removed.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
+    try:
+        yield building
+        building.chmod(0o777 & ~current_umask())  # mkdtemp makes it private
+        if replace and dest.exists():
+            shutil.rmtree(dest)
+        try:
+            os.replace(building, dest)
+        except OSError:  # dest appeared meanwhile, not empty
+            if replace:
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
 
 
 def current_umask() -> int:

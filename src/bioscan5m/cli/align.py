@@ -76,7 +76,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bioscan5m.train.align import align
+    from bioscan5m.train.contrastive_step import align
     from bioscan5m.train.engine import TrainConfig
 
     config = TrainConfig(out_dir=args.out, steps=args.steps, batch_size=args.batch_size,

@@ -329,15 +329,16 @@ class BarcodeBertEncoder(_TorchEncoder):
 
 def embed_barcodes(model: Any, sequences: Sequence[str], *, batch_size: int = 256, device: Any = None,
                    progress: bool | None = None, pooling: str = "masked-mean") -> np.ndarray:
-    """Embeddings ``float32 [len(sequences), hidden]`` of barcodes by a loaded BarcodeBERT, batch by batch
-    through the one inference loop (eval mode; ``device``: where to compute, the model moves there; None: where
-    it is). pooling: see ``bioscan5m.models.POOLINGS``."""
+    """Embeddings ``float32 [len(sequences), hidden]`` of barcodes by a loaded BarcodeBERT (or the class scores
+    ``[N, C]`` of a ``BarcodeClassifier``), batch by batch through the one inference loop (eval mode;
+    ``device``: where to compute, the model moves there; None: where it is). pooling: see
+    ``bioscan5m.models.POOLINGS``."""
     from bioscan5m.embeddings.loop import embed_items
 
     sequences = [sequences] if isinstance(sequences, str) else list(sequences)
     vectors = embed_items(BarcodeBertEncoder.of(model, pooling, device), sequences, batch_size=batch_size,
                           progress=progress, description="embedding")
-    return vectors.reshape(len(sequences), model.hidden_size)
+    return vectors.reshape(len(sequences), model.hidden_size)  # (0, hidden) when there is nothing to embed
 
 
 @register_encoder("barcodebert", "a BarcodeBERT directory, checkpoint or hub id, e.g. barcodebert:runs/8-4-4")

@@ -1,6 +1,6 @@
 """A fine-tuned BarcodeBERT classifier as a ``transformers`` model: ``AutoModelForSequenceClassification``.
 
-The project's classifier (``bioscan5m.tasks.finetune.BarcodeClassifier``) is BERT → the mean of the
+The project's classifier (``bioscan5m.models.classifier.BarcodeClassifier``) is BERT → the mean of the
 last hidden states over the real k-mer tokens (padding excluded) → one linear layer. No class that
 ships with ``transformers`` computes that: ``BertForSequenceClassification`` classifies
 ``tanh(dense(hidden[:, 0]))`` (a [CLS] pooler, which BarcodeBERT has no token for), the

@@ -1,7 +1,8 @@
 """CLIBD: image, DNA and text encoders projected into one shared, L2-normalised embedding space.
 
-open_clip-style split: this module holds the model and its factory; the loss lives in
-``bioscan5m.train.contrastive`` and the training loop in ``bioscan5m.train.engine``.
+open_clip-style split: this module holds the model (with its logit scale and its barcode tokenizing) and
+its factory; the loss lives in ``bioscan5m.train.contrastive`` and the training loop in
+``bioscan5m.train.engine``.
 
 >>> built = create_multimodal_model("tiny")  # model, its image transforms and tokenizers (open_clip style)
 >>> sorted(built.model.modalities), built.model.eval_transform is built.eval_transform
@@ -19,10 +20,8 @@ the Hub), ``model.safetensors``, ``kmer_tokenizer.json`` and ``text_tokenizer/``
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bioscan5m.errors import BioscanError, reading
-from bioscan5m.fileio import atomic_path, atomic_write
-from bioscan5m.models.dna import mean_pool, read_json
+from bioscan5m.fileio import atomic_folder, atomic_path, read_json, write_json
+from bioscan5m.models.dna import mean_pool
 from bioscan5m.models.image import (
     IMAGE_BACKBONES,
     ImageEncoder,
@@ -53,7 +52,39 @@ from bioscan5m.models.text import (
     text_backbone_spec,
 )
 from bioscan5m.models.tokenizer import TOKENIZER_FILE, KmerTokenizer
-from bioscan5m.train.contrastive import INIT_LOGIT_SCALE, LogitScale
+
+#: CLIP's initial logit scale: log(1 / 0.07).
+INIT_LOGIT_SCALE = math.log(1 / 0.07)
+#: CLIP clamps the scale (the inverse temperature) at 100.
+MAX_LOGIT_SCALE = math.log(100)
+
+
+class LogitScale(nn.Module):
+    """A learnable inverse temperature stored as a log: ``forward() -> exp(log_scale)``, in [1, 100].
+
+    As CLIP, the stored value itself is clamped to [0, log 100] (here before each use rather than after
+    each optimizer step), so it can still move back down after reaching the cap.
+    """
+
+    def __init__(self, init: float = INIT_LOGIT_SCALE) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.tensor(float(init)))
+
+    def forward(self) -> torch.Tensor:
+        if not 0.0 <= self.log_scale.detach().item() <= MAX_LOGIT_SCALE:
+            # Only when out of range: an in-place change would invalidate graphs still awaiting backward.
+            with torch.no_grad():
+                self.log_scale.clamp_(0.0, MAX_LOGIT_SCALE)
+        return self.log_scale.exp()
+
+
+def tokenize_barcodes(tokenizer: KmerTokenizer, barcodes: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``dna_input_ids`` / ``dna_attention_mask`` (B, T) trimmed to the longest barcode, and ``dna_mask``
+    (B,) True where the record has a barcode."""
+    encoded = tokenizer.encode(list(barcodes), return_tensors="pt", trim=True)
+    return {"dna_input_ids": encoded["input_ids"], "dna_attention_mask": encoded["attention_mask"],
+            "dna_mask": torch.tensor([bool(b) for b in barcodes])}
+
 
 #: The three modalities CLIBD aligns.
 MODALITIES: tuple[str, ...] = ("image", "dna", "text")
@@ -276,32 +307,14 @@ class MultimodalModel(nn.Module):
             self.dna_tokenizer.save(directory / TOKENIZER_FILE)
         if self.text_tokenizer is not None:
             _save_tokenizer_dir(self.text_tokenizer, directory / TEXT_TOKENIZER_DIR)
-        with atomic_write(directory / CONFIG_FILE) as handle:
-            json.dump({"bioscan5m": "multimodal", **self.config.to_dict()}, handle, indent=2)
-            handle.write("\n")
+        write_json(directory / CONFIG_FILE, {"bioscan5m": "multimodal", **self.config.to_dict()})
         return directory
 
 
 def _save_tokenizer_dir(tokenizer: Any, destination: Path) -> None:
     """Save a Hugging Face tokenizer into ``destination``, replacing any previous one whole."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
+    with atomic_folder(destination) as staging:
         tokenizer.save_pretrained(str(staging))
-        if destination.exists():
-            shutil.rmtree(destination)
-        os.replace(staging, destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def tokenize_barcodes(tokenizer: KmerTokenizer, barcodes: Sequence[str]) -> dict[str, torch.Tensor]:
-    """``dna_input_ids`` / ``dna_attention_mask`` (B, T) with columns past every barcode's end cut
-    (nothing changes but the cost), and ``dna_mask`` (B,) True where the record has a barcode."""
-    encoded = tokenizer.encode(list(barcodes), return_tensors="pt")
-    mask = encoded["attention_mask"]
-    width = max(int(mask.sum(1).max()) if len(mask) else 1, 1)
-    return {"dna_input_ids": encoded["input_ids"][:, :width], "dna_attention_mask": mask[:, :width],
-            "dna_mask": torch.tensor([bool(b) for b in barcodes])}
 
 
 class MultimodalBundle(NamedTuple):

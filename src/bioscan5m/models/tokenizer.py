@@ -16,7 +16,6 @@ that layout so their embedding matrices are used as they are.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from bioscan5m.data.schema import MAX_NUCLEOTIDES
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_write
+from bioscan5m.fileio import read_json, write_json
 
 #: Our vocabulary's special tokens, in id order (0..4).
 SPECIALS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -154,6 +153,7 @@ class KmerTokenizer:
         random_offset: bool = False,
         rng: np.random.Generator | int | None = None,
         return_tensors: str = "np",
+        trim: bool = False,
     ) -> dict:
         """Token ids and attention mask of each barcode, both ``[len(sequences), n_tokens]``.
 
@@ -162,6 +162,8 @@ class KmerTokenizer:
         seed), the BarcodeBERT training augmentation. Letters are case-insensitive; a k-mer with any
         letter other than A/C/G/T is ``[UNK]``; a k-mer that runs past the end of the barcode is padding.
         return_tensors: ``"np"`` (int64 ids, int64 mask) or ``"pt"`` (torch tensors).
+        trim: drop the columns past the longest barcode's end (at least one is kept): padding is on the
+        right only, so a model's output for the real tokens is the same and costs less.
         """
         if isinstance(sequences, str):
             sequences = [sequences]
@@ -181,6 +183,9 @@ class KmerTokenizer:
         input_ids = np.where(unknown, self.unk_token_id, values + self.first_kmer_id)
         input_ids[past_end] = self.pad_token_id
         attention_mask = (~past_end).astype(np.int64)
+        if trim:
+            width = max(int(attention_mask.sum(1).max(initial=0)), 1)
+            input_ids, attention_mask = input_ids[:, :width], attention_mask[:, :width]
         if return_tensors == "pt":
             import torch
 
@@ -269,10 +274,7 @@ class KmerTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / TOKENIZER_FILE
-        with atomic_write(path) as handle:
-            json.dump(self.config(), handle, indent=2)
-            handle.write("\n")
-        return path
+        return write_json(path, self.config())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> KmerTokenizer:
@@ -282,11 +284,7 @@ class KmerTokenizer:
             path = path / TOKENIZER_FILE
         if not path.is_file():
             raise BioscanError("no k-mer tokenizer settings here", path=path)
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise BioscanError(f"not valid JSON: {error.msg}", path=path, line=error.lineno) from None
-        return cls.from_config(config)
+        return cls.from_config(read_json(path))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KmerTokenizer) and self.config() == other.config()

@@ -20,7 +20,6 @@ authors' protocol is in force: listed in ``protocol.json`` and under the Markdow
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -33,11 +32,13 @@ import numpy as np
 import pandas as pd
 
 from bioscan5m.data.authors_split import authors_deduplicated_ids, keep_deduplicated
+from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.schema import DNA_COLUMN, SCORED_RANKS, SPLIT_COLUMN
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_write
+from bioscan5m.fileio import write_json
 from bioscan5m.tasks.dna_protocol import AUTHORS_CODE, DEDUPLICATION_RULES, DNAProtocol, dna_protocol
 from bioscan5m.tasks.probes import (
+    accuracy_at,
     check_labelled,
     embed_records,
     encoder_slug,
@@ -45,7 +46,6 @@ from bioscan5m.tasks.probes import (
     nearest_neighbour_probe,
     resolve_encoder,
     score_predictions,
-    with_barcodes,
     write_tsv,
 )
 
@@ -135,11 +135,6 @@ def _details(scores: pd.DataFrame, model: str, task: str, split: str) -> pd.Data
     return scores.assign(model=model, task=task, split=split)[list(DETAIL_COLUMNS)]
 
 
-def _percent(scores: pd.DataFrame, rank: str) -> float:
-    """Micro accuracy at ``rank`` in percent."""
-    return float(100 * scores.loc[scores["rank"] == rank, "micro"].iloc[0])
-
-
 def run_dna_benchmark(
     root: str | os.PathLike[str],
     model_dir: str | os.PathLike[str] | None = None,
@@ -212,7 +207,7 @@ def run_dna_benchmark(
             tuned, length = _finetune(model_dir, root, out / "finetuned", protocol, keep, train,
                                       frozen=False, device=device, seed=seed)
             parts.append(_details(tuned.scores, label, "fine-tuned", "test"))
-            row[FINETUNED] = _percent(tuned.scores, "species")
+            row[FINETUNED] = 100 * accuracy_at(tuned.scores, "species")
             columns[f"{label}: {FINETUNED}"] = _column(protocol, used, loaded, ("train", "test"), FINETUNED,
                                                        rank="species", **length)
         encoder = resolve_encoder(spec, device)
@@ -233,7 +228,7 @@ def run_dna_benchmark(
             length = {"epochs": protocol.probe_epochs, "method": "softmax regression on standardised embeddings",
                       "optimizer": "AdamW", "lr": 1e-2}
         parts.append(_details(scores, label, "linear probe", "test"))
-        row[LINEAR] = _percent(scores, "species")
+        row[LINEAR] = 100 * accuracy_at(scores, "species")
         columns[f"{label}: {LINEAR}"] = _column(protocol, used, loaded, ("train", "test"), LINEAR, rank="species",
                                                 **length)
         if not frozen_probe and protocol.linear_probe == "frozen-finetune":  # a baseline: nothing to fine-tune
@@ -241,7 +236,7 @@ def run_dna_benchmark(
                 "linear probe on embeddings (a frozen baseline encoder; the authors' recipe needs a BarcodeBERT)")
         scores, _ = nearest_neighbour_probe(features["train"], train, features["test_unseen"], unseen)
         parts.append(_details(scores, label, "1-NN", "test_unseen"))
-        row[NEAREST] = _percent(scores, "genus")
+        row[NEAREST] = 100 * accuracy_at(scores, "genus")
         columns[f"{label}: {NEAREST}"] = _column(protocol, used, loaded, ("train", "test_unseen"), NEAREST,
                                                  rank="genus", keys="train", queries="test_unseen",
                                                  metric="cosine", neighbours=1, embedding=encoder.name)
@@ -253,7 +248,7 @@ def run_dna_benchmark(
             scores, _ = blast_top_hit(train, queries, threads=threads, cleaning=protocol.cleaning,
                                       hit=protocol.blast_hit)
             parts.append(_details(scores, row["model"], "BLAST top hit", split))
-            row[column] = _percent(scores, rank)
+            row[column] = 100 * accuracy_at(scores, rank)
             columns[f"BLAST (top hit): {column}"] = _column(
                 protocol, used, loaded, ("train", split), "BLAST", rank=rank, database="train", queries=split,
                 program="blastn -task megablast", max_target_seqs=500 if protocol.blast_hit == "first-reported" else 5,
@@ -362,10 +357,7 @@ def write_benchmark(table: pd.DataFrame, details: pd.DataFrame, out: str | os.Pa
     )
     sections = [ReportSection("Accuracy (%)", text, tables=[ReportTable(table)])]
     if protocol is not None:
-        files["protocol"] = out / PROTOCOL_FILE
-        with atomic_write(files["protocol"]) as handle:
-            json.dump(protocol, handle, indent=2)
-            handle.write("\n")
+        files["protocol"] = write_json(out / PROTOCOL_FILE, protocol)
         sections.append(ReportSection("Protocol", protocol_footnote(protocol)))
     files |= write_report(files["markdown"], "BIOSCAN-5M Task I: DNA-based taxonomic classification", sections,
                           RunFacts.collect(data=root))

@@ -31,16 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bioscan5m.data.schema import (
-    DNA_COLUMN,
-    ID_COLUMN,
-    SCORED_RANKS,
-    SPLIT_COLUMN,
-    TARGET_RANKS,
-    TAXONOMIC_RANKS,
-    check_rank,
-    parse_splits,
-)
+from bioscan5m.data.partition import BY_RECORD, load_partition
+from bioscan5m.data.schema import ID_COLUMN, SCORED_RANKS, TARGET_RANKS, check_rank
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
 from bioscan5m.tasks.metrics import accuracy
@@ -55,8 +47,6 @@ PAPER_PROTOCOL: dict[str, tuple[str, str, str]] = {
 }
 #: Columns of every per-rank score table written by this module and by fine-tuning.
 SCORE_COLUMNS: tuple[str, ...] = ("rank", "micro", "macro", "queries", "classes")
-#: ``holdout_by`` value that holds out single records (any other value names a rank).
-BY_RECORD = "record"
 
 
 # --------------------------------------------------------------------------------------------- estimators
@@ -81,7 +71,17 @@ def _softmax_step(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], ct
             "accuracy": (logits.argmax(-1) == targets).float().mean()}
 
 
-class LinearProbe:
+class _ClassifierMixin:
+    """``score`` of a probe with ``predict``, as scikit-learn's ClassifierMixin."""
+
+    def score(self, features: np.ndarray, labels: np.ndarray) -> float:
+        """Micro (per-record) accuracy of :meth:`predict` over rows with a known label."""
+        labels = np.asarray(labels)
+        known = labels != -1
+        return float(np.mean(self.predict(np.asarray(features)[known]) == labels[known]))
+
+
+class LinearProbe(_ClassifierMixin):
     """Multinomial logistic regression on standardised frozen features (the paper's linear probe).
 
     Trained with AdamW on mini-batches through :func:`bioscan5m.train.engine.train` (cosine schedule).
@@ -150,14 +150,9 @@ class LinearProbe:
         """Predicted label ``[N]`` for each row of ``features``."""
         return self.classes_[self.decision_function(features).argmax(1)]
 
-    def score(self, features: np.ndarray, labels: np.ndarray) -> float:
-        """Micro (per-record) accuracy over rows with a known label."""
-        labels = np.asarray(labels)
-        known = labels != -1
-        return float(np.mean(self.predict(np.asarray(features)[known]) == labels[known]))
 
 
-class NearestNeighbourProbe:
+class NearestNeighbourProbe(_ClassifierMixin):
     """1-NN by cosine similarity over FAISS (exact inner product on L2-normalised features)."""
 
     def fit(self, features: np.ndarray, labels: np.ndarray) -> NearestNeighbourProbe:
@@ -181,11 +176,6 @@ class NearestNeighbourProbe:
         _, positions = self.kneighbors(features, 1)
         return self.labels_[positions[:, 0]]
 
-    def score(self, features: np.ndarray, labels: np.ndarray) -> float:
-        """Micro accuracy of the nearest key's label over rows with a known label."""
-        labels = np.asarray(labels)
-        known = labels != -1
-        return float(np.mean(self.predict(np.asarray(features)[known]) == labels[known]))
 
 
 # --------------------------------------------------------------------------------------------- ranks
@@ -233,6 +223,14 @@ def score_by_rank(truth: Mapping[str, np.ndarray], predicted: Mapping[str, np.nd
     """
     rows = [{"rank": rank, **accuracy(_names(truth[rank]), _names(predicted[rank]))} for rank in predicted]
     return pd.DataFrame([row for row in rows if row["queries"]], columns=list(SCORE_COLUMNS))
+
+
+def accuracy_at(scores: pd.DataFrame, rank: str, average: str = "micro") -> float:
+    """The ``average`` (micro or macro) accuracy in [0, 1] at ``rank`` of a table of :data:`SCORE_COLUMNS`."""
+    row = scores[scores["rank"] == rank]
+    if row.empty:
+        raise BioscanError(f"no score at rank {rank!r}", value=rank)
+    return float(row[average].iloc[0])
 
 
 def _names(values) -> np.ndarray:
@@ -288,56 +286,7 @@ def score_predictions(records, predicted: Mapping[str, np.ndarray]) -> tuple[pd.
     return score_by_rank(truth, predicted), pd.DataFrame(table)
 
 
-# --------------------------------------------------------------------------------------------- data
-
-
-def holdout_mask(records, fraction: float, *, by: str = BY_RECORD, seed: int = 0) -> np.ndarray:
-    """bool ``[N]``: True for the records held out as test/query records, for sources without splits.
-
-    by="record": a seeded ``fraction`` of the records. by=<rank> (e.g. "species"): whole taxa of that rank
-    are held out until about ``fraction`` of the records are, so every held-out record is of a taxon the
-    training side never saw (the paper's unseen-species setting); every parent (e.g. genus) keeps at least
-    one of its taxa on the training side, so the parent can still be recognised. Records without a label at
-    ``by`` are never held out.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise BioscanError(f"the held-out fraction must be between 0 and 1, got {fraction}", value=fraction)
-    rng = np.random.default_rng(seed)
-    n = len(records)
-    if by == BY_RECORD:
-        mask = np.zeros(n, dtype=bool)
-        mask[rng.permutation(n)[: round(fraction * n)]] = True
-        return mask
-    position = TAXONOMIC_RANKS.index(by) if by in TAXONOMIC_RANKS else -1
-    if position < 1:
-        raise BioscanError(f"cannot hold out by {by!r}; choose {BY_RECORD!r} or one of "
-                           f"{', '.join(TAXONOMIC_RANKS[1:])}", value=by)
-    # The parent is the next rank up, skipping subfamily: many records (all of BOLD's v3 exports) lack it.
-    parent = [r for r in TAXONOMIC_RANKS[:position] if r != "subfamily"][-1]
-    taxa = pd.DataFrame({"taxon": records.column(by), "parent": records.column(parent)})
-    sizes = taxa.dropna(subset=["taxon"]).groupby("taxon", sort=True).agg(n=("parent", "size"),
-                                                                          parent=("parent", "first"))
-    sizes = sizes[sizes["parent"].notna()]
-    # Taxa of the parent still on the training side; a taxon is held out only while another one stays.
-    remaining = sizes.groupby("parent")["n"].size().to_dict()
-    chosen, held = [], 0
-    for taxon in rng.permutation(sizes.index.to_numpy(copy=True)):
-        if held >= fraction * n:
-            break
-        parent_name = sizes.at[taxon, "parent"]
-        if remaining[parent_name] >= 2:
-            remaining[parent_name] -= 1
-            chosen.append(taxon)
-            held += int(sizes.at[taxon, "n"])
-    if not chosen:
-        raise BioscanError(f"no {by} can be held out: none shares its {parent} with another {by}", value=by)
-    return taxa["taxon"].isin(chosen).to_numpy()
-
-
-def with_barcodes(records):
-    """The records that have a non-empty (cleaned) DNA barcode: the ones a DNA encoder can embed."""
-    barcodes = records.barcodes(clean=True)
-    return records.filter(np.fromiter((bool(b) for b in barcodes), dtype=bool, count=len(barcodes)))
+# --------------------------------------------------------------------------------------------- embeddings
 
 
 def embed_records(records, encoder, cache_dir: str | os.PathLike[str], *, device: str | None = None,
@@ -392,43 +341,7 @@ class ProbeResult:
 
     def accuracy(self, rank: str | None = None, average: str = "micro") -> float:
         """Accuracy in [0, 1] at ``rank`` (default: the probe's headline rank)."""
-        row = self.scores[self.scores["rank"] == (rank or self.rank)]
-        if row.empty:
-            raise BioscanError(f"no score at rank {rank!r}", value=rank)
-        return float(row[average].iloc[0])
-
-
-def load_partition(source: str | os.PathLike[str], train_split: str | None, test_split: str | None, *,
-                   columns: Sequence[str], holdout: float | None = None, holdout_by: str = BY_RECORD,
-                   seed: int = 0, cache_dir: str | os.PathLike[str] | None = None):
-    """(training or key records, test or query records) of ``source``, both with a barcode.
-
-    With ``holdout`` (for sources without BIOSCAN-5M splits, e.g. a BOLD TSV or FASTA), the records
-    (of ``train_split`` when given) are divided by :func:`holdout_mask`; otherwise by the two split names.
-    """
-    from bioscan5m.data.records import load_records
-
-    wanted = list(dict.fromkeys([DNA_COLUMN, SPLIT_COLUMN, *columns]))
-    if holdout is not None and holdout_by != BY_RECORD:
-        wanted += [rank for rank in TAXONOMIC_RANKS if rank not in wanted]  # the held-out rank and its parent
-    if holdout is not None:
-        records = with_barcodes(load_records(source, split=train_split, columns=wanted, cache_dir=cache_dir))
-        held = holdout_mask(records, holdout, by=holdout_by, seed=seed)
-        return records.filter(~held), records.filter(held)
-    if train_split is None or test_split is None:
-        raise BioscanError("name the training and test splits, or hold out a fraction of the records")
-    train_names, test_names = parse_splits(train_split), parse_splits(test_split)
-    try:
-        records = load_records(source, split=tuple(dict.fromkeys(train_names + test_names)), columns=wanted,
-                               cache_dir=cache_dir)
-    except BioscanError as error:
-        if "split assignments" not in error.reason:
-            raise
-        raise BioscanError(f"{error.reason}. To test on a random share of them instead, use --holdout 0.2",
-                           path=error.path, value=error.value) from None
-    records = with_barcodes(records)
-    splits = records.column(SPLIT_COLUMN)
-    return records.filter(np.isin(splits, train_names)), records.filter(np.isin(splits, test_names))
+        return accuracy_at(self.scores, rank or self.rank, average)
 
 
 def check_labelled(records, rank: str, what: str, split: str | None) -> None:
@@ -462,7 +375,8 @@ def run_probe(
     probe: "linear" (trained at ``rank``, default species; default splits train → test) or "knn" (1-NN
     cosine, every scored rank, headline ``rank`` default genus; default splits train → test_unseen).
     holdout: for sources without splits, the fraction of records to test on, chosen by ``holdout_by``
-    (default: "record" for linear, "species" for knn: whole species held out, as unseen species).
+    (default: "record" for linear, "species" for knn: whole species held out, as unseen species; see
+    :mod:`bioscan5m.data.partition`).
     Writes ``<out>/<probe>_probe.tsv`` (scores, accuracies in [0, 1]) and
     ``<out>/<probe>_probe_predictions.tsv``; embeddings are cached in the ``embeddings`` cache folder.
     """

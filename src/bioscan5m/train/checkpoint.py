@@ -27,7 +27,7 @@ from torch import nn
 
 from bioscan5m.errors import BioscanError
 from bioscan5m.filehash import stream_sha256
-from bioscan5m.fileio import current_umask
+from bioscan5m.fileio import atomic_folder, current_umask
 from bioscan5m.models.weights import save_weights
 
 MANIFEST = "manifest.json"
@@ -103,28 +103,24 @@ def save_checkpoint(
     (this run resumed before them and is redoing those steps).
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     final = directory / checkpoint_name(state["step"])
-    for leftover in directory.glob(f".{_PREFIX}*.tmp"):  # from a save that was killed
+    for leftover in directory.glob(f".{_PREFIX}*"):  # from a save that was killed
         shutil.rmtree(leftover, ignore_errors=True)
-    tmp = directory / f".{final.name}.tmp"
-    tmp.mkdir()
-    save_weights(model, tmp / "model.safetensors")
-    tensors, optimizer_meta = _split_optimizer_state(optimizer)
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    with open(tmp / STATE, "w", encoding="utf-8") as handle:
-        json.dump({**state, "optimizer": optimizer_meta}, handle, indent=2)
-    files = {name: {"size": (tmp / name).stat().st_size, "sha256": _flush_and_hash(tmp / name)} for name in FILES}
-    with open(tmp / MANIFEST, "w", encoding="utf-8") as handle:
-        json.dump({"format": _FORMAT, "step": state["step"], "files": files}, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    ordinary = 0o666 & ~current_umask()  # safetensors creates its files private (0600)
-    for name in (*FILES, MANIFEST):
-        (tmp / name).chmod(ordinary)
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    with atomic_folder(final) as tmp:
+        save_weights(model, tmp / "model.safetensors")
+        tensors, optimizer_meta = _split_optimizer_state(optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        with open(tmp / STATE, "w", encoding="utf-8") as handle:
+            json.dump({**state, "optimizer": optimizer_meta}, handle, indent=2)
+        files = {name: {"size": (tmp / name).stat().st_size, "sha256": _flush_and_hash(tmp / name)}
+                 for name in FILES}
+        with open(tmp / MANIFEST, "w", encoding="utf-8") as handle:
+            json.dump({"format": _FORMAT, "step": state["step"], "files": files}, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        ordinary = 0o666 & ~current_umask()  # safetensors creates its files private (0600)
+        for name in (*FILES, MANIFEST):
+            (tmp / name).chmod(ordinary)
     _prune(directory, keep=max(keep, 1), current=final)
     return final
 

@@ -13,38 +13,12 @@ data-parallel average of the gradients equals the single-process gradient.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from bioscan5m.train.distributed import all_gather_with_grad, is_distributed
-
-#: CLIP's initial logit scale: log(1 / 0.07).
-INIT_LOGIT_SCALE = math.log(1 / 0.07)
-#: CLIP clamps the scale (the inverse temperature) at 100.
-MAX_LOGIT_SCALE = math.log(100)
-
-
-class LogitScale(nn.Module):
-    """A learnable inverse temperature stored as a log: ``forward() -> exp(log_scale)``, in [1, 100].
-
-    As CLIP, the stored value itself is clamped to [0, log 100] (here before each use rather than after
-    each optimizer step), so it can still move back down after reaching the cap.
-    """
-
-    def __init__(self, init: float = INIT_LOGIT_SCALE) -> None:
-        super().__init__()
-        self.log_scale = nn.Parameter(torch.tensor(float(init)))
-
-    def forward(self) -> torch.Tensor:
-        if not 0.0 <= self.log_scale.detach().item() <= MAX_LOGIT_SCALE:
-            # Only when out of range: an in-place change would invalidate graphs still awaiting backward.
-            with torch.no_grad():
-                self.log_scale.clamp_(0.0, MAX_LOGIT_SCALE)
-        return self.log_scale.exp()
 
 
 def pair_infonce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -65,7 +39,7 @@ def contrastive_loss(
     """Mean symmetric InfoNCE over every pair of ``modalities`` (default: all keys of ``features``).
 
     features: modality → (B, D) L2-normalised embeddings of the same B records on this rank.
-    scale: the logit scale (a positive scalar tensor, e.g. ``LogitScale()()``).
+    scale: the logit scale (a positive scalar tensor, e.g. the model's ``LogitScale()()``).
     masks: modality → (B,) bool, True where the record has that modality (absent = all True).
     gather: concatenate the features of all ranks (with gradients) when torch.distributed is running.
     Returns ``(loss, {"image-dna": pair loss, ...})``: the loss is the mean over the pairs that have at
@@ -94,16 +68,3 @@ def contrastive_loss(
     if not pair_losses:
         return zero, {}
     return torch.stack(list(pair_losses.values())).mean() + zero, pair_losses
-
-
-class ContrastiveLoss(nn.Module):
-    """open_clip-style loss module: ``loss(features, scale, masks) -> (loss, per-pair losses)``."""
-
-    def __init__(self, modalities: Sequence[str] | None = None, gather: bool = True) -> None:
-        super().__init__()
-        self.modalities = tuple(modalities) if modalities is not None else None
-        self.gather = gather
-
-    def forward(self, features: Mapping[str, torch.Tensor], scale: torch.Tensor,
-                masks: Mapping[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return contrastive_loss(features, scale, masks, modalities=self.modalities, gather=self.gather)

@@ -37,7 +37,7 @@ import math
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -204,14 +204,15 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
 
 
-def default_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices (and embeddings), none on biases and norms, as in nanoGPT."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def weight_decay_groups(parameters: Iterable[nn.Parameter], weight_decay: float, **options) -> list[dict]:
+    """Optimizer groups of the trainable ``parameters``: weight decay on matrices (and embeddings), none on
+    biases and norms, as in nanoGPT; ``options`` (e.g. ``lr_scale``) go into both groups."""
+    params = [p for p in parameters if p.requires_grad]
     if not params:
         raise BioscanError("the model has no trainable parameters")
     return [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay, **options},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, **options},
     ]
 
 
@@ -344,7 +345,7 @@ def _run(model, step_fn, dataset, config, info, collate_fn, param_groups, save_m
     say = _announcer(info.is_main and not config.quiet)
     model.to(device)
     optimizer = torch.optim.AdamW(
-        param_groups or default_param_groups(model, config.weight_decay),
+        param_groups or weight_decay_groups(model.parameters(), config.weight_decay),
         lr=config.lr,
         betas=tuple(config.betas),
         weight_decay=config.weight_decay,

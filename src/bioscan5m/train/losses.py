@@ -20,6 +20,15 @@ IGNORE = -100
 MASKING_STRATEGIES = ("mask", "bert")
 
 
+def check_masking(ratio: float, strategy: str) -> None:
+    """Raise a BioscanError unless ``ratio`` is in (0, 1) and ``strategy`` one of MASKING_STRATEGIES."""
+    if not 0.0 < ratio < 1.0:
+        raise BioscanError(f"mask ratio must be between 0 and 1, got {ratio}", value=ratio)
+    if strategy not in MASKING_STRATEGIES:
+        raise BioscanError(f"unknown masking {strategy!r}; choose from {', '.join(MASKING_STRATEGIES)}",
+                           value=strategy)
+
+
 def mask_tokens(
     input_ids: torch.Tensor,
     maskable: torch.Tensor,
@@ -39,13 +48,7 @@ def mask_tokens(
     in keeps masking reproducible wherever the sample is processed.
     labels hold the original id at masked positions and IGNORE elsewhere.
     """
-    if not 0.0 < ratio < 1.0:
-        raise BioscanError(f"mask ratio must be between 0 and 1, got {ratio}", value=ratio)
-    if strategy not in MASKING_STRATEGIES:
-        raise BioscanError(
-            f"unknown masking strategy {strategy!r}; choose from {', '.join(MASKING_STRATEGIES)}",
-            value=strategy,
-        )
+    check_masking(ratio, strategy)
     choose = draws if draws.dim() == input_ids.dim() else draws[..., 0]
     masked = maskable & (choose < ratio)
     labels = torch.where(masked, input_ids, torch.full_like(input_ids, IGNORE))

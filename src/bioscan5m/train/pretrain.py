@@ -18,7 +18,7 @@ from bioscan5m.data.schema import DNA_COLUMN, SPLIT_COLUMN, parse_splits
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.train.engine import StepContext, TrainConfig, TrainResult, train
-from bioscan5m.train.losses import IGNORE, MASKING_STRATEGIES, mask_tokens, mlm_loss
+from bioscan5m.train.losses import IGNORE, check_masking, mask_tokens, mlm_loss
 from bioscan5m.train.run_definition import content_fingerprint, model_definition
 
 #: The paper's pretraining records on a source with BIOSCAN-5M splits.
@@ -99,12 +99,7 @@ class MLMStep:
         masking: str = "mask",
         random_offset: bool = True,
     ) -> None:
-        if not 0.0 < mask_ratio < 1.0:
-            raise BioscanError(f"mask ratio must be between 0 and 1, got {mask_ratio}", value=mask_ratio)
-        if masking not in MASKING_STRATEGIES:
-            raise BioscanError(
-                f"unknown masking {masking!r}; choose from {', '.join(MASKING_STRATEGIES)}", value=masking
-            )
+        check_masking(mask_ratio, masking)
         self.tokenizer = model.tokenizer
         self.mask_ratio, self.masking, self.random_offset = mask_ratio, masking, random_offset
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_write
+from bioscan5m.fileio import write_json
 
 RUN_FILE = "run.json"
 FORMAT = "bioscan5m-run/1"
@@ -128,11 +128,8 @@ def _describe(fingerprint: dict[str, Any]) -> str:
 
 def write_run_file(out_dir: Path, definition: dict[str, Any], changes: list[dict] | None = None) -> Path:
     """Write ``run.json`` (atomically): the definition, and the permitted changes made on resuming."""
-    path = Path(out_dir) / RUN_FILE
-    with atomic_write(path) as handle:
-        json.dump({"format": FORMAT, "definition": definition, "changes": changes or []}, handle, indent=2)
-        handle.write("\n")
-    return path
+    return write_json(Path(out_dir) / RUN_FILE, {"format": FORMAT, "definition": definition,
+                                                 "changes": changes or []})
 
 
 def read_changes(out_dir: Path) -> list[dict]:

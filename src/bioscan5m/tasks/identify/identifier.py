@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from tqdm.auto import tqdm
 from bioscan5m.cachedir import cache_folder, discard, mark_used
 from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_path
+from bioscan5m.fileio import atomic_folder, atomic_path
 from bioscan5m.tasks.identify.align import candidate_alignments
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
 from bioscan5m.tasks.identify.embedding_index import BARCODEBERT_PREFIX, EmbeddingIndex, model_directory
@@ -493,12 +492,8 @@ class BarcodeIdentifier:
             return fasta
         database = folder / "blastdb"
         if not database.is_dir():
-            building = Path(tempfile.mkdtemp(prefix=".blastdb-", dir=folder))
-            try:
+            with atomic_folder(database, replace=False) as building:
                 make_blast_db(fasta, building / "reference")
-                os.replace(building, database)
-            finally:
-                shutil.rmtree(building, ignore_errors=True)
         return database / "reference"
 
     def _no_bar(self) -> bool | None:
@@ -508,9 +503,7 @@ class BarcodeIdentifier:
 
     def _save(self, folder: Path) -> None:
         """Write the fitted state into ``folder`` atomically (built beside it, then renamed into place)."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        try:
+        with atomic_folder(folder, replace=False) as building:  # another process may save the same index first
             ref = self.reference_
             sequences, sequence_ends = _pack(ref.sequences)
             record_ids, record_id_ends = _pack(ref.record_ids)
@@ -527,13 +520,6 @@ class BarcodeIdentifier:
                 "calibration": {family: c.to_dict() for family, c in self.calibration_.items()},
             }
             (building / "config.json").write_text(json.dumps(config), encoding="utf-8")
-            os.chmod(building, 0o755)
-            try:
-                os.replace(building, folder)
-            except OSError:  # another process saved the same index first: keep theirs
-                pass
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
 
     def _load(self, folder: Path) -> None:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))

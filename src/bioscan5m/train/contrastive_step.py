@@ -1,4 +1,5 @@
-"""CLIBD alignment training: image, DNA and text of the same specimen pulled together, through the engine.
+"""CLIBD contrastive training (the ``align`` command): image, DNA and text of the same specimen pulled
+together, through the engine.
 
 As in the paper, the model trains on ``pretrain`` ∪ ``train`` with the symmetric InfoNCE loss over
 every pair of modalities. As in CLIBD every record has a taxonomy sentence (missing ranks written
