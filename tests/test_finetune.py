@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.cli import main
 from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.records import load_records
 from bioscan5m.data.synthetic import write_synthetic_dataset
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT

@@ -27,7 +27,7 @@ from torch import nn
 from transformers import BertConfig, BertForMaskedLM
 
 from bioscan5m.errors import BioscanError, reading
-from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.fileio import atomic_path, atomic_write, read_json
 from bioscan5m.models import POOLINGS  # ``embeddings.mean(1)`` in the authors' finetuning.py: all-positions
 from bioscan5m.models.card import MASKED_LM, ModelCard
 from bioscan5m.models.hf_tokenizer import save_hf_tokenizer
@@ -171,15 +171,13 @@ class BarcodeBERT(nn.Module):
         """Embeddings of one batch of barcodes, in eval mode on the model's device: ``float32 [B, hidden]``, the
         mean of the last hidden states over each barcode's k-mer tokens (padding excluded; see :data:`POOLINGS`).
         Many barcodes go through :func:`bioscan5m.embeddings.encoders.embed_barcodes` (the one inference loop)."""
-        encoded = self.tokenizer.encode(list(sequences), return_tensors="pt")
-        mask = encoded["attention_mask"]
-        # Right padding only: columns past every barcode's end can go, which saves time and changes nothing
-        # (absolute positions of the kept tokens are the same); all-positions pooling needs them all.
-        width = mask.shape[1] if check_pooling(pooling) == "all-positions" else max(int(mask.sum(1).max()), 1)
+        # All-positions pooling needs the padding columns; the padding-aware mean does not (trim).
+        encoded = self.tokenizer.encode(list(sequences), return_tensors="pt",
+                                        trim=check_pooling(pooling) != "all-positions")
         was_training = self.training
         self.eval()
         try:
-            ids, mask = encoded["input_ids"][:, :width].to(self.device), mask[:, :width].to(self.device)
+            ids, mask = encoded["input_ids"].to(self.device), encoded["attention_mask"].to(self.device)
             return self.features(ids, mask, pooling).float().cpu().numpy()
         finally:
             self.train(was_training)
@@ -301,16 +299,6 @@ def _resolve_source(source: str | os.PathLike[str]) -> Path:
                 f"could not download {text!r} from the Hugging Face Hub: {error}", value=text
             ) from None
     raise BioscanError("no such model directory or checkpoint", path=path)
-
-
-def read_json(path: Path) -> dict:
-    """A JSON file's content; a missing or malformed file is a BioscanError naming it (and the line)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BioscanError("missing file", path=path) from None
-    except json.JSONDecodeError as error:
-        raise BioscanError(f"not valid JSON: {error.msg}", path=path, line=error.lineno) from None
 
 
 def _from_our_directory(directory: Path) -> BarcodeBERT:
