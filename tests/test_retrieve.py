@@ -198,6 +198,7 @@ def test_split_embeddings_are_reused_until_the_weights_change(aligned, tmp_path,
     import torch
 
     from bioscan5m.data.records import load_records
+    from bioscan5m.embeddings import clibd
     from bioscan5m.models.multimodal import load_multimodal_model
     from bioscan5m.tasks import retrieve
 
@@ -209,8 +210,8 @@ def test_split_embeddings_are_reused_until_the_weights_change(aligned, tmp_path,
         f"{split}-{modality}" for split in ("test", "test_unseen", "train+key_unseen") for modality in ("dna", "image")]
 
     embedded = []
-    real = retrieve.embed_dataset
-    monkeypatch.setattr(retrieve, "embed_dataset", lambda *a, **k: embedded.append(k["desc"]) or real(*a, **k))
+    real = clibd.embed_dataset
+    monkeypatch.setattr(clibd, "embed_dataset", lambda *a, **k: embedded.append(k["desc"]) or real(*a, **k))
     again = retrieve.evaluate_retrieval(model, root, embeddings_cache=cache)
     assert embedded == []  # every split came from the cache
     pd.testing.assert_frame_equal(first, again)

@@ -82,8 +82,8 @@ def test_shards_cover_every_item_once_and_auto_device():
 
 
 def test_clibd_text_and_barcodes_equal_the_models_towers():
+    from bioscan5m.embeddings.clibd import embed_texts
     from bioscan5m.models.multimodal import create_multimodal_model
-    from bioscan5m.tasks.retrieve import embed_texts
 
     sentences = ["Diptera Culicidae Aedes Aedes albopictus", "Diptera not_classified not_classified not_classified"]
     torch.manual_seed(0)

@@ -167,11 +167,14 @@ def split_encoder_name(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def create_encoder(name: str, **options: Any) -> Encoder:
-    """Build an encoder by name; ``options`` (``device``, ``pooling``, ``max_length``...) go to its factory.
-
-    Unknown names raise a BioscanError listing the registered families.
+def create_encoder(name: str | os.PathLike[str], modality: str | None = None, **options: Any) -> Encoder:
+    """Build an encoder by name (a bare BarcodeBERT folder or checkpoint reads as ``barcodebert:<it>``);
+    ``options`` (``device``, ``pooling``, ``max_length``...) go to its factory. With ``modality``, an encoder
+    of another modality is refused. Unknown names raise a BioscanError listing the registered families.
     """
+    name = str(name)
+    if ":" not in name and Path(name).exists():
+        name = f"barcodebert:{name}"
     family, argument = split_encoder_name(name)
     if family not in _FAMILIES:
         known = "; ".join(f"{f} ({h})" for f, h in list_encoders().items())
@@ -183,7 +186,11 @@ def create_encoder(name: str, **options: Any) -> Encoder:
     if unknown:
         raise BioscanError(f"encoder {name!r} takes no option {', '.join(unknown)} (it takes: "
                            f"{', '.join(sorted(accepted)) or 'none'})", value=unknown)
-    return factory(argument, **options)
+    encoder = factory(argument, **options)
+    if modality is not None and encoder.modality != modality:
+        raise BioscanError(f"{name!r} is an {encoder.modality} encoder; probes here need a {modality.upper()} "
+                           "encoder", value=name)
+    return encoder
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -262,8 +269,10 @@ def _kmer_profile(argument: str | None, device: str | None = None) -> Encoder:
     return KmerProfileEncoder(k)
 
 
-class _TorchEncoder(Encoder):
+class TorchEncoder(Encoder):
     """Shared lazy loading and checkpoint hashing of encoders backed by a local or hub checkpoint."""
+
+    hash_loaded_weights = False
 
     def __init__(self, name: str, checkpoint: str, device: str | None) -> None:
         super().__init__(name)
@@ -276,8 +285,10 @@ class _TorchEncoder(Encoder):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        if not Path(self.checkpoint).exists():
-            self._load()  # a hub id: downloading is the only way to know which weights we get
+        if self._sha256 is None and not Path(self.checkpoint).exists():
+            model = self._load()  # a hub id: downloading is the only way to know which weights we get
+            if self.hash_loaded_weights:  # a timm name or a model in memory: no file to hash
+                self._sha256 = state_dict_sha256(model)
         if self._sha256 is None:
             self._sha256 = checkpoint_sha256(self.checkpoint)
         return {"name": self.name, "modality": self.modality, "options": self.options(),
@@ -298,7 +309,7 @@ class _TorchEncoder(Encoder):
         """Load weights (called once, on first use)."""
 
 
-class BarcodeBertEncoder(_TorchEncoder):
+class BarcodeBertEncoder(TorchEncoder):
     """BarcodeBERT from ``bioscan5m.models.dna``: mean of the last hidden states over real tokens (or every
     position, ``pooling="all-positions"``); :meth:`of` wraps a model already in memory."""
 
@@ -312,7 +323,7 @@ class BarcodeBertEncoder(_TorchEncoder):
     def of(cls, model: Any, pooling: str = "masked-mean", device: Any = None) -> BarcodeBertEncoder:
         """An encoder over the loaded ``model``, moved to ``device`` (None: where it is)."""
         encoder = cls("<in memory>", str(device or model.device), pooling)
-        encoder._model = model.to(encoder.device)
+        encoder._model, encoder.hash_loaded_weights = model.to(encoder.device), True
         return encoder
 
     def options(self) -> dict[str, Any]:
@@ -406,7 +417,7 @@ def _image_stats(argument: str | None, device: str | None = None) -> Encoder:
     return ImageStatisticsEncoder(bins)
 
 
-class HuggingFaceDnaEncoder(_TorchEncoder):
+class HuggingFaceDnaEncoder(TorchEncoder):
     """Any Hugging Face DNA model (DNABERT-2, DNABERT-S, HyenaDNA, Nucleotide Transformer...), mean-pooled."""
 
     default_batch_size = 32
@@ -480,7 +491,7 @@ def _hf_dna(argument: str | None, device: str | None = None, pooling: str = "mea
     return HuggingFaceDnaEncoder(argument, device, max_length, trust_remote_code)
 
 
-class HuggingFaceImageEncoder(_TorchEncoder):
+class HuggingFaceImageEncoder(TorchEncoder):
     """Any Hugging Face vision model; [CLS] token or mean of patch tokens of the last layer.
 
     Images are prepared by the checkpoint's own ``AutoImageProcessor`` (its resize, crop and
@@ -550,7 +561,7 @@ def _hf_image(argument: str | None, device: str | None = None, pooling: str = "c
     return HuggingFaceImageEncoder(argument, device, pooling)
 
 
-class TimmImageEncoder(_TorchEncoder):
+class TimmImageEncoder(TorchEncoder):
     """Any timm image model: its pooled features (``num_classes=0``), with its own preprocessing.
 
     ``checkpoint`` is a timm name (``vit_base_patch16_224.dino``; weights from the Hub), a Hub id
@@ -561,6 +572,7 @@ class TimmImageEncoder(_TorchEncoder):
 
     modality = "image"
     default_batch_size = 64
+    hash_loaded_weights = True
 
     def __init__(self, checkpoint: str, device: str | None = None, pooling: str | None = None) -> None:
         super().__init__(f"timm:{checkpoint}", checkpoint, device)
@@ -568,11 +580,6 @@ class TimmImageEncoder(_TorchEncoder):
 
     def options(self) -> dict[str, Any]:
         return {"pooling": self.pooling or "model default"}
-
-    def describe(self) -> dict[str, Any]:
-        if self._sha256 is None and not Path(self.checkpoint).exists():
-            self._sha256 = state_dict_sha256(self._load())  # a timm name is not a Hugging Face cache entry
-        return super().describe()
 
     def load(self) -> Any:
         timm = import_timm()
@@ -638,75 +645,12 @@ def _timm(argument: str | None, device: str | None = None, pooling: str | None =
     return TimmImageEncoder(argument, device, pooling)
 
 
-class ClibdEncoder(_TorchEncoder):
-    """One tower of a CLIBD model (``bioscan5m.models.multimodal``): L2-normalised ``embed_dim`` vectors.
-
-    Inputs are prepared as the model was trained: images by its evaluation transform, barcodes by its k-mer
-    tokenizer, sentences by its text tokenizer and pooling. :meth:`of` wraps a model already in memory.
-    """
-
-    default_batch_size = 64
-
-    def __init__(self, checkpoint: str, modality: str, device: str | None = None) -> None:
-        super().__init__(f"clibd:{checkpoint}/{modality}", checkpoint, device)
-        self.modality = modality
-
-    @classmethod
-    def of(cls, model: Any, modality: str) -> ClibdEncoder:
-        """An encoder over the loaded ``model`` (on its device); its weights are hashed on ``describe``."""
-        encoder = cls("<in memory>", modality, str(model.device))
-        encoder._model = model
-        return encoder
-
-    def options(self) -> dict[str, Any]:
-        return {"modality": self.modality}
-
-    def describe(self) -> dict[str, Any]:
-        if self._sha256 is None and not Path(self.checkpoint).exists():
-            self._sha256 = state_dict_sha256(self._model)  # a model in memory: its weights are what it is
-        return super().describe()
-
-    def load(self) -> Any:
-        from bioscan5m.models.multimodal import load_multimodal_model
-
-        model = load_multimodal_model(self.checkpoint, device=self.device).model
-        if self.modality not in model.modalities:
-            raise BioscanError(f"this CLIBD model has no {self.modality} encoder (it has "
-                               f"{', '.join(model.modalities)})", value=self.name)
-        return model.eval()
-
-    def inputs(self, batch: Sequence[Any]) -> dict[str, Any]:
-        """The model's inputs for a batch of images, barcodes or sentences (its ``forward`` keys)."""
-        import torch
-
-        from bioscan5m.models.multimodal import tokenize_barcodes
-        from bioscan5m.models.text import tokenize_texts
-
-        model = self._load()
-        if self.modality == "image":
-            return {"image": torch.stack([model.eval_transform(image) for image in batch])}
-        if self.modality == "dna":
-            return tokenize_barcodes(model.dna_tokenizer, batch)
-        tokens = tokenize_texts(model.text_tokenizer, batch, pooling=model.config.text_pooling)
-        return {"text_input_ids": tokens["input_ids"], "text_attention_mask": tokens["attention_mask"]}
-
-    def encode(self, batch: Sequence[Any]) -> np.ndarray:
-        return self.encode_inputs(self.inputs(batch))[self.modality]
-
-    def encode_inputs(self, inputs: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Every modality the model embeds from prepared ``inputs`` (one forward pass): float32 ``[B, D]``."""
-        import torch
-
-        model = self._load().eval()
-        with torch.no_grad():
-            out = model({key: value.to(model.device) for key, value in inputs.items()})
-        return {key: value.float().cpu().numpy() for key, value in out.items() if key != "logit_scale"}
-
-
 @register_encoder("clibd", "one tower of a CLIBD model folder written by 'bioscan5m align', e.g. clibd:runs/clibd/dna")
 def _clibd(argument: str | None, device: str | None = None) -> Encoder:
     folder, _, modality = (argument or "").rpartition("/")
     if not folder or modality not in ("image", "dna", "text"):
         raise BioscanError("name the model folder and the tower: clibd:<dir>/image, clibd:<dir>/dna or "
                            "clibd:<dir>/text", value=f"clibd:{argument or ''}")
+    from bioscan5m.embeddings.clibd import ClibdEncoder
+
     return ClibdEncoder(folder, modality, device)

@@ -27,14 +27,6 @@ def resolve_device(device: Any = None) -> str:
     return "cpu"
 
 
-def rank_and_world() -> tuple[int, int]:
-    """This process's rank and the number of processes (``(0, 1)`` outside torchrun)."""
-    from bioscan5m.train.distributed import dist_info
-
-    info = dist_info()
-    return info.rank, info.world_size
-
-
 def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
     """Contiguous ``[lo, hi)`` of ``n`` items for ``rank``: the first ``n % world`` shards get one more."""
     base, extra = divmod(n, world)

@@ -36,7 +36,7 @@ from bioscan5m.cachedir import mark_used
 from bioscan5m.data.cache import json_digest
 from bioscan5m.data.schema import ID_COLUMN
 from bioscan5m.embeddings.encoders import Encoder, create_encoder
-from bioscan5m.embeddings.loop import embed_items, rank_and_world, shard_bounds
+from bioscan5m.embeddings.loop import embed_items, shard_bounds
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path, atomic_write
 
@@ -275,6 +275,19 @@ class _ImageInputs(Sequence):
 # --------------------------------------------------------------------------------------------- extraction
 
 
+def embed_records(records: Any, encoder: Encoder | str, cache_dir: str | os.PathLike[str], *,
+                  device: str | None = None, batch_size: int | None = None, cleaning: str = "standard") -> np.ndarray:
+    """Embeddings ``float32 [len(records), D]`` of records that all have a barcode, kept in ``cache_dir`` (see
+    :func:`extract_embeddings`; a second call with the same data and model reads them back)."""
+    embeddings = extract_embeddings(records, encoder, cache_dir, batch_size=batch_size, device=device,
+                                    cleaning=cleaning)
+    if len(embeddings) != len(records) or not np.array_equal(embeddings.ids, np.asarray(records.ids).astype(str)):
+        raise BioscanError(f"embeddings in {cache_dir} do not match the {len(records)} records; remove that "
+                           "folder (or run 'bioscan5m cache prune --kind embeddings --all')", path=cache_dir)
+    return embeddings.vectors
+
+
+
 def extract_embeddings(
     records: Any,
     encoder: Encoder | str,
@@ -319,7 +332,9 @@ def extract_embeddings(
     encoder_info = encoder.describe()
     key = _cache_key(encoder_info, data_info)
 
-    rank, world = rank_and_world()
+    from bioscan5m.train.distributed import dist_info
+
+    rank, world = (info := dist_info()).rank, info.world_size
     if not force:
         stored = cached_embeddings(cache_dir, key)
         if stored is not None:

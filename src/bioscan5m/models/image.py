@@ -92,17 +92,15 @@ def image_backbone_spec(name: str) -> dict[str, Any]:
     """Resolve an image model name to ``{"hub", "config", "mean", "std"}`` (see ``backbone_spec``); a Hub
     model's normalisation comes from its image processor, when it has one."""
     spec = backbone_spec(name, IMAGE_BACKBONES, "image")
-    if name in IMAGE_BACKBONES:
-        return spec
-    mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-    try:
-        from transformers import AutoImageProcessor
+    if name not in IMAGE_BACKBONES:
+        try:
+            from transformers import AutoImageProcessor
 
-        processor = AutoImageProcessor.from_pretrained(name)
-        mean, std = tuple(processor.image_mean), tuple(processor.image_std)
-    except (OSError, AttributeError, ValueError):
-        pass  # no preprocessor config: keep the ViT defaults
-    return {**spec, "mean": mean, "std": std}
+            processor = AutoImageProcessor.from_pretrained(name)
+            spec.update(mean=tuple(processor.image_mean), std=tuple(processor.image_std))
+        except (OSError, AttributeError, ValueError):  # no preprocessor config: keep the ViT defaults
+            spec.update(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return spec
 
 
 def create_image_encoder(config: dict[str, Any], hub: str | None = None, pretrained: bool | None = None

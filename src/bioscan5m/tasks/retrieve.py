@@ -9,30 +9,23 @@ species, for image→image, DNA→DNA, image→DNA, DNA→image and image/DNA→
 per key record; ``text_keys="distinct"`` keeps one per distinct sentence instead, so duplicates of one name
 no longer fill the top-3/5).
 
-With ``embeddings_cache`` the image and DNA embeddings of each split are saved there, keyed by the model's
-weights, the metadata file, the split's records and the image package, and reused: identifying one new
-photo against millions of references then costs one forward pass and a search.
+With ``embeddings_cache`` the image and DNA embeddings of each split are kept in the embedding store
+(:mod:`bioscan5m.embeddings.clibd`), keyed by the model's weights, the metadata file, the split's records and
+the image package, and reused: identifying one new photo against millions of references then costs one
+forward pass and a search.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from bioscan5m.data.cache import json_digest
-from bioscan5m.embeddings import store
-from bioscan5m.embeddings.encoders import ClibdEncoder, state_dict_sha256
-from bioscan5m.embeddings.loop import batches, run_inference
+from bioscan5m.embeddings.clibd import embed_texts, query_embeddings, split_embedder
 from bioscan5m.errors import BioscanError
-from bioscan5m.models.multimodal import tokenize_barcodes
 from bioscan5m.models.text import MISSING_RANK_WORD, TEXT_RANKS, taxonomy_text
 
 if TYPE_CHECKING:
@@ -137,78 +130,11 @@ KEY_SPLITS = "train+key_unseen"
 QUERY_SPLITS: dict[str, str] = {"seen": "test", "unseen": "test_unseen"}
 
 
-def _collate(dna_tokenizer: Any, items: Sequence[dict]) -> dict:
-    """Dataset dicts → model inputs: stacked evaluation-transformed images, tokenized barcodes."""
-    batch = {}
-    if "image" in items[0]:
-        batch["image"] = torch.stack([item["image"] for item in items])
-    if "dna" in items[0]:
-        batch.update(tokenize_barcodes(dna_tokenizer, [item["dna"] for item in items]))
-    return batch
-
-
-def embed_dataset(model: MultimodalModel, dataset: Any, *, batch_size: int = 64, num_workers: int = 0,
-                  desc: str = "embedding") -> dict[str, np.ndarray]:
-    """Embeddings of every item of a dataset of dicts with ``image`` (evaluation-transformed tensor)
-    and/or ``dna`` (barcode) keys: ``{modality: float32 (N, embed_dim)}``, L2-normalised, from one forward
-    pass per batch of both towers."""
-    from torch.utils.data import DataLoader
-
-    encoder = ClibdEncoder.of(model, "dna")
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=functools.partial(_collate, model.dna_tokenizer))
-    return run_inference(lambda batch: {m: v for m, v in encoder.encode_inputs(batch).items() if m != "text"},
-                         loader, keyed=True, total=len(dataset), size=lambda batch: len(next(iter(batch.values()))),
-                         description=desc, device=model.device)
-
-
-def embed_texts(model: MultimodalModel, sentences: Sequence[str], batch_size: int = 256) -> np.ndarray:
-    """Embeddings of taxonomy sentences: float32 (N, embed_dim), L2-normalised."""
-    return run_inference(ClibdEncoder.of(model, "text").encode, batches(sentences, batch_size),
-                         width=model.config.embed_dim, description="text keys", device=model.device)
-
-
-def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.PathLike[str] | None = None,
-                         *, weights: str | None = None, batch_size: int = 64, num_workers: int = 0,
-                         desc: str = "embedding") -> dict[str, np.ndarray]:
-    """:func:`embed_dataset` of a ``BIOSCAN5M`` dataset, kept in the embedding store folder ``cache`` (None:
-    not kept; one entry per modality) and reused while the model's weights (``weights``: their SHA-256,
-    computed when not given) and configuration (which sets the image preprocessing), the metadata file, the
-    split's record ids, the image package and its files stay the same."""
-    if cache is None:
-        return embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
-    modalities = sorted(set(dataset.modality) & {"image", "dna"})
-    ids = np.asarray(dataset.records.ids).astype(str)
-    data = {"data": store.data_fingerprint(dataset.root)["sha256"], "split": dataset.split,
-            "ids": store.ids_sha256(ids), "images": [dataset.image_package, store.image_files_fingerprint(dataset.root, dataset.image_package)]
-            if "image" in modalities else None}
-    tower = {"name": "clibd", "checkpoint_sha256": weights or state_dict_sha256(model),
-             "options": dataclasses.asdict(model.config), "modalities": modalities}
-    keys = {m: json_digest({"encoder": {**tower, "modality": m}, "data": data}) for m in modalities}
-    entries = {m: store.store_entry(f"{dataset.split}-{m}", keys[m], cache) for m in modalities}
-    stored = {m: store.cached_embeddings(entries[m], keys[m]) for m in modalities}
-    if all(found is not None for found in stored.values()):
-        return {m: found.vectors for m, found in stored.items()}
-    embedded = embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
-    for m in modalities:  # an empty split has no batch, so no key: its vectors are (0, embed_dim)
-        embedded.setdefault(m, np.zeros((0, model.config.embed_dim), np.float32))
-        store.Embeddings(ids, embedded[m], store.store_manifest({**tower, "modality": m}, data, keys[m])
-                         ).save(entries[m])
-    return embedded
-
-
-def _split_embedder(model: MultimodalModel, cache: str | os.PathLike[str] | None, batch_size: int,
-                    num_workers: int) -> Any:
-    """``embed(dataset, desc=...)`` for one model and cache; the weights are hashed once, not per split."""
-    return functools.partial(cached_embed_dataset, model, cache=cache, batch_size=batch_size,
-                             num_workers=num_workers, weights=state_dict_sha256(model) if cache else None)
-
-
 def _split_dataset(model: MultimodalModel, eval_transform: Any, root: str | os.PathLike[str], split: str,
-                   image_package: str, cache_dir: str | os.PathLike[str] | None):
+                   image_package: str, cache_dir: str | os.PathLike[str] | None, modalities: Sequence[str] = ()):
     from bioscan5m.data.datasets import BIOSCAN5M
 
-    modalities = [m for m in ("image", "dna") if m in model.modalities]
+    modalities = list(modalities) or [m for m in ("image", "dna") if m in model.modalities]
     return BIOSCAN5M(root, split=split, modality=modalities, image_package=image_package, target_type=(),
                      output_format="dict", transform=eval_transform, cache_dir=cache_dir, clean_barcodes=True)
 
@@ -260,7 +186,7 @@ def evaluate_retrieval(
         embeddings_cache = None  # a custom transform is not part of the cache key
     else:
         eval_transform = model.eval_transform
-    embed = _split_embedder(model, embeddings_cache, batch_size, num_workers)
+    embed = split_embedder(model, embeddings_cache, batch_size, num_workers)
     keys = _split_dataset(model, eval_transform, root, KEY_SPLITS, image_package, cache_dir)
     key_embeddings = embed(keys, desc="keys")
     key_labels = {m: {rank: keys.records.labels(rank) for rank in RETRIEVAL_RANKS} for m in key_embeddings}
@@ -333,34 +259,6 @@ def paper_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- identifying new specimens ------------------------------------------------------------------------------
-def query_embeddings(model: MultimodalModel, *, images: Sequence[str | os.PathLike[str]] = (),
-                     fasta: str | os.PathLike[str] | None = None, batch_size: int = 64
-                     ) -> tuple[str, list[str], np.ndarray]:
-    """Embed query image files or the barcodes of a FASTA file: ``(modality, query names, (Q, D))``."""
-    from bioscan5m.data.images import decode_image
-
-    if bool(images) == (fasta is not None):
-        raise BioscanError("give query images or a FASTA file of barcodes (one of the two)")
-    if fasta is not None:
-        from bioscan5m.data.records import load_records
-
-        records = load_records(fasta, use_cache=False)
-        items, names, modality = records.barcodes(clean=True), [str(i) for i in records.ids], "dna"
-        if not items:
-            raise BioscanError("no sequences", path=fasta)
-    else:
-        items, names, modality = [], [Path(p).name for p in images], "image"
-        for path in images:
-            try:
-                data = Path(path).read_bytes()
-            except OSError as error:
-                raise BioscanError(f"cannot read image ({error.strerror})", path=path) from None
-            items.append(decode_image(data, where=str(path)))
-    vectors = run_inference(ClibdEncoder.of(model, modality).encode, batches(items, batch_size),
-                            description="queries", device=model.device)
-    return modality, names, vectors
-
-
 def identify(
     model: MultimodalModel,
     root: str | os.PathLike[str],
@@ -385,18 +283,14 @@ def identify(
     Returns one row per (query, neighbour): ``query, neighbour (1..k), processid, similarity`` and the
     neighbour's names from order to species. The first neighbour's names are the predicted taxonomy.
     """
-    from bioscan5m.data.datasets import BIOSCAN5M
-
     modality, names, queries = query_embeddings(model, images=images, fasta=fasta, batch_size=batch_size)
     key_modality = key_modality or modality
     if key_modality not in ("image", "dna") or key_modality not in model.modalities:
         raise BioscanError(f"keys must be image or dna embeddings the model makes, not {key_modality!r}",
                            value=key_modality)
-    keys = BIOSCAN5M(root, split=key_splits, modality=[key_modality], image_package=image_package,
-                     target_type=(), output_format="dict", cache_dir=cache_dir,
-                     transform=model.eval_transform if key_modality == "image" else None,
-                     clean_barcodes=True)
-    key_embeddings = _split_embedder(model, embeddings_cache, batch_size, num_workers)(keys, desc="keys")
+    keys = _split_dataset(model, model.eval_transform if key_modality == "image" else None, root, key_splits,
+                          image_package, cache_dir, [key_modality])
+    key_embeddings = split_embedder(model, embeddings_cache, batch_size, num_workers)(keys, desc="keys")
     similarity, neighbours = nearest_keys(key_embeddings[key_modality], queries, min(k, len(keys)), index_kind)
     ids = keys.records.ids
     taxonomy = {rank: keys.records.column(rank) for rank in RETRIEVAL_RANKS}
