@@ -84,12 +84,8 @@ class ClibdEncoder(TorchEncoder):
 
 def _collate(dna_tokenizer: Any, items: Sequence[dict]) -> dict:
     """Dataset dicts → model inputs: stacked evaluation-transformed images, tokenized barcodes."""
-    batch = {}
-    if "image" in items[0]:
-        batch["image"] = torch.stack([item["image"] for item in items])
-    if "dna" in items[0]:
-        batch.update(tokenize_barcodes(dna_tokenizer, [item["dna"] for item in items]))
-    return batch
+    batch = {"image": torch.stack([item["image"] for item in items])} if "image" in items[0] else {}
+    return batch | (tokenize_barcodes(dna_tokenizer, [item["dna"] for item in items]) if "dna" in items[0] else {})
 
 
 def embed_dataset(model: MultimodalModel, dataset: Any, *, batch_size: int = 64, num_workers: int = 0,

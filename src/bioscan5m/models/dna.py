@@ -43,48 +43,21 @@ CLASSIFIER_PREFIX = "classifier."
 #: Special tokens of the first BarcodeBERT paper's checkpoints (vocabulary 4**k + 3).
 AUTHORS_V1_SPECIALS: tuple[str, ...] = ("[MASK]", "[CLS]", "[UNK]")
 #: BertConfig fields read from a foreign config.json (everything else there is ignored).
-_BERT_FIELDS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "max_position_embeddings",
-    "type_vocab_size",
-    "initializer_range",
-    "layer_norm_eps",
-    "position_embedding_type",
-    "pad_token_id",
-)
+_BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                "type_vocab_size", "initializer_range", "layer_norm_eps", "position_embedding_type", "pad_token_id")
 
 
-def bert_config(
-    tokenizer: KmerTokenizer,
-    *,
-    hidden: int,
-    layers: int,
-    heads: int,
-    intermediate: int | None = None,
-    dropout: float = 0.1,
-) -> BertConfig:
+def bert_config(tokenizer: KmerTokenizer, *, hidden: int, layers: int, heads: int, intermediate: int | None = None,
+                dropout: float = 0.1) -> BertConfig:
     """A BERT configuration sized for ``tokenizer`` (vocabulary, and at least 512 positions)."""
     if hidden % heads:
         raise BioscanError(f"hidden size {hidden} is not divisible by {heads} attention heads", value=hidden)
-    return BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate or 4 * hidden,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        max_position_embeddings=max(512, tokenizer.n_tokens),
-        pad_token_id=tokenizer.pad_token_id,
-        attn_implementation="sdpa",
-    )
+    return BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                      num_attention_heads=heads, intermediate_size=intermediate or 4 * hidden,
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                      max_position_embeddings=max(512, tokenizer.n_tokens), pad_token_id=tokenizer.pad_token_id,
+                      attn_implementation="sdpa")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -183,14 +156,8 @@ class BarcodeBERT(nn.Module):
             self.train(was_training)
 
     # -- files --------------------------------------------------------------------------------------
-    def save_pretrained(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        card: ModelCard | None = None,
-        extra_modules: dict[str, nn.Module] | None = None,
-        config: dict | None = None,
-    ) -> Path:
+    def save_pretrained(self, directory: str | os.PathLike[str], *, card: ModelCard | None = None,
+                        extra_modules: dict[str, nn.Module] | None = None, config: dict | None = None) -> Path:
         """Write a Hugging Face model folder into ``directory``, each file atomically:
 
         ``model.safetensors`` (``bert.*``, ``cls.*``), ``kmer_tokenizer.json`` (our tokenizer's settings),
@@ -239,13 +206,8 @@ class BarcodeBERT(nn.Module):
         }
 
     @classmethod
-    def from_pretrained(
-        cls,
-        source: str | os.PathLike[str],
-        *,
-        specials: Sequence[str] | None = None,
-        device: str | torch.device | None = None,
-    ) -> BarcodeBERT:
+    def from_pretrained(cls, source: str | os.PathLike[str], *, specials: Sequence[str] | None = None,
+                        device: str | torch.device | None = None) -> BarcodeBERT:
         """Load a model directory written by :meth:`save_pretrained`, or one of the authors' checkpoints.
 
         source: a directory; a Hub repository id such as ``bioscan-ml/BarcodeBERT`` (downloaded with
@@ -323,14 +285,8 @@ def _from_our_directory(directory: Path) -> BarcodeBERT:
     return model
 
 
-def authors_tokenizer(
-    vocab_size: int,
-    *,
-    k: int | None = None,
-    stride: int | None = None,
-    max_length: int | None = None,
-    specials: Sequence[str] | None = None,
-) -> KmerTokenizer:
+def authors_tokenizer(vocab_size: int, *, k: int | None = None, stride: int | None = None,
+                      max_length: int | None = None, specials: Sequence[str] | None = None) -> KmerTokenizer:
     """The tokenizer of an authors' checkpoint, from its vocabulary size (k and specials inferred)."""
     if k is None:
         fits = [k for k in range(1, 13) if 0 < vocab_size - 4**k <= 3]

@@ -90,15 +90,9 @@ def create_dna_model(name: str, pretrained: str | os.PathLike[str] | None = None
 
 
 def _check_matches(model: BarcodeBERT, config: DNAModelConfig, name: str) -> None:
-    expected = {"k": config.k, "layers": config.layers, "heads": config.heads, "hidden": config.hidden}
-    found = {
-        "k": model.tokenizer.k,
-        "layers": model.config.num_hidden_layers,
-        "heads": model.config.num_attention_heads,
-        "hidden": model.config.hidden_size,
-    }
-    wrong = [
-        f"{key} {found[key]} (expected {expected[key]})" for key in expected if found[key] != expected[key]
-    ]
+    found = {"k": model.tokenizer.k, "layers": model.config.num_hidden_layers,
+             "heads": model.config.num_attention_heads, "hidden": model.config.hidden_size}
+    wrong = [f"{key} {value} (expected {getattr(config, key)})" for key, value in found.items()
+             if value != getattr(config, key)]
     if wrong:
         raise BioscanError(f"pretrained weights do not fit {name!r}: " + ", ".join(wrong), value=name)
