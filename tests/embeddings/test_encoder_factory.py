@@ -125,3 +125,23 @@ def test_bad_names_are_one_clear_error(tmp_path):
         create_encoder("kmer-profile-4", pooling="mean")
     with pytest.raises(BioscanError, match="not a multimodal model directory"):
         create_encoder(f"clibd:{tmp_path}/dna").encode(BARCODES)
+
+
+def test_embed_command_runs_a_clibd_tower_over_records(clibd_dir, tmp_path, capsys):
+    from bioscan5m.cli import main
+    from bioscan5m.data.records import load_records
+    from bioscan5m.data.synthetic import write_synthetic_dataset
+    from bioscan5m.embeddings import extract_embeddings, load_embeddings
+
+    _, folder = clibd_dir
+    data = write_synthetic_dataset(tmp_path / "data", 300, seed=2)
+    assert main(["embed", "--data", str(data), "--split", "test", "--encoder", f"clibd:{folder}/dna",
+                 "--out", str(tmp_path / "emb"), "--device", "cpu"]) == 0
+    assert f"with clibd:{folder}/dna" in capsys.readouterr().out
+    saved = load_embeddings(tmp_path / "emb")
+    records = load_records(data, split="test")
+    barcodes = dict(zip(records.ids, records.barcodes()))
+    expected = create_encoder(f"clibd:{folder}/dna", device="cpu").encode([barcodes[i] for i in saved.ids])
+    np.testing.assert_allclose(saved.vectors, expected, atol=1e-5)
+    with pytest.raises(BioscanError, match="embeds text; records are embedded by DNA or image encoders"):
+        extract_embeddings(records, f"clibd:{folder}/text", tmp_path / "text")

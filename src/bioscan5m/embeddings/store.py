@@ -324,6 +324,9 @@ def extract_embeddings(
     }
     if cleaning != "standard":  # only then, so that earlier caches keep their keys
         data_info["cleaning"] = cleaning
+    if encoder.modality not in ("dna", "image"):  # a text tower embeds sentences, not records
+        raise BioscanError(f"{encoder.name} embeds {encoder.modality}; records are embedded by DNA or image encoders",
+                           value=encoder.name)
     images = encoder.modality == "image"
     if images:
         root = Path(image_root) if image_root is not None else default_image_root(records.source)
