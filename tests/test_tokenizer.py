@@ -106,6 +106,17 @@ def test_long_barcodes_are_cut_to_max_length_and_short_ones_padded():
     assert (encoded["input_ids"][1:] == tok.pad_token_id).all()
 
 
+def test_trim_drops_the_padding_columns_past_the_longest_barcode(unseen):
+    tok = KmerTokenizer(k=8)
+    seqs = [unseen[0][:100], unseen[1][:50], ""]  # 12 and 6 k-mers
+    full, trimmed = tok.encode(seqs), tok.encode(seqs, trim=True, return_tensors="pt")
+    assert trimmed["input_ids"].shape == (3, 12)
+    assert (trimmed["input_ids"].numpy() == full["input_ids"][:, :12]).all()
+    assert (trimmed["attention_mask"].numpy() == full["attention_mask"][:, :12]).all()
+    assert tok.encode(["", "ACG"], trim=True)["input_ids"].shape == (2, 1)  # one column at least
+    assert tok.encode([], trim=True)["input_ids"].shape == (0, 1)
+
+
 def test_offsets_skip_nucleotides_and_random_offsets_are_seeded(unseen):
     tok = KmerTokenizer(k=8)
     seqs = unseen[:200]

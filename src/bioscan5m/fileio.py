@@ -119,7 +119,7 @@ def atomic_folder(dest: str | os.PathLike[str], *, replace: bool = True) -> Iter
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
+    building = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", suffix=".part", dir=dest.parent))
     try:
         yield building
         building.chmod(0o777 & ~current_umask())  # mkdtemp makes it private

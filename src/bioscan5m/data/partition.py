@@ -32,6 +32,8 @@ def unseen_taxa(taxon: np.ndarray, parent: np.ndarray, fraction: float, rng: np.
     records are hidden, each parent keeping at least one of its taxa (so it can still be recognised).
     of="taxa": a seeded ``fraction`` of the eligible taxa, drawn at once (BIOSCAN-5M's unseen species).
     """
+    if of not in ("records", "taxa"):
+        raise BioscanError(f"unseen taxa are counted in 'records' or 'taxa', not {of!r}", value=of)
     names = pd.DataFrame({"taxon": _named(taxon), "parent": _named(parent)})
     sizes = names.dropna(subset=["taxon"]).groupby("taxon", sort=True).agg(n=("parent", "size"),
                                                                            parent=("parent", "first"))

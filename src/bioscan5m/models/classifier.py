@@ -1,16 +1,10 @@
 """The barcode classifier: BarcodeBERT, mean pooling and one linear layer over the classes of one rank.
 
-The class indices are those of the rank's label map over the WHOLE source (``Records.label_map``), so they
-mean the same in every split; each class carries its *lineage* (its genus, family, order...) so that a
-prediction is also a name at the ranks above. :mod:`bioscan5m.train.classification` trains it,
-:mod:`bioscan5m.tasks.finetune` is the command.
-
-A saved classifier directory is one Hugging Face model folder: ``model.safetensors`` (encoder, masked-LM
-head and the linear layer ``classifier.*``), ``config.json`` (model type ``barcodebert``, ``id2label``;
-``AutoModelForSequenceClassification`` loads it once :mod:`bioscan5m.models.hf_classifier` is imported,
-``BarcodeBERT.from_pretrained`` loads the fine-tuned encoder), the tokenizer files, the model card
-``README.md`` and ``classifier.json`` (rank, class names, lineage). Folders of earlier versions, with the
-layer in ``classifier.safetensors``, still load.
+Class indices are those of the rank's label map over the WHOLE source (``Records.label_map``), so they mean
+the same in every split; each class carries its *lineage* (genus, family, order...), so a prediction is a
+name at the ranks above too. One Hugging Face model folder holds it (see ``save_pretrained``); folders of
+earlier versions, with the layer in ``classifier.safetensors``, still load. Trained by
+:mod:`bioscan5m.train.classification`; :mod:`bioscan5m.tasks.finetune` is the command.
 """
 
 from __future__ import annotations

@@ -305,16 +305,11 @@ class MultimodalModel(nn.Module):
             save_weights(self, tmp)  # byte-identical for identical weights
         if self.dna_tokenizer is not None:
             self.dna_tokenizer.save(directory / TOKENIZER_FILE)
-        if self.text_tokenizer is not None:
-            _save_tokenizer_dir(self.text_tokenizer, directory / TEXT_TOKENIZER_DIR)
+        if self.text_tokenizer is not None:  # replaced whole
+            with atomic_folder(directory / TEXT_TOKENIZER_DIR) as staging:
+                self.text_tokenizer.save_pretrained(str(staging))
         write_json(directory / CONFIG_FILE, {"bioscan5m": "multimodal", **self.config.to_dict()})
         return directory
-
-
-def _save_tokenizer_dir(tokenizer: Any, destination: Path) -> None:
-    """Save a Hugging Face tokenizer into ``destination``, replacing any previous one whole."""
-    with atomic_folder(destination) as staging:
-        tokenizer.save_pretrained(str(staging))
 
 
 class MultimodalBundle(NamedTuple):

@@ -135,10 +135,12 @@ class KmerTokenizer:
 
     def vocab(self) -> list[str]:
         """Every token, in id order (4**k + specials strings: avoid for k > 10)."""
-        values = np.arange(4**self.k, dtype=np.int64)
+        return list(self.specials) + self._kmers(np.arange(4**self.k, dtype=np.int64))
+
+    def _kmers(self, values: np.ndarray) -> list[str]:
+        """The k-mer strings of base-4 values ``int64 [N]``."""
         digits = (values[:, None] >> (2 * np.arange(self.k - 1, -1, -1))) & 3
-        letters = _LETTERS[digits].view(f"S{self.k}").ravel().astype(str)
-        return list(self.specials) + letters.tolist()
+        return _LETTERS[digits].view(f"S{self.k}").ravel().astype(str).tolist()
 
     # -- encoding ---------------------------------------------------------------------------------
     def __call__(self, sequences: Sequence[str] | str, **options) -> dict:
@@ -186,18 +188,14 @@ class KmerTokenizer:
         if trim:
             width = max(int(attention_mask.sum(1).max(initial=0)), 1)
             input_ids, attention_mask = input_ids[:, :width], attention_mask[:, :width]
+        encoded = {"input_ids": input_ids, "attention_mask": attention_mask}
         if return_tensors == "pt":
             import torch
 
-            return {
-                "input_ids": torch.from_numpy(input_ids),
-                "attention_mask": torch.from_numpy(attention_mask),
-            }
+            return {name: torch.from_numpy(array) for name, array in encoded.items()}
         if return_tensors != "np":
-            raise BioscanError(
-                f"return_tensors must be 'np' or 'pt', got {return_tensors!r}", value=return_tensors
-            )
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+            raise BioscanError(f"return_tensors must be 'np' or 'pt', got {return_tensors!r}", value=return_tensors)
+        return encoded
 
     def _codes(self, sequences: Sequence[str], offsets: Sequence[int] | np.ndarray | None) -> np.ndarray:
         """``uint8 [n, max_length]`` letter codes: 0-3 = ACGT, 4 = other letter, 5 = past the end."""
@@ -223,9 +221,7 @@ class KmerTokenizer:
     def convert_ids_to_tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         """Token strings of ids: special tokens by name, k-mers as letters."""
         ids = np.asarray(ids, dtype=np.int64)
-        values = np.clip(ids - self.first_kmer_id, 0, None)
-        digits = (values[:, None] >> (2 * np.arange(self.k - 1, -1, -1))) & 3
-        kmers = _LETTERS[digits].view(f"S{self.k}").ravel().astype(str).tolist() if len(ids) else []
+        kmers = self._kmers(np.clip(ids - self.first_kmer_id, 0, None)) if len(ids) else []
         return [self.specials[i] if i < self.first_kmer_id else kmer for i, kmer in zip(ids.tolist(), kmers)]
 
     def decode(

@@ -1,1 +1,2 @@
-"""The one training engine shared by MLM pretraining, fine-tuning and contrastive alignment."""
+"""The one training engine (``engine``) and one step per objective: MLM (``pretrain``), classification
+(``classification``), CLIBD contrastive alignment (``contrastive_step``, its loss in ``contrastive``)."""

@@ -91,14 +91,8 @@ class MLMStep:
     become [MASK], as the authors do) or "bert" (80/10/10). random_offset: the [0, k) augmentation.
     """
 
-    def __init__(
-        self,
-        model: BarcodeBERT,
-        *,
-        mask_ratio: float = 0.5,
-        masking: str = "mask",
-        random_offset: bool = True,
-    ) -> None:
+    def __init__(self, model: BarcodeBERT, *, mask_ratio: float = 0.5, masking: str = "mask",
+                 random_offset: bool = True) -> None:
         check_masking(mask_ratio, masking)
         self.tokenizer = model.tokenizer
         self.mask_ratio, self.masking, self.random_offset = mask_ratio, masking, random_offset
@@ -113,42 +107,21 @@ class MLMStep:
         maskable = (attention_mask == 1) & (input_ids >= tokenizer.first_kmer_id)
         token_draws = torch.from_numpy(draws[:, 1:].reshape(len(batch), tokenizer.n_tokens, 3))
         # Masks are made on the CPU, where the counts below cost no device synchronisation.
-        masked_ids, labels = mask_tokens(
-            input_ids,
-            maskable,
-            token_draws,
-            ratio=self.mask_ratio,
-            mask_token_id=tokenizer.mask_token_id,
-            strategy=self.masking,
-            first_kmer_id=tokenizer.first_kmer_id,
-            vocab_size=tokenizer.vocab_size,
-        )
+        masked_ids, labels = mask_tokens(input_ids, maskable, token_draws, ratio=self.mask_ratio,
+                                         mask_token_id=tokenizer.mask_token_id, strategy=self.masking,
+                                         first_kmer_id=tokenizer.first_kmer_id, vocab_size=tokenizer.vocab_size)
         positions = labels != IGNORE
         n_masked, n_tokens = int(positions.sum()), int(attention_mask.sum())
         device = ctx.device
-        output = model(
-            masked_ids.to(device), attention_mask.to(device), masked_positions=positions.to(device)
-        )
+        output = model(masked_ids.to(device), attention_mask.to(device), masked_positions=positions.to(device))
         loss, accuracy = mlm_loss(output.logits, labels[positions].to(device))
-        return {
-            "loss": loss,
-            "weight": n_masked,
-            "tokens": n_tokens,
-            "samples": len(batch),
-            "masked_accuracy": accuracy,
-        }
+        return {"loss": loss, "weight": n_masked, "tokens": n_tokens, "samples": len(batch),
+                "masked_accuracy": accuracy}
 
 
-def pretrain(
-    model: BarcodeBERT,
-    barcodes: Sequence[str],
-    config: TrainConfig,
-    *,
-    mask_ratio: float = 0.5,
-    masking: str = "mask",
-    random_offset: bool = True,
-    on_step: Callable[[int, torch.nn.Module], None] | None = None,
-) -> TrainResult:
+def pretrain(model: BarcodeBERT, barcodes: Sequence[str], config: TrainConfig, *, mask_ratio: float = 0.5,
+             masking: str = "mask", random_offset: bool = True,
+             on_step: Callable[[int, torch.nn.Module], None] | None = None) -> TrainResult:
     """Pretrain ``model`` by MLM on ``barcodes``; the trained model is saved into ``config.out_dir``
     (``BarcodeBERT.from_pretrained(config.out_dir)`` loads it), checkpoints into its checkpoints/.
 
@@ -158,20 +131,8 @@ def pretrain(
     """
     step = MLMStep(model, mask_ratio=mask_ratio, masking=masking, random_offset=random_offset)
     barcodes = list(barcodes)
-    definition = {
-        **config.definition,
-        "data": content_fingerprint(barcodes, **config.definition.get("data", {})),
-        "model": model_definition(model),
-        "mask_ratio": mask_ratio,
-        "masking": masking,
-        "random_offset": random_offset,
-    }
-    return train(
-        model,
-        step,
-        barcodes,
-        dataclasses.replace(config, definition=definition),
-        collate_fn=list,
-        save_model=lambda trained, out: trained.save_pretrained(Path(out)),
-        on_step=on_step,
-    )
+    definition = {**config.definition, "data": content_fingerprint(barcodes, **config.definition.get("data", {})),
+                  "model": model_definition(model), "mask_ratio": mask_ratio, "masking": masking,
+                  "random_offset": random_offset}
+    return train(model, step, barcodes, dataclasses.replace(config, definition=definition), collate_fn=list,
+                 save_model=lambda trained, out: trained.save_pretrained(Path(out)), on_step=on_step)

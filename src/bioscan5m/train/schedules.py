@@ -16,29 +16,30 @@ def _cosine(start: float, end: float, fraction: float) -> float:
     return end + (start - end) / 2 * (1 + math.cos(math.pi * fraction))
 
 
+def _one_cycle_phases(step: int, total: int, warmup: float, start: float, peak: float, end: float) -> float:
+    """torch's ``OneCycleLR`` phases: cosine from ``start`` to ``peak`` over the first ``warmup`` fraction of
+    steps, then cosine from ``peak`` to ``end``."""
+    peak_step = float(warmup * total) - 1
+    if step <= peak_step:
+        return _cosine(start, peak, step / peak_step) if peak_step > 0 else peak
+    last = total - 1
+    return _cosine(peak, end, (step - peak_step) / (last - peak_step)) if last > peak_step else end
+
+
 def one_cycle(
     step: int, total: int, warmup: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4
 ) -> float:
     """torch's ``OneCycleLR`` (cosine annealing, as the BarcodeBERT authors train): rise from
     1/div_factor to 1 over the first ``warmup`` fraction of steps, then fall to
     1/(div_factor * final_div_factor)."""
-    initial, final = 1 / div_factor, 1 / (div_factor * final_div_factor)
-    peak_step = float(warmup * total) - 1
-    if step <= peak_step:
-        return _cosine(initial, 1.0, step / peak_step) if peak_step > 0 else 1.0
-    last = total - 1
-    return _cosine(1.0, final, (step - peak_step) / (last - peak_step)) if last > peak_step else final
+    return _one_cycle_phases(step, total, warmup, 1 / div_factor, 1.0, 1 / (div_factor * final_div_factor))
 
 
 def one_cycle_momentum(step: int, total: int, warmup: float = 0.3, base: float = 0.85, peak: float = 0.95) -> float:
     """Adam's beta1 under torch's ``OneCycleLR`` (``cycle_momentum=True``, cosine): from ``peak`` down to
     ``base`` while the learning rate rises, back up to ``peak`` while it falls (same phases as
     :func:`one_cycle`)."""
-    peak_step = float(warmup * total) - 1
-    if step <= peak_step:
-        return _cosine(peak, base, step / peak_step) if peak_step > 0 else base
-    last = total - 1
-    return _cosine(base, peak, (step - peak_step) / (last - peak_step)) if last > peak_step else peak
+    return _one_cycle_phases(step, total, warmup, peak, base, peak)
 
 
 def warmup_cosine(step: int, total: int, warmup: float = 0.1, final: float = 0.0) -> float:
