@@ -81,7 +81,7 @@ def _embed(work: Path, options: dict) -> dict:
         return {"source": f"planted hierarchy {SYNTHETIC_BRANCHING}", "dim": 128}
     from bioscan5m.data.records import load_records
     from bioscan5m.data.schema import TARGET_RANKS
-    from bioscan5m.tasks.embed import extract_embeddings
+    from bioscan5m.embeddings.store import extract_embeddings
 
     ranks = TARGET_RANKS[TARGET_RANKS.index("order") :]
     records = load_records(options["source"], columns=["dna_barcode", *ranks])

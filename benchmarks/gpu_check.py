@@ -34,6 +34,7 @@ from align_synthetic import step_throughput
 from pretrain_throughput import barcodes
 
 from bioscan5m.data.synthetic import write_synthetic_dataset
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.models.multimodal import create_multimodal_model
 from bioscan5m.models.registry import create_dna_model
 from bioscan5m.tasks.dna_benchmark import run_dna_benchmark
@@ -92,11 +93,11 @@ def embedding(sizes: dict, device: torch.device) -> dict:
     figures = {"model": sizes["dna_model"], "barcodes": len(data), "batch": sizes["embed_batch"]}
     for label, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         model.to(dtype)
-        model.embed(data[: sizes["embed_batch"]], batch_size=sizes["embed_batch"], progress=False)  # warm-up
+        embed_barcodes(model, data[: sizes["embed_batch"]], batch_size=sizes["embed_batch"], progress=False)  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        vectors = model.embed(data, batch_size=sizes["embed_batch"], progress=False)
+        vectors = embed_barcodes(model, data, batch_size=sizes["embed_batch"], progress=False)
         if device.type == "cuda":
             torch.cuda.synchronize()
         figures[f"{label}_barcodes_per_s"] = len(data) / (time.perf_counter() - started)

@@ -198,8 +198,8 @@ def _closed_port() -> int:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """Good and bad inputs, made once: tiny, so that the whole corpus runs in seconds."""
+    from bioscan5m.embeddings.store import Embeddings
     from bioscan5m.models.registry import create_dna_model
-    from bioscan5m.tasks.embed import Embeddings
 
     w = tmp_path_factory.mktemp("world")
     ds = write_synthetic_dataset(w / "ds", 40, images=False, seed=1)
@@ -430,8 +430,8 @@ def test_zip_members_that_cannot_be_files_are_refused(tmp_path, members, reason)
 
 
 def test_remote_code_runs_only_when_trusted(world, monkeypatch):
+    from bioscan5m.embeddings.encoders import HuggingFaceDnaEncoder, remote_code_trusted
     from bioscan5m.errors import BioscanError
-    from bioscan5m.models.encoders import HuggingFaceDnaEncoder, remote_code_trusted
 
     with pytest.raises(BioscanError, match="runs its own Python code"):
         HuggingFaceDnaEncoder(str(world / "remote_code")).load()
@@ -531,8 +531,8 @@ def test_prepared_output_takes_back_only_empty_folders_it_added(tmp_path):
 
 
 def test_hub_model_offline_fails_at_once_with_one_line(world, isolated, monkeypatch, capsys):
+    from bioscan5m.embeddings.encoders import HuggingFaceImageEncoder
     from bioscan5m.errors import BioscanError
-    from bioscan5m.models.encoders import HuggingFaceImageEncoder
 
     monkeypatch.setenv("HF_ENDPOINT", "http://nonexistent.invalid")
     out = world.parent / "hub_out"

@@ -13,9 +13,9 @@ from bioscan5m.cli import main
 from bioscan5m.data.dedup import kept_record_ids
 from bioscan5m.data.records import load_records
 from bioscan5m.data.synthetic import write_synthetic_dataset
+from bioscan5m.embeddings.store import embeddings_cache_entry, extract_embeddings
 from bioscan5m.peers.programs import write_fasta
 from bioscan5m.tasks.cluster import ClusteringProtocol
-from bioscan5m.tasks.embed import embeddings_cache_entry, extract_embeddings
 from bioscan5m.tasks.identify import BarcodeIdentifier
 
 pytestmark = pytest.mark.usefixtures("one_thread")

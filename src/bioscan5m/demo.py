@@ -236,6 +236,7 @@ def _cluster_part(out: Path, settings: DemoSettings, report: DemoReport) -> None
 
 
 def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
+    from bioscan5m.embeddings.store import store_folder
     from bioscan5m.report.retrieval import write_retrieval_report
     from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table, retrieval_protocol
     from bioscan5m.train.contrastive_step import align
@@ -248,7 +249,7 @@ def _align_part(out: Path, settings: DemoSettings, report: DemoReport) -> None:
     # retrieval keeps what pretraining gave it (full fine-tuning of a tiny model costs it a few points).
     model, result = align(out / "data", config, model="tiny", dna_checkpoint=str(out / "barcodebert"),
                           freeze=("dna",))
-    long = evaluate_retrieval(model, out / "data")
+    long = evaluate_retrieval(model, out / "data", embeddings_cache=store_folder())  # split vectors kept, reused
     table = paper_table(long)
     write_retrieval_report(long, table, out / "task3", retrieval_protocol(model.config, long, "per-record", "flat"),
                            data=out / "data")

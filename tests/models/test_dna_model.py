@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import BertConfig, BertForMaskedLM, BertForTokenClassification
 
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.dna import BarcodeBERT, mean_pool
 from bioscan5m.models.registry import create_dna_model, dna_model_config, list_dna_models
@@ -110,10 +111,10 @@ def test_save_then_load_gives_identical_embeddings(tmp_path, unseen_barcodes):
     barcodes = unseen_barcodes
     model = tiny()
     model.train()  # embed must switch to eval mode itself (dropout off) and back
-    first = model.embed(barcodes[:40], batch_size=16)
+    first = embed_barcodes(model, barcodes[:40], batch_size=16)
     assert model.training
     assert first.shape == (40, 64) and first.dtype == np.float32
-    np.testing.assert_array_equal(first, model.embed(barcodes[:40], batch_size=7))
+    np.testing.assert_array_equal(first, embed_barcodes(model, barcodes[:40], batch_size=7))
     model.save_pretrained(tmp_path / "model")
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
         "README.md",
@@ -125,7 +126,7 @@ def test_save_then_load_gives_identical_embeddings(tmp_path, unseen_barcodes):
     ]
     loaded = BarcodeBERT.from_pretrained(tmp_path / "model")
     assert loaded.name == "4-2-2-tiny" and loaded.tokenizer == model.tokenizer
-    np.testing.assert_array_equal(loaded.embed(barcodes[:40]), first)
+    np.testing.assert_array_equal(embed_barcodes(loaded, barcodes[:40]), first)
     # The same directory is a standard Hugging Face BertForMaskedLM.
     hf = BertForMaskedLM.from_pretrained(tmp_path / "model").eval()
     encoded = model.tokenizer.encode(barcodes[:40], return_tensors="pt")
@@ -137,8 +138,8 @@ def test_save_then_load_gives_identical_embeddings(tmp_path, unseen_barcodes):
 def test_mean_pooling_ignores_padding(barcodes):
     model = tiny().eval()
     short, long = barcodes[0][:300], barcodes[1]
-    alone = model.embed([short])[0]
-    beside_longer = model.embed([long, short])[1]
+    alone = embed_barcodes(model, [short])[0]
+    beside_longer = embed_barcodes(model, [long, short])[1]
     np.testing.assert_allclose(alone, beside_longer, atol=1e-5)
     # the same barcode padded to 300 tokens instead of 165 (a tokenizer with a longer max_length)
     wide = KmerTokenizer(k=4, max_length=1200).encode([short], return_tensors="pt")
@@ -150,7 +151,7 @@ def test_mean_pooling_ignores_padding(barcodes):
     np.testing.assert_allclose(pooled_wide.numpy(), alone, atol=1e-5)
     np.testing.assert_allclose(pooled_narrow.numpy(), alone, atol=1e-5)
     # a barcode too short for one k-mer pools to zeros instead of NaN
-    assert not model.embed(["ACG"]).any()
+    assert not embed_barcodes(model, ["ACG"]).any()
 
 
 def write_authors_directory(path, *, k: int, n_specials: int, head: str):
@@ -199,11 +200,11 @@ def test_loads_the_authors_layout_with_their_vocabulary(tmp_path, barcodes, capl
     tok = model.tokenizer
     assert tok.specials == ("[MASK]", "[UNK]") and tok.pad_token == "[UNK]" and tok.k == 4
     assert tok.vocab()[2:4] == ["AAAA", "AAAC"]
-    ours = model.embed(barcodes[:30])
+    ours = embed_barcodes(model, barcodes[:30])
     np.testing.assert_allclose(ours, authors_embedding(reference, tok, barcodes[:30]), atol=1e-5)
     # Saved in our layout it keeps their vocabulary and gives the same embeddings.
     model.save_pretrained(tmp_path / "ours")
-    np.testing.assert_array_equal(BarcodeBERT.from_pretrained(tmp_path / "ours").embed(barcodes[:30]), ours)
+    np.testing.assert_array_equal(embed_barcodes(BarcodeBERT.from_pretrained(tmp_path / "ours"), barcodes[:30]), ours)
 
 
 def test_loads_the_first_papers_masked_lm_with_three_specials(tmp_path, barcodes):
@@ -238,7 +239,7 @@ def test_loads_an_authors_training_checkpoint_file(tmp_path, barcodes):
     model = BarcodeBERT.from_pretrained(tmp_path / "checkpoint_pretraining.pt")
     assert model.tokenizer.k == 5 and model.tokenizer.stride == 5
     np.testing.assert_allclose(
-        model.embed(barcodes[:10]), authors_embedding(reference, model.tokenizer, barcodes[:10]), atol=1e-5
+        embed_barcodes(model, barcodes[:10]), authors_embedding(reference, model.tokenizer, barcodes[:10]), atol=1e-5
     )
 
 

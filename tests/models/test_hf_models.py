@@ -24,6 +24,7 @@ from transformers import (
 import bioscan5m.models.hf_classifier  # noqa: F401  (registers model_type "barcodebert")
 from bioscan5m.cli import main
 from bioscan5m.data.sequences import clean_barcodes
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT
@@ -136,7 +137,7 @@ def test_saved_folder_loads_with_auto_classes_and_gives_the_same_outputs(tmp_pat
     torch.testing.assert_close(logits[mask], expected.logits)
     weights = batch["attention_mask"].unsqueeze(-1)
     embedding = ((hidden * weights).sum(1) / weights.sum(1)).numpy()
-    np.testing.assert_allclose(embedding, model.embed(clean_barcodes(raw)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embedding, embed_barcodes(model, clean_barcodes(raw)), rtol=1e-5, atol=1e-6)
 
 
 def test_model_card_front_matter_and_facts(tmp_path, vendored_unseen_barcodes, capsys):
@@ -179,7 +180,7 @@ def test_classifier_loads_as_auto_model_for_sequence_classification(classifier_r
     held_out = result.predictions["processid"].tolist()
     raw = table.loc[held_out, "nucleotides"].tolist()
     ours = BarcodeClassifier.from_pretrained(folder)
-    expected = ours.predict_logits(clean_barcodes(raw), device="cpu")
+    expected = embed_barcodes(ours, clean_barcodes(raw), device="cpu")
 
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -270,13 +271,13 @@ def test_classifier_folders_of_earlier_versions_still_load(tmp_path):
     classifier = BarcodeClassifier(tiny_encoder(), "species", ["a", "b", "c"]).eval()
     torch.nn.init.normal_(classifier.head.weight)
     barcodes = ["ACGTTGCA" * 80, "TTGACCAG" * 70, "nnACGTTGCA-" * 40]
-    expected = classifier.predict_logits(clean_barcodes(barcodes), device="cpu")
+    expected = embed_barcodes(classifier, clean_barcodes(barcodes), device="cpu")
     old = classifier.encoder.save_pretrained(tmp_path / "old")  # the encoder folder, as earlier versions wrote it
     save_file({key: value.contiguous() for key, value in classifier.head.state_dict().items()},
               str(old / "classifier.safetensors"))
     (old / "classifier.json").write_text(json.dumps({"rank": "species", "classes": ["a", "b", "c"], "lineage": {}}))
     loaded = BarcodeClassifier.from_pretrained(old)
-    np.testing.assert_allclose(loaded.predict_logits(clean_barcodes(barcodes), device="cpu"), expected, rtol=1e-5)
+    np.testing.assert_allclose(embed_barcodes(loaded, clean_barcodes(barcodes), device="cpu"), expected, rtol=1e-5)
     (old / "classifier.safetensors").unlink()
     with pytest.raises(BioscanError, match="missing classifier weights"):
         BarcodeClassifier.from_pretrained(old)
@@ -317,7 +318,7 @@ def test_a_classifier_pooled_over_all_positions_loads_with_that_pooling(tmp_path
     classifier = BarcodeClassifier(tiny_encoder(), "species", ["a", "b", "c"], pooling="all-positions").eval()
     torch.nn.init.normal_(classifier.head.weight)
     barcodes = ["ACGTTGCA" * 80, "TTGACCAG" * 30, "ACGTTGCAN" * 20]
-    expected = classifier.predict_logits(clean_barcodes(barcodes), device="cpu")
+    expected = embed_barcodes(classifier, clean_barcodes(barcodes), device="cpu")
     folder = classifier.save_pretrained(tmp_path / "all-positions")
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -327,4 +328,4 @@ def test_a_classifier_pooled_over_all_positions_loads_with_that_pooling(tmp_path
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
     masked = BarcodeClassifier(classifier.encoder, "species", ["a", "b", "c"]).eval()
     masked.head.load_state_dict(classifier.head.state_dict())
-    assert not np.allclose(masked.predict_logits(clean_barcodes(barcodes), device="cpu"), expected, atol=1e-3)
+    assert not np.allclose(embed_barcodes(masked, clean_barcodes(barcodes), device="cpu"), expected, atol=1e-3)

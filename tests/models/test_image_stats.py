@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bioscan5m.embeddings.encoders import create_encoder
 from bioscan5m.errors import BioscanError
-from bioscan5m.models.encoders import create_encoder
 
 
 def test_image_stats_on_real_crops(vendored_data):

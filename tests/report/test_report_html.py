@@ -222,9 +222,9 @@ def test_retrieval_report_writes_the_page(tmp_path):
 def test_zsc_report_writes_markdown_and_page(tmp_path):
     from bioscan5m.data.records import load_records
     from bioscan5m.data.synthetic import write_synthetic_dataset
+    from bioscan5m.embeddings.store import Embeddings
     from bioscan5m.tasks.cluster.evaluate import evaluate_encoders
     from bioscan5m.tasks.cluster.protocol import ClusteringProtocol
-    from bioscan5m.tasks.embed import Embeddings
 
     root = write_synthetic_dataset(tmp_path / "data", records=300, images=False, seed=1)
     records = load_records(root, split="train")

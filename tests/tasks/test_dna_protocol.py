@@ -21,6 +21,7 @@ from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.records import load_records, resolve_source
 from bioscan5m.data.sequences import clean_barcodes
 from bioscan5m.data.synthetic import write_synthetic_dataset
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT
@@ -156,14 +157,14 @@ def test_all_positions_pooling_is_the_mean_over_every_position_padding_included(
         hidden = model.bert(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).last_hidden_state
     expected = hidden.mean(1).numpy()  # finetuning.py: hidden_states[-1].mean(1) over all 660 // k positions
     assert hidden.shape[1] == 660 // 4
-    np.testing.assert_allclose(model.embed(barcodes, pooling="all-positions"), expected, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(model.embed(barcodes), expected, atol=1e-4)  # masked mean differs
+    np.testing.assert_allclose(embed_barcodes(model, barcodes, pooling="all-positions"), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(embed_barcodes(model, barcodes), expected, atol=1e-4)  # masked mean differs
     classifier = BarcodeClassifier(model, "species", ["a", "b", "c"], pooling="all-positions").eval()
     with torch.no_grad():
         logits = classifier(encoded["input_ids"], encoded["attention_mask"])
         np.testing.assert_allclose(logits.numpy(), classifier.head(torch.from_numpy(expected)).numpy(),
                                    rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(classifier.predict_logits(barcodes), logits.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(embed_barcodes(classifier, barcodes), logits.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_frozen_encoder_probe_trains_only_the_linear_layer(dataset, tmp_path):

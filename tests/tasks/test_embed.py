@@ -19,10 +19,10 @@ import torch
 from bioscan5m.cli import main
 from bioscan5m.data.records import load_records
 from bioscan5m.data.schema import COLUMN_NAMES
+from bioscan5m.embeddings.encoders import KmerProfileEncoder, create_encoder, embed_barcodes, list_encoders
+from bioscan5m.embeddings.store import Embeddings, extract_embeddings, load_embeddings
 from bioscan5m.errors import BioscanError
-from bioscan5m.models.encoders import KmerProfileEncoder, create_encoder, list_encoders
 from bioscan5m.models.kmer import kmer_counts, kmer_names, kmer_profiles
-from bioscan5m.tasks.embed import Embeddings, extract_embeddings, load_embeddings
 
 BOLD_V5 = "bold_v5/BOLD_Public.18-Dec-2023.sample999.tsv.gz"  # vendored in tests/fixtures
 CROPS = "bioscan1m_crops"  # vendored in tests/fixtures
@@ -261,7 +261,7 @@ def test_barcodebert_encoder_matches_the_models_own_embed(tmp_path, bold_tsv):
     embeddings = extract_embeddings(records, f"barcodebert:{tmp_path / 'bb'}", tmp_path / "emb", batch_size=5,
                                     device="cpu", progress=False)
     assert embeddings.vectors.shape == (12, model.hidden_size)
-    expected = model.embed(records.barcodes(), device="cpu", progress=False)
+    expected = embed_barcodes(model, records.barcodes(), device="cpu", progress=False)
     np.testing.assert_allclose(embeddings.vectors, expected, atol=1e-5)
     assert len(embeddings.manifest["encoder"]["checkpoint_sha256"]) == 64
 
@@ -372,7 +372,7 @@ def test_torchrun_shards_give_the_single_process_result(bold_tsv, tmp_path):
     script.write_text(
         "import sys\n"
         "from bioscan5m.data.records import load_records\n"
-        "from bioscan5m.tasks.embed import extract_embeddings\n"
+        "from bioscan5m.embeddings.store import extract_embeddings\n"
         "e = extract_embeddings(load_records(sys.argv[1]), 'kmer-profile-4', sys.argv[2], progress=False)\n"
         "print('rank done', len(e))\n"
     )

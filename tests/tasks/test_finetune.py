@@ -11,6 +11,7 @@ from bioscan5m.cli import main
 from bioscan5m.data.partition import with_barcodes
 from bioscan5m.data.records import load_records
 from bioscan5m.data.synthetic import write_synthetic_dataset
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.models.dna import BarcodeBERT
@@ -91,11 +92,11 @@ def test_classifier_maps_each_class_to_its_lineage_and_round_trips(tmp_path):
     assert names.iloc[0].tolist() == ["Hymenoptera", "Apis", "Apis mellifera"]
 
     barcodes = ["ACGTTGCA" * 80, "TTGACCAG" * 70, "ACGTTGCA" * 40 + "NNNNGGCA" * 5]
-    before = classifier.eval().predict_logits(barcodes, device="cpu")
+    before = embed_barcodes(classifier.eval(), barcodes, device="cpu")
     classifier.save_pretrained(tmp_path / "clf")
     loaded = BarcodeClassifier.from_pretrained(tmp_path / "clf")
-    np.testing.assert_allclose(loaded.predict_logits(barcodes, device="cpu"), before, rtol=1e-5, atol=1e-6)
-    table = loaded.classify(barcodes, device="cpu")
+    np.testing.assert_allclose(embed_barcodes(loaded, barcodes, device="cpu"), before, rtol=1e-5, atol=1e-6)
+    table = loaded.classify(embed_barcodes(loaded, barcodes, device="cpu"))
     assert list(table.columns) == ["order", "genus", "species", "probability"]
     assert ((table["probability"] > 1 / 3) & (table["probability"] <= 1)).all()
     # The unused masked-LM head stays frozen; the tied token embeddings still train.

@@ -173,7 +173,7 @@ def test_cli_identifies_barcodes_and_photos(aligned, tmp_path, capsys, monkeypat
                  "-k", "2", "--out", str(tmp_path)]) == 0
     hits = pd.read_csv(tmp_path / "neighbours.tsv", sep="\t")
     kept = tmp_path / "cache-root" / "embeddings"
-    assert len(list(kept.glob("train+key_unseen-dna-[0-9a-f]*.npz"))) == 1  # kept in the cache folder
+    assert len(list(kept.glob("train+key_unseen-dna.[0-9a-f]*/manifest.json"))) == 1  # kept in the cache folder
     assert sorted(p.relative_to(model_dir) for p in model_dir.rglob("*")) == model_files  # not in the model
     assert sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*")) == data_files
     assert hits["query"].tolist() == [i for i in ids for _ in range(2)] and hits["neighbour"].tolist() == [1, 2] * 3
@@ -198,6 +198,7 @@ def test_split_embeddings_are_reused_until_the_weights_change(aligned, tmp_path,
     import torch
 
     from bioscan5m.data.records import load_records
+    from bioscan5m.embeddings import clibd
     from bioscan5m.models.multimodal import load_multimodal_model
     from bioscan5m.tasks import retrieve
 
@@ -205,15 +206,16 @@ def test_split_embeddings_are_reused_until_the_weights_change(aligned, tmp_path,
     model = load_multimodal_model(model_dir)[0]
     cache = tmp_path / "cache"
     first = retrieve.evaluate_retrieval(model, root, embeddings_cache=cache)
-    assert sorted(p.name.split("-")[0] for p in cache.glob("*.npz")) == ["test", "test_unseen", "train+key_unseen"]
+    assert sorted(p.parent.name.split(".")[0] for p in cache.glob("*/manifest.json")) == [
+        f"{split}-{modality}" for split in ("test", "test_unseen", "train+key_unseen") for modality in ("dna", "image")]
 
     embedded = []
-    real = retrieve.embed_dataset
-    monkeypatch.setattr(retrieve, "embed_dataset", lambda *a, **k: embedded.append(k["desc"]) or real(*a, **k))
+    real = clibd.embed_dataset
+    monkeypatch.setattr(clibd, "embed_dataset", lambda *a, **k: embedded.append(k["desc"]) or real(*a, **k))
     again = retrieve.evaluate_retrieval(model, root, embeddings_cache=cache)
     assert embedded == []  # every split came from the cache
     pd.testing.assert_frame_equal(first, again)
-    [saved] = cache.glob("test-*.npz")
+    [saved] = cache.glob("test-dna.*/embeddings.npy")
     whole = saved.read_bytes()
     for damaged in (whole[: len(whole) // 2], b""):  # truncated: embedded again, not a crash
         saved.write_bytes(damaged)

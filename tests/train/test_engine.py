@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 from bioscan5m.cli import main
+from bioscan5m.embeddings.encoders import embed_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.dna import BarcodeBERT
 from bioscan5m.models.registry import create_dna_model
@@ -117,7 +118,7 @@ def test_run_folder_log_checkpoints_and_guards(tmp_path, barcodes):
     assert rows[0]["samples"] == 24 and rows[0]["tokens"] > 24 * 40 and rows[0]["tokens_per_s"] > 0
     assert {"loss", "lr", "grad_norm", "masked_accuracy"} <= set(rows[0])
     assert result.steps == 6 and result.loss == rows[-1]["loss"] and result.peak_memory_mb > 0
-    assert BarcodeBERT.from_pretrained(out).embed(barcodes[:2]).shape == (2, 32)
+    assert embed_barcodes(BarcodeBERT.from_pretrained(out), barcodes[:2]).shape == (2, 32)
     with pytest.raises(BioscanError, match="holds checkpoints of an earlier run"):
         pretrain(tiny_model(), barcodes[:64], config)
     changed = TrainConfig(out, steps=8, batch_size=16, lr=2e-3, device="cpu", resume=True)
@@ -265,7 +266,7 @@ def test_pretrain_command_on_real_fasta_and_resume(tmp_path, barcodes, capsys):
     summary = capsys.readouterr().out
     assert "pretrained 4-2-2-tiny on 30 unique barcodes: step 2" in summary
     model = BarcodeBERT.from_pretrained(out)
-    assert model.name == "4-2-2-tiny" and model.embed(barcodes[:3]).shape == (3, 128)
+    assert model.name == "4-2-2-tiny" and embed_barcodes(model, barcodes[:3]).shape == (3, 128)
     assert main(command(fasta, 3, "--resume")) == 2  # a longer run is another run unless allowed
     assert "cannot resume with --steps 3: the run was started with 2 (add --allow-change steps" in (
         capsys.readouterr().err

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scope.enter_context(warnings.catch_warnings())
             warnings.showwarning = lambda message, *_, **__: _say(args.command, f"warning: {message}")
             if getattr(args, "trust_remote_code", False):
-                from bioscan5m.models.encoders import remote_code_trusted
+                from bioscan5m.embeddings.encoders import remote_code_trusted
 
                 scope.enter_context(remote_code_trusted())
             for output in _declared_outputs(args):

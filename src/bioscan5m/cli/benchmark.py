@@ -181,18 +181,14 @@ def run_zsc(args: argparse.Namespace) -> int:
 
 
 def run_retrieval(args: argparse.Namespace) -> int:
+    from bioscan5m.embeddings.store import store_folder
     from bioscan5m.models.multimodal import load_multimodal_model
     from bioscan5m.report.retrieval import write_retrieval_report
-    from bioscan5m.tasks.retrieve import (
-        default_embeddings_cache,
-        evaluate_retrieval,
-        paper_table,
-        retrieval_protocol,
-    )
+    from bioscan5m.tasks.retrieve import evaluate_retrieval, paper_table, retrieval_protocol
 
-    model = load_multimodal_model(args.model, device=args.device)[0]
+    model = load_multimodal_model(args.model, device=args.device).model
     long = evaluate_retrieval(model, args.data, index_kind=args.index, batch_size=args.batch_size,
-                              embeddings_cache=None if args.no_cache else default_embeddings_cache(),
+                              embeddings_cache=None if args.no_cache else store_folder(),
                               text_keys=args.text_keys)
     table = paper_table(long)
     protocol = retrieval_protocol(model.config, long, args.text_keys, args.index)

@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bioscan5m.tasks.embed import embed_source
+    from bioscan5m.embeddings.store import embed_source
 
     embeddings = embed_source(
         args.data, args.encoder, args.out, split=args.split, pooling=args.pooling, device=args.device,

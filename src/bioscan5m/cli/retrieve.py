@@ -46,14 +46,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bioscan5m.embeddings.store import store_folder
     from bioscan5m.models.multimodal import load_multimodal_model
-    from bioscan5m.tasks.retrieve import default_embeddings_cache
 
-    cache = None if args.no_cache else default_embeddings_cache()
+    cache = None if args.no_cache else store_folder()
     querying = bool(args.query_image or args.query_fasta)
     if not querying and not args.out:
         raise BioscanError("give --out for the evaluation report, or --query-image/--query-fasta to identify")
-    model = load_multimodal_model(args.model, device=args.device)[0]
+    model = load_multimodal_model(args.model, device=args.device).model
     if querying:
         return _identify(model, args, cache)
     from bioscan5m.report.retrieval import write_retrieval_report

@@ -72,36 +72,38 @@ class BarcodeClassifier(nn.Module):
         """Class scores (logits) ``[B, C]`` of token batches ``[B, T]``."""
         return self.head(self.encoder.features(input_ids, attention_mask, self.pooling))
 
+    @property
+    def hidden_size(self) -> int:
+        """Width of :meth:`encode_batch`'s rows: one score per class."""
+        return len(self.class_names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.device
+
     @torch.no_grad()
-    def predict_logits(self, sequences: Sequence[str], *, batch_size: int = 256,
-                       device: str | torch.device | None = None, progress: bool | None = None) -> np.ndarray:
-        """Class scores ``float32 [N, C]`` of cleaned barcodes (eval mode, see ``BarcodeBERT.embed``)."""
-        features = self.encoder.embed(sequences, batch_size=batch_size, device=device, progress=progress,
-                                      pooling=self.pooling)
-        head = self.head.to(self.encoder.device)
-        logits = head(torch.from_numpy(features).to(self.encoder.device))
-        return logits.float().cpu().numpy()
+    def encode_batch(self, sequences: Sequence[str], pooling: str | None = None) -> np.ndarray:
+        """Class scores ``float32 [B, C]`` of one batch of cleaned barcodes, in eval mode (with the classifier's own
+        pooling). Many barcodes: ``bioscan5m.embeddings.encoders.embed_barcodes(classifier, ...)``, the one
+        inference loop; :meth:`classify` and :meth:`top_k` read its scores."""
+        features = torch.from_numpy(self.encoder.encode_batch(sequences, self.pooling)).to(self.device)
+        return self.head.to(self.device)(features).float().cpu().numpy()
 
-    def predict(self, sequences: Sequence[str], **options) -> np.ndarray:
-        """Predicted class index ``int64 [N]`` of each barcode (``class_names[i]`` names it)."""
-        return self.predict_logits(sequences, **options).argmax(1).astype(np.int64)
-
-    def classify(self, sequences: Sequence[str], **options) -> pd.DataFrame:
-        """One row per barcode: the predicted name at each rank of :attr:`ranks`, and ``probability``
-        (softmax probability of the predicted class)."""
-        logits = torch.from_numpy(self.predict_logits(sequences, **options))
-        probability, predicted = F.softmax(logits, dim=1).max(1)
+    def classify(self, logits: np.ndarray) -> pd.DataFrame:
+        """One row per barcode of class scores ``[N, C]``: the predicted name at each rank of :attr:`ranks`, and
+        ``probability`` (softmax probability of the predicted class)."""
+        probability, predicted = F.softmax(torch.from_numpy(logits), dim=1).max(1)
         table = self.names_of(predicted.numpy())
         table["probability"] = probability.numpy()
         return table
 
-    def top_k(self, sequences: Sequence[str], k: int = 5, **options) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` most probable classes of each barcode, best first: class indices ``int64 [N, k]`` and
-        their softmax probabilities ``float32 [N, k]`` (k is capped at the number of classes)."""
+    def top_k(self, logits: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most probable classes of each barcode of class scores ``[N, C]``, best first: class indices
+        ``int64 [N, k]`` and their softmax probabilities ``float32 [N, k]`` (k is capped at the number of
+        classes)."""
         if k < 1:
             raise BioscanError(f"top-k needs k >= 1, got {k}", value=k)
-        logits = torch.from_numpy(self.predict_logits(sequences, **options))
-        probabilities, classes = F.softmax(logits, dim=1).topk(min(k, len(self.class_names)), dim=1)
+        probabilities, classes = F.softmax(torch.from_numpy(logits), dim=1).topk(min(k, len(self.class_names)), dim=1)
         return classes.numpy().astype(np.int64), probabilities.numpy()
 
     def names_of(self, classes: np.ndarray) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 The network is ``transformers.BertForMaskedLM`` (SDPA attention); this module adds what a barcode
 model needs around it: its :class:`KmerTokenizer`, padding-aware mean pooling (the embedding used by
-every task), batched :meth:`BarcodeBERT.embed`, and one directory format shared with Hugging Face
+every task), :meth:`BarcodeBERT.encode_batch`, and one directory format shared with Hugging Face
 (``config.json`` + ``model.safetensors`` + ``kmer_tokenizer.json`` + ``tokenizer.json`` + a model card:
 ``AutoModelForMaskedLM``, ``AutoModel`` and ``AutoTokenizer`` read the same directory).
 :meth:`BarcodeBERT.from_pretrained` also reads the authors' published checkpoints (Hub repository or local copy, or their ``.pt`` training checkpoints) in THEIR vocabulary
@@ -24,11 +24,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import BertConfig, BertForMaskedLM
 
 from bioscan5m.errors import BioscanError, reading
-from bioscan5m.fileio import atomic_path, atomic_write
+from bioscan5m.fileio import atomic_path, atomic_write, read_json
 from bioscan5m.models import POOLINGS  # ``embeddings.mean(1)`` in the authors' finetuning.py: all-positions
 from bioscan5m.models.card import MASKED_LM, ModelCard
 from bioscan5m.models.hf_tokenizer import save_hf_tokenizer
@@ -44,48 +43,21 @@ CLASSIFIER_PREFIX = "classifier."
 #: Special tokens of the first BarcodeBERT paper's checkpoints (vocabulary 4**k + 3).
 AUTHORS_V1_SPECIALS: tuple[str, ...] = ("[MASK]", "[CLS]", "[UNK]")
 #: BertConfig fields read from a foreign config.json (everything else there is ignored).
-_BERT_FIELDS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "max_position_embeddings",
-    "type_vocab_size",
-    "initializer_range",
-    "layer_norm_eps",
-    "position_embedding_type",
-    "pad_token_id",
-)
+_BERT_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                "type_vocab_size", "initializer_range", "layer_norm_eps", "position_embedding_type", "pad_token_id")
 
 
-def bert_config(
-    tokenizer: KmerTokenizer,
-    *,
-    hidden: int,
-    layers: int,
-    heads: int,
-    intermediate: int | None = None,
-    dropout: float = 0.1,
-) -> BertConfig:
+def bert_config(tokenizer: KmerTokenizer, *, hidden: int, layers: int, heads: int, intermediate: int | None = None,
+                dropout: float = 0.1) -> BertConfig:
     """A BERT configuration sized for ``tokenizer`` (vocabulary, and at least 512 positions)."""
     if hidden % heads:
         raise BioscanError(f"hidden size {hidden} is not divisible by {heads} attention heads", value=hidden)
-    return BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=intermediate or 4 * hidden,
-        hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-        max_position_embeddings=max(512, tokenizer.n_tokens),
-        pad_token_id=tokenizer.pad_token_id,
-        attn_implementation="sdpa",
-    )
+    return BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                      num_attention_heads=heads, intermediate_size=intermediate or 4 * hidden,
+                      hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                      max_position_embeddings=max(512, tokenizer.n_tokens), pad_token_id=tokenizer.pad_token_id,
+                      attn_implementation="sdpa")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -168,56 +140,24 @@ class BarcodeBERT(nn.Module):
         return hidden.mean(1) if check_pooling(pooling) == "all-positions" else mean_pool(hidden, attention_mask)
 
     @torch.no_grad()
-    def embed(
-        self,
-        sequences: Sequence[str],
-        *,
-        batch_size: int = 256,
-        device: str | torch.device | None = None,
-        progress: bool | None = None,
-        pooling: str = "masked-mean",
-    ) -> np.ndarray:
-        """Embeddings of barcodes: ``float32 [len(sequences), hidden]``, the mean of the last hidden
-        states over each barcode's k-mer tokens (padding excluded), computed in eval mode.
-
-        device: where to compute (the model moves there; default: where it is). progress: show a
-        progress bar (None: only on a terminal). pooling: see :data:`POOLINGS`.
-        """
-        full_width = check_pooling(pooling) == "all-positions"
-        if isinstance(sequences, str):
-            sequences = [sequences]
-        device = torch.device(device) if device is not None else self.device
+    def encode_batch(self, sequences: Sequence[str], pooling: str = "masked-mean") -> np.ndarray:
+        """Embeddings of one batch of barcodes, in eval mode on the model's device: ``float32 [B, hidden]``, the
+        mean of the last hidden states over each barcode's k-mer tokens (padding excluded; see :data:`POOLINGS`).
+        Many barcodes go through :func:`bioscan5m.embeddings.encoders.embed_barcodes` (the one inference loop)."""
+        # All-positions pooling needs the padding columns; the padding-aware mean does not (trim).
+        encoded = self.tokenizer.encode(list(sequences), return_tensors="pt",
+                                        trim=check_pooling(pooling) != "all-positions")
         was_training = self.training
-        self.to(device).eval()
-        out = np.empty((len(sequences), self.hidden_size), dtype=np.float32)
-        disable = (not progress) if progress is not None else None
+        self.eval()
         try:
-            for start in tqdm(
-                range(0, len(sequences), batch_size),
-                desc="embedding",
-                unit="batch",
-                disable=disable or len(sequences) <= batch_size,
-            ):
-                encoded = self.tokenizer.encode(sequences[start : start + batch_size], return_tensors="pt")
-                mask = encoded["attention_mask"]
-                # Right padding only: columns past every barcode's end can go, which saves time and
-                # changes nothing (absolute positions of the kept tokens are the same).
-                width = mask.shape[1] if full_width else max(int(mask.sum(1).max()), 1)
-                ids, mask = encoded["input_ids"][:, :width].to(device), mask[:, :width].to(device)
-                out[start : start + len(ids)] = self.features(ids, mask, pooling).float().cpu().numpy()
+            ids, mask = encoded["input_ids"].to(self.device), encoded["attention_mask"].to(self.device)
+            return self.features(ids, mask, pooling).float().cpu().numpy()
         finally:
             self.train(was_training)
-        return out
 
     # -- files --------------------------------------------------------------------------------------
-    def save_pretrained(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        card: ModelCard | None = None,
-        extra_modules: dict[str, nn.Module] | None = None,
-        config: dict | None = None,
-    ) -> Path:
+    def save_pretrained(self, directory: str | os.PathLike[str], *, card: ModelCard | None = None,
+                        extra_modules: dict[str, nn.Module] | None = None, config: dict | None = None) -> Path:
         """Write a Hugging Face model folder into ``directory``, each file atomically:
 
         ``model.safetensors`` (``bert.*``, ``cls.*``), ``kmer_tokenizer.json`` (our tokenizer's settings),
@@ -266,13 +206,8 @@ class BarcodeBERT(nn.Module):
         }
 
     @classmethod
-    def from_pretrained(
-        cls,
-        source: str | os.PathLike[str],
-        *,
-        specials: Sequence[str] | None = None,
-        device: str | torch.device | None = None,
-    ) -> BarcodeBERT:
+    def from_pretrained(cls, source: str | os.PathLike[str], *, specials: Sequence[str] | None = None,
+                        device: str | torch.device | None = None) -> BarcodeBERT:
         """Load a model directory written by :meth:`save_pretrained`, or one of the authors' checkpoints.
 
         source: a directory; a Hub repository id such as ``bioscan-ml/BarcodeBERT`` (downloaded with
@@ -328,17 +263,8 @@ def _resolve_source(source: str | os.PathLike[str]) -> Path:
     raise BioscanError("no such model directory or checkpoint", path=path)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BioscanError("missing file", path=path) from None
-    except json.JSONDecodeError as error:
-        raise BioscanError(f"not valid JSON: {error.msg}", path=path, line=error.lineno) from None
-
-
 def _from_our_directory(directory: Path) -> BarcodeBERT:
-    config = _read_json(directory / CONFIG_FILE)
+    config = read_json(directory / CONFIG_FILE)
     name = (config.pop("bioscan5m", None) or {}).get("model")
     # A fine-tuned classifier's folder holds the encoder too: its label fields are not the encoder's.
     for key in ("architectures", "id2label", "label2id", "model_type"):
@@ -359,14 +285,8 @@ def _from_our_directory(directory: Path) -> BarcodeBERT:
     return model
 
 
-def authors_tokenizer(
-    vocab_size: int,
-    *,
-    k: int | None = None,
-    stride: int | None = None,
-    max_length: int | None = None,
-    specials: Sequence[str] | None = None,
-) -> KmerTokenizer:
+def authors_tokenizer(vocab_size: int, *, k: int | None = None, stride: int | None = None,
+                      max_length: int | None = None, specials: Sequence[str] | None = None) -> KmerTokenizer:
     """The tokenizer of an authors' checkpoint, from its vocabulary size (k and specials inferred)."""
     if k is None:
         fits = [k for k in range(1, 13) if 0 < vocab_size - 4**k <= 3]
@@ -389,6 +309,12 @@ def authors_tokenizer(
             value=vocab_size,
         )
     return tokenizer
+
+
+def _tokenizer_of(vocab_size: int, settings: dict, specials: Sequence[str] | None) -> KmerTokenizer:
+    """:func:`authors_tokenizer` from an authors' settings (``k_mer``, ``stride``, ``max_len``, each optional)."""
+    return authors_tokenizer(vocab_size, k=settings.get("k_mer"), stride=settings.get("stride"),
+                             max_length=settings.get("max_len"), specials=specials)
 
 
 def _bert_config_from_foreign(config: dict) -> BertConfig:
@@ -423,18 +349,12 @@ def _load_foreign_state(model: BarcodeBERT, state: dict[str, torch.Tensor], wher
 
 
 def _from_authors_directory(directory: Path, specials: Sequence[str] | None) -> BarcodeBERT:
-    config = _read_json(directory / CONFIG_FILE)
+    config = read_json(directory / CONFIG_FILE)
     if "vocab_size" not in config:
         raise BioscanError(
             "config.json has no vocab_size: not a BERT checkpoint", path=directory / CONFIG_FILE
         )
-    tokenizer = authors_tokenizer(
-        config["vocab_size"],
-        k=config.get("k_mer"),
-        stride=config.get("stride"),
-        max_length=config.get("max_len"),
-        specials=specials,
-    )
+    tokenizer = _tokenizer_of(config["vocab_size"], config, specials)
     model = BarcodeBERT(_bert_config_from_foreign(config), tokenizer, name=directory.name)
     if (directory / WEIGHTS_FILE).is_file():
         with reading(directory / WEIGHTS_FILE):
@@ -461,13 +381,7 @@ def _from_authors_training_checkpoint(path: Path, specials: Sequence[str] | None
         )
     settings = vars(checkpoint.get("config") or argparse.Namespace())
     bert = checkpoint["bert_config"]
-    tokenizer = authors_tokenizer(
-        bert["vocab_size"],
-        k=settings.get("k_mer"),
-        stride=settings.get("stride"),
-        max_length=settings.get("max_len"),
-        specials=specials,
-    )
+    tokenizer = _tokenizer_of(bert["vocab_size"], settings, specials)
     model = BarcodeBERT(_bert_config_from_foreign(bert), tokenizer, name=path.stem)
     _load_foreign_state(model, checkpoint["model"], path)
     return model

@@ -42,6 +42,21 @@ def backbone_from_config(config: dict[str, Any]) -> nn.Module:
     return AutoModel.from_config(AutoConfig.for_model(model_type, **values), **_pooler_kwargs(model_type))
 
 
+def backbone_spec(name: str, named: dict[str, dict[str, Any]], what: str) -> dict[str, Any]:
+    """The backbone called ``name``: a copy of its entry in ``named`` (configs kept as data), or for any
+    other name ``{"hub": name, "config": ...}`` read from that Hub id or model directory (no weights)."""
+    if name in named:
+        return {**named[name], "config": dict(named[name]["config"])}
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(name)
+    except OSError as error:
+        raise BioscanError(f"{what} model {name!r} is neither a built-in name ({', '.join(named)}) nor a readable "
+                           f"model directory or reachable hub id: {error}", value=name) from None
+    return {"hub": name, "config": config.to_dict()}
+
+
 def backbone_from_hub(name: str) -> nn.Module:
     """Pretrained weights from a Hub id or a local directory (raises OSError when unreachable)."""
     from transformers import AutoConfig, AutoModel

@@ -22,7 +22,7 @@ from torch import nn
 from bioscan5m.data.images import to_rgb
 from bioscan5m.data.transforms import CenterCrop, Compose, Normalize, ResizeShorterSide, image_transform
 from bioscan5m.errors import BioscanError
-from bioscan5m.models.hf_backbone import load_backbone
+from bioscan5m.models.hf_backbone import backbone_spec, load_backbone
 
 #: Named image backbones: ``hub`` is the pretrained checkpoint (if any), ``config`` its architecture.
 IMAGE_BACKBONES: dict[str, dict[str, Any]] = {
@@ -89,34 +89,18 @@ class ImageEncoder(nn.Module):
 
 
 def image_backbone_spec(name: str) -> dict[str, Any]:
-    """Resolve an image model name to ``{"hub", "config", "mean", "std"}``.
+    """Resolve an image model name to ``{"hub", "config", "mean", "std"}`` (see ``backbone_spec``); a Hub
+    model's normalisation comes from its image processor, when it has one."""
+    spec = backbone_spec(name, IMAGE_BACKBONES, "image")
+    if name not in IMAGE_BACKBONES:
+        try:
+            from transformers import AutoImageProcessor
 
-    Registered names come from ``IMAGE_BACKBONES``; anything else is treated as a hub id or directory
-    whose config is read (no weights are loaded here).
-    """
-    if name in IMAGE_BACKBONES:
-        spec = IMAGE_BACKBONES[name]
-        return {**spec, "config": dict(spec["config"])}
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except OSError as error:
-        known = ", ".join(IMAGE_BACKBONES)
-        raise BioscanError(
-            f"image model {name!r} is neither a built-in name ({known}) nor a readable model "
-            f"directory or reachable hub id: {error}",
-            value=name,
-        ) from None
-    mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-    try:
-        from transformers import AutoImageProcessor
-
-        processor = AutoImageProcessor.from_pretrained(name)
-        mean, std = tuple(processor.image_mean), tuple(processor.image_std)
-    except (OSError, AttributeError, ValueError):
-        pass  # no preprocessor config: keep the ViT defaults
-    return {"hub": name, "config": config.to_dict(), "mean": mean, "std": std}
+            processor = AutoImageProcessor.from_pretrained(name)
+            spec.update(mean=tuple(processor.image_mean), std=tuple(processor.image_std))
+        except (OSError, AttributeError, ValueError):  # no preprocessor config: keep the ViT defaults
+            spec.update(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return spec
 
 
 def create_image_encoder(config: dict[str, Any], hub: str | None = None, pretrained: bool | None = None

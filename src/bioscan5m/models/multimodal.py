@@ -4,9 +4,9 @@ open_clip-style split: this module holds the model (with its logit scale and its
 its factory; the loss lives in ``bioscan5m.train.contrastive`` and the training loop in
 ``bioscan5m.train.engine``.
 
->>> model, train_tf, eval_tf, dna_tok, text_tok = create_multimodal_model("tiny")
->>> sorted(model.modalities)
-['dna', 'image', 'text']
+>>> built = create_multimodal_model("tiny")  # model, its image transforms and tokenizers (open_clip style)
+>>> sorted(built.model.modalities), built.model.eval_transform is built.eval_transform
+(['dna', 'image', 'text'], True)
 
 Encoders: a transformers vision model (ViT-B/16 by default), BarcodeBERT (the padding-aware MEAN of
 its last hidden states, not the reference code's softmax of MLM logits), and a BERT over taxonomy
@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -192,11 +192,6 @@ MULTIMODAL_MODELS: dict[str, MultimodalConfig] = {
 }
 
 
-def list_multimodal_models() -> list[str]:
-    """Names accepted by :func:`create_multimodal_model`."""
-    return list(MULTIMODAL_MODELS)
-
-
 class DnaEncoder(nn.Module):
     """BarcodeBERT's encoder without its MLM head: ``forward(input_ids, attention_mask) -> (B, width)``,
     the mean of the last hidden states over real k-mer tokens (padding excluded).
@@ -229,8 +224,12 @@ class MultimodalModel(nn.Module):
     ``forward(batch)`` encodes every modality whose inputs are in the batch (keys ``image``,
     ``dna_input_ids``/``dna_attention_mask``, ``text_input_ids``/``text_attention_mask``) and returns
     ``{modality: embeddings, "logit_scale": exp(log scale)}``. The tokenizers travel with the model (``dna_tokenizer``,
-    ``text_tokenizer``) so a saved directory is self-contained.
+    ``text_tokenizer``) so a saved directory is self-contained, and so do the image transforms the factory built
+    (``train_transform``, ``eval_transform``; None without an image encoder).
     """
+
+    train_transform: Any = None
+    eval_transform: Any = None
 
     def __init__(self, config: MultimodalConfig, encoders: dict[str, nn.Module],
                  dna_tokenizer: KmerTokenizer | None = None, text_tokenizer: Any = None) -> None:
@@ -311,6 +310,17 @@ class MultimodalModel(nn.Module):
                 self.text_tokenizer.save_pretrained(str(staging))
         write_json(directory / CONFIG_FILE, {"bioscan5m": "multimodal", **self.config.to_dict()})
         return directory
+
+
+class MultimodalBundle(NamedTuple):
+    """What the factory builds, once (open_clip's ``create_model_and_transforms``): the model and its image
+    transforms and tokenizers (None for absent modalities; the model carries them too)."""
+
+    model: MultimodalModel
+    train_transform: Any
+    eval_transform: Any
+    dna_tokenizer: KmerTokenizer | None
+    text_tokenizer: Any
 
 
 # -- factory ---------------------------------------------------------------------------------------------
@@ -426,9 +436,8 @@ def create_multimodal_model(
     *,
     text_vocabulary: Iterable[str | None] | None = None,
     **overrides: Any,
-) -> tuple[MultimodalModel, Any, Any, KmerTokenizer | None, Any]:
-    """Build a CLIBD model: ``(model, image_transform_train, image_transform_eval, dna_tokenizer,
-    text_tokenizer)`` (transforms / tokenizers are None for absent modalities).
+) -> MultimodalBundle:
+    """Build a CLIBD model with its image transforms and tokenizers (a :class:`MultimodalBundle`).
 
     name_or_config: a name from ``MULTIMODAL_MODELS``, a :class:`MultimodalConfig` or its dict.
     text_vocabulary: taxonomy sentences or names the offline text vocabulary is built from (used when
@@ -441,7 +450,7 @@ def create_multimodal_model(
 
 
 def _assemble(config: MultimodalConfig, *, text_vocabulary: Iterable[str | None] | None = None,
-              text_tokenizer: Any = None) -> tuple[MultimodalModel, Any, Any, KmerTokenizer | None, Any]:
+              text_tokenizer: Any = None) -> MultimodalBundle:
     encoders: dict[str, nn.Module] = {}
     dna_tokenizer = None
     train_transform = eval_transform = None
@@ -458,8 +467,9 @@ def _assemble(config: MultimodalConfig, *, text_vocabulary: Iterable[str | None]
             vocabulary = taxonomy_vocabulary(text_vocabulary) if text_vocabulary is not None else None
             encoders["text"], text_tokenizer = _build_text(config, vocabulary, text_tokenizer)
     model = MultimodalModel(config, encoders, dna_tokenizer, text_tokenizer)
+    model.train_transform, model.eval_transform = train_transform, eval_transform
     _apply_training_mode(model)
-    return model, train_transform, eval_transform, dna_tokenizer, text_tokenizer
+    return MultimodalBundle(model, train_transform, eval_transform, dna_tokenizer, text_tokenizer)
 
 
 #: How models saved before the text settings existed wrote and pooled their text.
@@ -467,9 +477,9 @@ LEGACY_TEXT_SETTINGS: dict[str, str] = {"text_missing_word": "unknown", "text_po
 
 
 def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch.device | None = None
-                          ) -> tuple[MultimodalModel, Any, Any, KmerTokenizer | None, Any]:
-    """Load a directory written by ``MultimodalModel.save_pretrained`` (no network needed); returns the
-    same tuple as :func:`create_multimodal_model`."""
+                          ) -> MultimodalBundle:
+    """Load a directory written by ``MultimodalModel.save_pretrained`` (no network needed), with its
+    transforms and tokenizers, as :func:`create_multimodal_model` builds them."""
     from safetensors.torch import load_model
 
     directory = Path(directory)
@@ -487,7 +497,7 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
 
         text_tokenizer = AutoTokenizer.from_pretrained(str(directory / TEXT_TOKENIZER_DIR))
     built = _assemble(config, text_tokenizer=text_tokenizer)
-    model = built[0]
+    model = built.model
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise BioscanError("missing model weights", path=weights)
@@ -503,6 +513,6 @@ def load_multimodal_model(directory: str | os.PathLike[str], device: str | torch
 
 __all__ = [
     "DNA_POOLINGS", "IMAGE_BACKBONES", "MODALITIES", "MULTIMODAL_MODELS", "TEXT_BACKBONES", "DnaEncoder",
-    "MultimodalConfig", "MultimodalModel", "add_lora_adapters", "create_multimodal_model", "list_multimodal_models",
-    "load_multimodal_model",
+    "MultimodalBundle", "MultimodalConfig", "MultimodalModel", "add_lora_adapters", "create_multimodal_model",
+    "load_multimodal_model", "tokenize_barcodes",
 ]

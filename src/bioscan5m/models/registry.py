@@ -4,7 +4,7 @@ Names read ``k-layers-heads``: "8-4-4" is the paper's BIOSCAN-5M BarcodeBERT (8-
 4 heads, hidden 768). The "-tiny" models are sized to pretrain on a laptop CPU in minutes.
 
 >>> model = create_dna_model("4-2-2-tiny")
->>> model.embed(["ACGTACGTACGT"]).shape
+>>> model.encode_batch(["ACGTACGTACGT"]).shape
 (1, 128)
 """
 
@@ -84,27 +84,15 @@ def create_dna_model(name: str, pretrained: str | os.PathLike[str] | None = None
         _check_matches(model, config, name)
         model.name = name
         return model
-    bert = bert_config(
-        tokenizer,
-        hidden=config.hidden,
-        layers=config.layers,
-        heads=config.heads,
-        intermediate=config.intermediate,
-        dropout=config.dropout,
-    )
+    bert = bert_config(tokenizer, hidden=config.hidden, layers=config.layers, heads=config.heads,
+                       intermediate=config.intermediate, dropout=config.dropout)
     return BarcodeBERT(bert, tokenizer, name=name)
 
 
 def _check_matches(model: BarcodeBERT, config: DNAModelConfig, name: str) -> None:
-    expected = {"k": config.k, "layers": config.layers, "heads": config.heads, "hidden": config.hidden}
-    found = {
-        "k": model.tokenizer.k,
-        "layers": model.config.num_hidden_layers,
-        "heads": model.config.num_attention_heads,
-        "hidden": model.config.hidden_size,
-    }
-    wrong = [
-        f"{key} {found[key]} (expected {expected[key]})" for key in expected if found[key] != expected[key]
-    ]
+    found = {"k": model.tokenizer.k, "layers": model.config.num_hidden_layers,
+             "heads": model.config.num_attention_heads, "hidden": model.config.hidden_size}
+    wrong = [f"{key} {value} (expected {getattr(config, key)})" for key, value in found.items()
+             if value != getattr(config, key)]
     if wrong:
         raise BioscanError(f"pretrained weights do not fit {name!r}: " + ", ".join(wrong), value=name)

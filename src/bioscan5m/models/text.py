@@ -30,7 +30,8 @@ from torch import nn
 
 from bioscan5m.data.schema import SCORED_RANKS
 from bioscan5m.errors import BioscanError
-from bioscan5m.models.hf_backbone import backbone_from_config, load_backbone
+from bioscan5m.models.dna import mean_pool
+from bioscan5m.models.hf_backbone import backbone_from_config, backbone_spec, load_backbone
 
 #: The ranks that make up a taxonomy sentence, from the top down (CLIBD leaves out subfamily).
 TEXT_RANKS: tuple[str, ...] = tuple(rank for rank in SCORED_RANKS if rank != "subfamily")
@@ -82,16 +83,6 @@ def taxonomy_text(names: dict[str, str | None] | Sequence[str | None], required:
     if required is not None and cleaned[ranks.index(required)] is None:
         return None
     return " ".join(v if v is not None else missing_word for v in cleaned)
-
-
-def taxonomy_texts(columns: dict[str, Sequence[str | None]], required: str | None = None,
-                   missing_word: str = MISSING_RANK_WORD) -> list[str | None]:
-    """Taxonomy sentences for many records: ``columns`` maps each of TEXT_RANKS to one name per record."""
-    ranks = TEXT_RANKS
-    missing = [rank for rank in ranks if rank not in columns]
-    if missing:
-        raise BioscanError(f"taxonomy text needs the columns {', '.join(missing)}")
-    return [taxonomy_text(list(row), required, missing_word) for row in zip(*(columns[rank] for rank in ranks))]
 
 
 def taxonomy_vocabulary(texts: Iterable[str | None]) -> list[str]:
@@ -152,10 +143,7 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        if self.pooling == "padded-mean":
-            return hidden.mean(1)
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return hidden.mean(1) if self.pooling == "padded-mean" else mean_pool(hidden, attention_mask)
 
     def config_dict(self) -> dict[str, Any]:
         """The backbone's architecture as plain data (enough to rebuild it offline)."""
@@ -164,18 +152,7 @@ class TextEncoder(nn.Module):
 
 def text_backbone_spec(name: str) -> dict[str, Any]:
     """Resolve a text model name to ``{"hub", "config"}`` (registered name, hub id or directory)."""
-    if name in TEXT_BACKBONES:
-        spec = TEXT_BACKBONES[name]
-        return {**spec, "config": dict(spec["config"])}
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except OSError as error:
-        known = ", ".join(TEXT_BACKBONES)
-        raise BioscanError(f"text model {name!r} is neither a built-in name ({known}) nor a readable "
-                           f"model directory or reachable hub id: {error}", value=name) from None
-    return {"hub": name, "config": config.to_dict()}
+    return backbone_spec(name, TEXT_BACKBONES, "text")
 
 
 def create_text_encoder(config: dict[str, Any], hub: str | None = None, pretrained: bool | None = None,

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bioscan5m.embeddings.encoders import embed_barcodes
+from bioscan5m.embeddings.loop import resolve_device
 from bioscan5m.errors import BioscanError
 from bioscan5m.models.classifier import BarcodeClassifier
 from bioscan5m.tasks.probes import write_tsv
@@ -23,8 +25,8 @@ def top_k_table(classifier: BarcodeClassifier, ids, sequences, *, top_k: int = 5
                 device: str | torch.device | None = None, progress: bool | None = None) -> pd.DataFrame:
     """One row per barcode: ``id``, then ``label_1, prob_1, ..., label_K, prob_K`` (best first;
     probabilities in [0, 1]; K = min(top_k, classes)). ``sequences`` are cleaned barcodes."""
-    classes, probabilities = classifier.top_k(list(sequences), top_k, batch_size=batch_size, device=device,
-                                              progress=progress)
+    logits = embed_barcodes(classifier, list(sequences), batch_size=batch_size, device=device, progress=progress)
+    classes, probabilities = classifier.top_k(logits, top_k)
     names = np.array(classifier.class_names, dtype=object)
     table = {"id": list(ids)}
     for column in range(classes.shape[1]):
@@ -50,8 +52,7 @@ def classify_barcodes(model: str | os.PathLike[str], queries: str | os.PathLike[
     classifier = BarcodeClassifier.from_pretrained(model)
     # The queries are read once: no Parquet cache is written for them.
     records = load_records(queries, use_cache=False)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     table = top_k_table(classifier, records.ids, records.barcodes(clean=True), top_k=top_k,
                         batch_size=batch_size, device=device, progress=progress)
     write_tsv(table, out)

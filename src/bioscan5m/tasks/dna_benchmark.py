@@ -40,11 +40,9 @@ from bioscan5m.tasks.dna_protocol import AUTHORS_CODE, DEDUPLICATION_RULES, DNAP
 from bioscan5m.tasks.probes import (
     accuracy_at,
     check_labelled,
-    embed_records,
     encoder_slug,
     linear_probe,
     nearest_neighbour_probe,
-    resolve_encoder,
     score_predictions,
     write_tsv,
 )
@@ -169,8 +167,9 @@ def run_dna_benchmark(
     ``out/finetuned/`` (the authors' linear probe to ``out/linear_probe/``).
     """
     from bioscan5m.data.records import load_records
+    from bioscan5m.embeddings.encoders import create_encoder
+    from bioscan5m.embeddings.store import embed_records, embeddings_cache_entry
     from bioscan5m.peers.programs import find_program
-    from bioscan5m.tasks.embed import embeddings_cache_entry
 
     protocol = (dna_protocol(protocol) if isinstance(protocol, str) else protocol).with_options(
         epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, head_lr_scale=head_lr_scale,
@@ -210,7 +209,7 @@ def run_dna_benchmark(
             row[FINETUNED] = 100 * accuracy_at(tuned.scores, "species")
             columns[f"{label}: {FINETUNED}"] = _column(protocol, used, loaded, ("train", "test"), FINETUNED,
                                                        rank="species", **length)
-        encoder = resolve_encoder(spec, device)
+        encoder = create_encoder(spec, "dna", device=device)
         cleaning = "" if protocol.cleaning == "standard" else f"-{protocol.cleaning}"
         label_for_cache = encoder_slug(encoder.name) + cleaning  # one cache entry per cleaning of the barcodes
         frozen_probe = is_model and protocol.linear_probe == "frozen-finetune"

@@ -51,9 +51,12 @@ def evaluate_classifier(classifier: BarcodeClassifier, records, *, batch_size: i
     classes``; accuracies in [0, 1]; records without a true label at a rank are left out there), and one
     row per record (processid, then ``<rank>`` and ``predicted_<rank>`` per rank, and ``probability``).
     """
-    if device is not None and str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    table = classifier.classify(records.barcodes(mode=cleaning), batch_size=batch_size, device=device)
+    from bioscan5m.embeddings.encoders import embed_barcodes
+    from bioscan5m.embeddings.loop import resolve_device
+
+    device = None if device is None else resolve_device(device)
+    table = classifier.classify(embed_barcodes(classifier, records.barcodes(mode=cleaning), batch_size=batch_size,
+                                               device=device))
     scores, predictions = score_predictions(records, {rank: table[rank].to_numpy(dtype=object)
                                                       for rank in classifier.ranks})
     predictions["probability"] = table["probability"].to_numpy()

@@ -289,35 +289,6 @@ def score_predictions(records, predicted: Mapping[str, np.ndarray]) -> tuple[pd.
 # --------------------------------------------------------------------------------------------- embeddings
 
 
-def embed_records(records, encoder, cache_dir: str | os.PathLike[str], *, device: str | None = None,
-                  batch_size: int | None = None, cleaning: str = "standard") -> np.ndarray:
-    """Embeddings ``float32 [len(records), D]`` of records that all have a barcode, cached in ``cache_dir``
-    (see :func:`bioscan5m.tasks.embed.extract_embeddings`, which takes ``cleaning``; a second call with the
-    same data and model reads them back)."""
-    from bioscan5m.tasks.embed import extract_embeddings
-
-    embeddings = extract_embeddings(records, encoder, cache_dir, batch_size=batch_size, device=device,
-                                    cleaning=cleaning)
-    if len(embeddings) != len(records) or not np.array_equal(embeddings.ids, np.asarray(records.ids).astype(str)):
-        raise BioscanError(f"embeddings in {cache_dir} do not match the {len(records)} records; remove that "
-                           "folder (or run 'bioscan5m cache prune --kind embeddings --all')", path=cache_dir)
-    return embeddings.vectors
-
-
-def resolve_encoder(model: str | os.PathLike[str], device: str | None = None):
-    """A frozen DNA encoder from a BarcodeBERT directory or checkpoint, or an encoder name
-    (``kmer-profile[-K]``, ``barcodebert:DIR``, ``hf-dna:MODEL``; see :mod:`bioscan5m.models.encoders`)."""
-    from bioscan5m.models.encoders import create_encoder
-
-    name = str(model)
-    if Path(name).exists() and ":" not in name:
-        name = f"barcodebert:{name}"
-    encoder = create_encoder(name, device=None if device in (None, "auto") else device)
-    if encoder.modality != "dna":
-        raise BioscanError(f"{name!r} is an image encoder; probes here need a DNA encoder", value=name)
-    return encoder
-
-
 def encoder_slug(name: str) -> str:
     """A file-name-safe version of an encoder name (for cache folders)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "encoder"
@@ -393,9 +364,10 @@ def run_probe(
     check_labelled(train_records, rank, "training records" if probe == "linear" else "keys", train_split)
     check_labelled(test_records, rank, "test records" if probe == "linear" else "queries", test_split)
 
-    encoder = resolve_encoder(model, device)
-    from bioscan5m.tasks.embed import embeddings_cache_entry
+    from bioscan5m.embeddings.encoders import create_encoder
+    from bioscan5m.embeddings.store import embed_records, embeddings_cache_entry
 
+    encoder = create_encoder(model, "dna", device=device)
     out = Path(out)
     label = encoder_slug(encoder.name)
     train_features = embed_records(train_records, encoder, embeddings_cache_entry(label, train_records),

@@ -9,28 +9,24 @@ species, for image→image, DNA→DNA, image→DNA, DNA→image and image/DNA→
 per key record; ``text_keys="distinct"`` keeps one per distinct sentence instead, so duplicates of one name
 no longer fill the top-3/5).
 
-With ``embeddings_cache`` the image and DNA embeddings of each split are saved there, keyed by the model's
-weights, the metadata file, the split's records and the image package, and reused: identifying one new
-photo against millions of references then costs one forward pass and a search.
+With ``embeddings_cache`` the image and DNA embeddings of each split are kept in the embedding store
+(:mod:`bioscan5m.embeddings.clibd`), keyed by the model's weights, the metadata file, the split's records and
+the image package, and reused: identifying one new photo against millions of references then costs one
+forward pass and a search.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
-import zipfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
+from bioscan5m.embeddings.clibd import embed_texts, query_embeddings, split_embedder
 from bioscan5m.errors import BioscanError
-from bioscan5m.fileio import atomic_write
-from bioscan5m.models.text import MISSING_RANK_WORD, TEXT_RANKS, taxonomy_text, tokenize_texts
+from bioscan5m.models.text import MISSING_RANK_WORD, TEXT_RANKS, taxonomy_text
 
 if TYPE_CHECKING:
     from bioscan5m.models.multimodal import MultimodalModel
@@ -134,128 +130,11 @@ KEY_SPLITS = "train+key_unseen"
 QUERY_SPLITS: dict[str, str] = {"seen": "test", "unseen": "test_unseen"}
 
 
-class _EmbedCollate:
-    """Dataset dicts → model inputs: stacked evaluation-transformed images, tokenized barcodes."""
-
-    def __init__(self, dna_tokenizer: Any) -> None:
-        self.dna_tokenizer = dna_tokenizer
-
-    def __call__(self, items: Sequence[dict]) -> dict:
-        from bioscan5m.models.multimodal import tokenize_barcodes
-
-        batch = {}
-        if "image" in items[0]:
-            batch["image"] = torch.stack([item["image"] for item in items])
-        if "dna" in items[0]:
-            batch.update(tokenize_barcodes(self.dna_tokenizer, [item["dna"] for item in items]))
-        return batch
-
-
-@torch.no_grad()
-def embed_dataset(model: MultimodalModel, dataset: Any, *, batch_size: int = 64, num_workers: int = 0,
-                  desc: str = "embedding") -> dict[str, np.ndarray]:
-    """Embeddings of every item of a dataset of dicts with ``image`` (evaluation-transformed tensor)
-    and/or ``dna`` (barcode) keys: ``{modality: float32 (N, embed_dim)}``, L2-normalised."""
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-
-    was_training = model.training
-    model.eval()
-    device = model.device
-    chunks: dict[str, list[np.ndarray]] = {}
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=_EmbedCollate(model.dna_tokenizer))
-    try:
-        for batch in tqdm(loader, desc=desc, unit="batch", disable=None, leave=False):
-            out = model({key: value.to(device) for key, value in batch.items()})
-            for modality in ("image", "dna"):
-                if modality in out:
-                    chunks.setdefault(modality, []).append(out[modality].float().cpu().numpy())
-    finally:
-        model.train(was_training)
-    width = model.config.embed_dim
-    return {m: np.concatenate(c) if c else np.zeros((0, width), np.float32) for m, c in chunks.items()}
-
-
-@torch.no_grad()
-def embed_texts(model: MultimodalModel, sentences: Sequence[str], batch_size: int = 256) -> np.ndarray:
-    """Embeddings of taxonomy sentences: float32 (N, embed_dim), L2-normalised."""
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for start in range(0, len(sentences), batch_size):
-            tokens = tokenize_texts(model.text_tokenizer, sentences[start:start + batch_size],
-                                    pooling=model.config.text_pooling)
-            out.append(model.encode_text(tokens["input_ids"].to(model.device),
-                                         tokens["attention_mask"].to(model.device)).float().cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, model.config.embed_dim), np.float32)
-
-
-def cached_embed_dataset(model: MultimodalModel, dataset: Any, cache: str | os.PathLike[str] | None = None,
-                         *, weights: str | None = None, batch_size: int = 64, num_workers: int = 0,
-                         desc: str = "embedding") -> dict[str, np.ndarray]:
-    """:func:`embed_dataset` of a ``BIOSCAN5M`` dataset, saved in ``cache`` (None: not saved) and reused
-    while the model's weights (``weights``: their SHA-256, computed when not given) and configuration (which
-    sets the image preprocessing), the metadata file, the split's record ids, the image package and its
-    files stay the same."""
-    if cache is None:
-        return embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
-    from bioscan5m.cachedir import mark_used
-    from bioscan5m.data.cache import json_digest
-    from bioscan5m.models.encoders import state_dict_sha256
-    from bioscan5m.tasks.embed import data_fingerprint, ids_sha256, image_files_fingerprint
-
-    modalities = sorted(set(dataset.modality) & {"image", "dna"})
-    description = {
-        "model": weights or state_dict_sha256(model), "config": dataclasses.asdict(model.config),
-        "modalities": modalities,
-        "data": data_fingerprint(dataset.root)["sha256"], "split": dataset.split, "ids": ids_sha256(dataset.records.ids),
-        "images": [dataset.image_package, image_files_fingerprint(dataset.root, dataset.image_package)]
-        if "image" in modalities else None,
-    }
-    key = json_digest(description)[:24]
-    path = Path(cache) / f"{dataset.split}-{'-'.join(modalities)}-{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as saved:
-                embedded = {modality: saved[modality] for modality in saved.files}
-            mark_used(path)
-            return embedded
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # damaged: embed again and replace it
-    embedded = embed_dataset(model, dataset, batch_size=batch_size, num_workers=num_workers, desc=desc)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as handle:
-        np.savez(handle, **embedded)
-    return embedded
-
-
-def default_embeddings_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where the CLI keeps retrieval embeddings: the ``embeddings`` folder of the cache root (``cache_dir``,
-    ``$BIOSCAN5M_CACHE_DIR`` or the user cache folder). Entries are keyed by the model's weights and the
-    data's content, so one folder serves every model."""
-    from bioscan5m.cachedir import cache_folder
-
-    return cache_folder("embeddings", cache_dir)
-
-
-def _split_embedder(model: MultimodalModel, cache: str | os.PathLike[str] | None, batch_size: int,
-                    num_workers: int) -> Any:
-    """``embed(dataset, desc=...)`` for one model and cache; the weights are hashed once, not per split."""
-    from bioscan5m.models.encoders import state_dict_sha256
-
-    return functools.partial(cached_embed_dataset, model, cache=cache, batch_size=batch_size,
-                             num_workers=num_workers, weights=state_dict_sha256(model) if cache else None)
-
-
 def _split_dataset(model: MultimodalModel, eval_transform: Any, root: str | os.PathLike[str], split: str,
-                   image_package: str, cache_dir: str | os.PathLike[str] | None):
+                   image_package: str, cache_dir: str | os.PathLike[str] | None, modalities: Sequence[str] = ()):
     from bioscan5m.data.datasets import BIOSCAN5M
 
-    modalities = [m for m in ("image", "dna") if m in model.modalities]
+    modalities = list(modalities) or [m for m in ("image", "dna") if m in model.modalities]
     return BIOSCAN5M(root, split=split, modality=modalities, image_package=image_package, target_type=(),
                      output_format="dict", transform=eval_transform, cache_dir=cache_dir, clean_barcodes=True)
 
@@ -301,16 +180,13 @@ def evaluate_retrieval(
     Returns a long table: ``direction, queries (seen/unseen), rank, k, micro, macro, n_queries,
     n_classes, n_keys`` with accuracies in [0, 1].
     """
-    from bioscan5m.models.image import clibd_image_transforms
-
     if text_keys not in TEXT_KEYS:
         raise BioscanError(f"unknown text keys {text_keys!r}; choose from {', '.join(TEXT_KEYS)}", value=text_keys)
     if eval_transform is not None:
         embeddings_cache = None  # a custom transform is not part of the cache key
-    elif "image" in model.modalities:
-        eval_transform = clibd_image_transforms(model.config.image_size, model.config.image_mean,
-                                                model.config.image_std)[1]
-    embed = _split_embedder(model, embeddings_cache, batch_size, num_workers)
+    else:
+        eval_transform = model.eval_transform
+    embed = split_embedder(model, embeddings_cache, batch_size, num_workers)
     keys = _split_dataset(model, eval_transform, root, KEY_SPLITS, image_package, cache_dir)
     key_embeddings = embed(keys, desc="keys")
     key_labels = {m: {rank: keys.records.labels(rank) for rank in RETRIEVAL_RANKS} for m in key_embeddings}
@@ -383,47 +259,6 @@ def paper_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- identifying new specimens ------------------------------------------------------------------------------
-def query_embeddings(model: MultimodalModel, *, images: Sequence[str | os.PathLike[str]] = (),
-                     fasta: str | os.PathLike[str] | None = None, batch_size: int = 64
-                     ) -> tuple[str, list[str], np.ndarray]:
-    """Embed query image files or the barcodes of a FASTA file: ``(modality, query names, (Q, D))``."""
-    from bioscan5m.data.images import decode_image
-    from bioscan5m.models.image import clibd_image_transforms
-
-    if bool(images) == (fasta is not None):
-        raise BioscanError("give query images or a FASTA file of barcodes (one of the two)")
-    if fasta is not None:
-        from bioscan5m.data.records import load_records
-        from bioscan5m.models.multimodal import tokenize_barcodes
-
-        records = load_records(fasta, use_cache=False)
-        barcodes, names = records.barcodes(clean=True), [str(i) for i in records.ids]
-        if not barcodes:
-            raise BioscanError("no sequences", path=fasta)
-        out = []
-        with torch.no_grad():
-            model.eval()
-            for start in range(0, len(barcodes), batch_size):
-                tokens = tokenize_barcodes(model.dna_tokenizer, barcodes[start:start + batch_size])
-                out.append(model.encode_dna(tokens["dna_input_ids"].to(model.device),
-                                            tokens["dna_attention_mask"].to(model.device)).float().cpu().numpy())
-        return "dna", names, np.concatenate(out)
-    eval_transform = clibd_image_transforms(model.config.image_size, model.config.image_mean,
-                                            model.config.image_std)[1]
-    pixels = []
-    for path in images:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            raise BioscanError(f"cannot read image ({error.strerror})", path=path) from None
-        pixels.append(eval_transform(decode_image(data, where=str(path))))
-    with torch.no_grad():
-        model.eval()
-        embedded = torch.cat([model.encode_image(torch.stack(pixels[s:s + batch_size]).to(model.device))
-                              for s in range(0, len(pixels), batch_size)])
-    return "image", [Path(p).name for p in images], embedded.float().cpu().numpy()
-
-
 def identify(
     model: MultimodalModel,
     root: str | os.PathLike[str],
@@ -448,23 +283,14 @@ def identify(
     Returns one row per (query, neighbour): ``query, neighbour (1..k), processid, similarity`` and the
     neighbour's names from order to species. The first neighbour's names are the predicted taxonomy.
     """
-    from bioscan5m.data.datasets import BIOSCAN5M
-
     modality, names, queries = query_embeddings(model, images=images, fasta=fasta, batch_size=batch_size)
     key_modality = key_modality or modality
     if key_modality not in ("image", "dna") or key_modality not in model.modalities:
         raise BioscanError(f"keys must be image or dna embeddings the model makes, not {key_modality!r}",
                            value=key_modality)
-    transform = None
-    if key_modality == "image":
-        from bioscan5m.models.image import clibd_image_transforms
-
-        transform = clibd_image_transforms(model.config.image_size, model.config.image_mean,
-                                           model.config.image_std)[1]
-    keys = BIOSCAN5M(root, split=key_splits, modality=[key_modality], image_package=image_package,
-                     target_type=(), output_format="dict", transform=transform, cache_dir=cache_dir,
-                     clean_barcodes=True)
-    key_embeddings = _split_embedder(model, embeddings_cache, batch_size, num_workers)(keys, desc="keys")
+    keys = _split_dataset(model, model.eval_transform if key_modality == "image" else None, root, key_splits,
+                          image_package, cache_dir, [key_modality])
+    key_embeddings = split_embedder(model, embeddings_cache, batch_size, num_workers)(keys, desc="keys")
     similarity, neighbours = nearest_keys(key_embeddings[key_modality], queries, min(k, len(keys)), index_kind)
     ids = keys.records.ids
     taxonomy = {rank: keys.records.column(rank) for rank in RETRIEVAL_RANKS}

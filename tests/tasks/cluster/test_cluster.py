@@ -12,6 +12,7 @@ from sklearn.metrics import adjusted_mutual_info_score
 
 from bioscan5m.cli import main
 from bioscan5m.data.records import load_records
+from bioscan5m.embeddings.store import Embeddings, extract_embeddings
 from bioscan5m.errors import BioscanError
 from bioscan5m.tasks.cluster import (
     PAPER_PROTOCOL,
@@ -29,7 +30,6 @@ from bioscan5m.tasks.cluster import (
     weighted_ward_children,
     zero_shot_clustering,
 )
-from bioscan5m.tasks.embed import Embeddings, extract_embeddings
 
 BOLD = "insect_bold_degobbi/insect_bold_records.tsv.gz"
 LABEL_COLUMNS = ["dna_barcode", *ZSC_RANKS]

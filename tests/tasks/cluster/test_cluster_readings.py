@@ -17,6 +17,7 @@ from sklearn.metrics import adjusted_mutual_info_score
 
 from bioscan5m.cli import main
 from bioscan5m.data.records import load_records
+from bioscan5m.embeddings.store import Embeddings
 from bioscan5m.errors import BioscanError
 from bioscan5m.tasks.cluster import (
     ClusteringProtocol,
@@ -25,7 +26,6 @@ from bioscan5m.tasks.cluster import (
     zero_shot_clustering,
 )
 from bioscan5m.tasks.cluster.ward import exact_ward_children
-from bioscan5m.tasks.embed import Embeddings
 
 RANKS = ("order", "family", "subfamily", "genus", "species")
 NO_REDUCTION = ClusteringProtocol(reducer="none")

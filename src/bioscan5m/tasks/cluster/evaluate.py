@@ -16,6 +16,7 @@ import pandas as pd
 
 from bioscan5m.cachedir import cache_folder
 from bioscan5m.data.schema import ID_COLUMN, SPLIT_COLUMN, check_rank
+from bioscan5m.embeddings.store import Embeddings, load_embeddings
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
 from bioscan5m.tasks.cluster.protocol import (
@@ -26,7 +27,6 @@ from bioscan5m.tasks.cluster.protocol import (
     record_rows,
     zero_shot_clustering,
 )
-from bioscan5m.tasks.embed import Embeddings, load_embeddings
 
 
 def slug(name: str) -> str:
@@ -209,7 +209,7 @@ def run_zsc_benchmark(
     name are not used. ``protocol`` defaults to the paper's, seeded with ``seed``.
     """
     from bioscan5m.data.records import load_records
-    from bioscan5m.tasks.embed import embeddings_cache_entry, extract_embeddings
+    from bioscan5m.embeddings.store import embeddings_cache_entry, extract_embeddings
 
     records = load_records(source, split=split)
     records = records.filter(select_species_sample(records.labels("species"), min_records_per_species,

@@ -32,12 +32,12 @@ import pandas as pd
 
 from bioscan5m.cachedir import mark_used
 from bioscan5m.data.schema import TARGET_RANKS, check_rank
+from bioscan5m.embeddings.store import Embeddings
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
 from bioscan5m.tasks.cluster.clusterers import EXACT_WARD_LIMIT, make_clusterer, resolve_clusterer
 from bioscan5m.tasks.cluster.reduce import check_reducer, reduce_embeddings
 from bioscan5m.tasks.cluster.ward import WARD_KNN_NEIGHBORS
-from bioscan5m.tasks.embed import Embeddings
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Candidate search on the embeddings of a trained BarcodeBERT (``method="barcodebert:DIR"``).
 
-The same exact inner-product search as :class:`KmerIndex`, on unit-length mean-pooled embeddings
-computed by :meth:`BarcodeBERT.embed` (the one inference path of ``models.dna``) instead of PCA-compressed
-k-mer profiles, so a model made by ``pretrain`` or ``finetune`` names new barcodes through the same
+The same exact inner-product search as :class:`KmerIndex`, on unit-length mean-pooled embeddings from the
+``barcodebert:DIR`` encoder of :mod:`bioscan5m.embeddings` (its one factory and inference loop) instead of
+PCA-compressed k-mer profiles, so a model made by ``pretrain`` or ``finetune`` names new barcodes through the same
 consensus, calibration and output.
 """
 
@@ -39,21 +39,22 @@ class EmbeddingIndex(KmerIndex):
     :class:`KmerIndex`)."""
 
     def __init__(self, model_dir: str | os.PathLike[str], batch_size: int = 256) -> None:
-        from bioscan5m.models.dna import from_pretrained
+        from bioscan5m.embeddings.encoders import create_encoder
 
         super().__init__()
         self.model_dir = Path(model_dir)
-        self.model = from_pretrained(self.model_dir)
+        self.encoder = create_encoder(f"{BARCODEBERT_PREFIX}{self.model_dir}")
         self.batch_size = batch_size
 
     def embed(self, sequences: Sequence[str]) -> np.ndarray:
         """Unit-length embeddings, float32 ``(len(sequences), hidden)``."""
-        vectors = self.model.embed(list(sequences), batch_size=self.batch_size, progress=False)
-        return unit_rows(vectors)
+        from bioscan5m.embeddings.loop import embed_items
+
+        return unit_rows(embed_items(self.encoder, list(sequences), batch_size=self.batch_size, progress=False))
 
     def build(self, sequences: Sequence[str]) -> EmbeddingIndex:
         """Embed and index all of ``sequences``."""
-        self.index = faiss.IndexFlatIP(self.model.hidden_size)
+        self.index = faiss.IndexFlatIP(self.encoder.model.hidden_size)
         for start in range(0, len(sequences), BATCH):
             self.index.add(self.embed(sequences[start:start + BATCH]))
         return self

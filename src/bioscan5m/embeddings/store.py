@@ -1,4 +1,4 @@
-"""Embedding extraction: records → frozen encoder → vectors on disk, cached and described by a manifest.
+"""The content-keyed embedding store: vectors on disk with their ids and a manifest saying where they came from.
 
 An embedding directory holds one set of vectors:
 
@@ -8,11 +8,13 @@ An embedding directory holds one set of vectors:
   SHA-256 of all its bytes, split, SHA-256 of the record ids), ``n_records``, ``dim``, the date and the
   bioscan5m version, and ``cache_key``, a hash of everything the vectors depend on.
 
-The directory is its own cache: :func:`extract_embeddings` returns the stored vectors when the key matches
-and recomputes them (replacing the files) when the encoder, its checkpoint or the data changed. The manifest
-is removed first and written last, so a directory with a manifest is always complete.
-
-Under ``torchrun`` every process embeds one contiguous shard of the records and rank 0 joins the shards.
+The directory is its own cache, keyed by content (:func:`cached_embeddings`): the stored vectors are reused
+when the key matches and recomputed (replacing the files) when the encoder, its weights or the data changed,
+or when the entry is damaged. The manifest is removed first and written last, so a directory with a manifest is always complete.
+Folders made only to be reused (probes, clustering benchmarks, retrieval splits) live in the cache root's
+``embeddings`` kind (:func:`store_entry`). :func:`extract_embeddings` runs a frozen encoder over records
+through the one inference loop; under ``torchrun`` every process embeds one contiguous shard and rank 0
+joins the shards.
 """
 
 from __future__ import annotations
@@ -21,23 +23,22 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from bioscan5m import __version__
 from bioscan5m.cachedir import mark_used
 from bioscan5m.data.cache import json_digest
 from bioscan5m.data.schema import ID_COLUMN
+from bioscan5m.embeddings.encoders import Encoder, create_encoder
+from bioscan5m.embeddings.loop import embed_items, shard_bounds
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_path, atomic_write
-from bioscan5m.models.encoders import Encoder, create_encoder
 
 EMBEDDINGS_FILE = "embeddings.npy"
 IDS_FILE = "ids.tsv"
@@ -160,14 +161,34 @@ def ids_sha256(ids: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def embeddings_cache_entry(label: str, records: Any, cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """A folder in the ``embeddings`` cache folder for one encoder's vectors of ``records``, for commands
-    that keep embeddings only to reuse them (probes, benchmarks): named after ``label`` (the encoder), keyed
-    by the records' source content and ids. :func:`extract_embeddings` checks the encoder itself."""
-    from bioscan5m.cachedir import cache_folder, entry_name
+def store_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The store's folder: the ``embeddings`` kind of the cache root (``cache_dir``, ``$BIOSCAN5M_CACHE_DIR`` or the
+    user cache folder). Entries are keyed by what their vectors depend on, so one folder serves every model."""
+    from bioscan5m.cachedir import cache_folder
 
+    return cache_folder("embeddings", cache_dir)
+
+
+def store_entry(label: str, cache_key: str, folder: str | os.PathLike[str] | None = None) -> Path:
+    """The entry of ``folder`` (default: :func:`store_folder`) for vectors kept only to be reused, named after
+    ``label`` (the encoder or split) and ``cache_key`` (the digest of what they depend on)."""
+    from bioscan5m.cachedir import entry_name
+
+    return Path(folder if folder is not None else store_folder()) / entry_name(label, cache_key[:24])
+
+
+def embeddings_cache_entry(label: str, records: Any, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The store entry of one encoder's vectors of ``records``, keyed by the records' source content and ids;
+    :func:`extract_embeddings` checks the encoder itself."""
     key = json_digest([label, data_fingerprint(records.source)["sha256"], ids_sha256(np.asarray(records.ids))])
-    return cache_folder("embeddings", cache_dir) / entry_name(label, key[:24])
+    return store_entry(label, key, store_folder(cache_dir))
+
+
+def store_manifest(encoder_info: dict[str, Any], data_info: dict[str, Any], cache_key: str) -> dict[str, Any]:
+    """The manifest of an entry: the encoder, the data, the key, the date and the bioscan5m version."""
+    return {"format": FORMAT, "encoder": encoder_info, "data": data_info, "cache_key": cache_key,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "bioscan5m_version": __version__,
+            "files": {"vectors": EMBEDDINGS_FILE, "ids": IDS_FILE}}
 
 
 def _cache_key(encoder_info: dict[str, Any], data_info: dict[str, Any]) -> str:
@@ -188,6 +209,7 @@ def cached_embeddings(directory: str | os.PathLike[str], cache_key: str) -> Embe
         return None  # half-written or damaged: recompute
     if stored.manifest.get("cache_key") != cache_key:
         return None
+    mark_used(directory)
     return Embeddings(stored.ids, stored.vectors, stored.manifest, from_cache=True)
 
 
@@ -250,45 +272,20 @@ class _ImageInputs(Sequence):
         return self.store.load(self.ids[index], None if split is None else str(split), self.chunks[index])
 
 
-def _batches(items: Sequence[Any], batch_size: int, images: bool) -> Iterator[Sequence[Any]]:
-    """Successive batches of ``items``; images are decoded by a thread pool (JPEG decoding releases the
-    GIL), one batch ahead of the encoder."""
-    starts = range(0, len(items), batch_size)
-    if not images:
-        for start in starts:
-            yield items[start : start + batch_size]
-        return
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        pending: list[Any] | None = None
-        for start in starts:
-            loading = [pool.submit(items.__getitem__, i) for i in range(start, min(start + batch_size, len(items)))]
-            if pending is not None:
-                yield [future.result() for future in pending]
-            pending = loading
-        if pending is not None:
-            yield [future.result() for future in pending]
-
-
-def embed_items(encoder: Encoder, items: Sequence[Any], *, batch_size: int | None = None,
-                progress: bool | None = None, description: str | None = None) -> np.ndarray:
-    """Run ``encoder`` over ``items`` in batches with a progress bar: ``float32 [len(items), dim]``."""
-    batch_size = batch_size or encoder.default_batch_size
-    parts: list[np.ndarray] = []
-    unit = "img" if encoder.modality == "image" else "seq"
-    with tqdm(total=len(items), desc=description or encoder.name, unit=unit,
-              disable=None if progress is None else not progress) as bar:
-        for batch in _batches(items, batch_size, encoder.modality == "image"):
-            vectors = np.asarray(encoder.encode(batch), dtype=np.float32)
-            if vectors.ndim != 2 or len(vectors) != len(batch):
-                raise RuntimeError(f"{encoder!r} returned shape {vectors.shape} for a batch of {len(batch)}")
-            parts.append(vectors)
-            bar.update(len(batch))
-    if not parts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.concatenate(parts)
-
-
 # --------------------------------------------------------------------------------------------- extraction
+
+
+def embed_records(records: Any, encoder: Encoder | str, cache_dir: str | os.PathLike[str], *,
+                  device: str | None = None, batch_size: int | None = None, cleaning: str = "standard") -> np.ndarray:
+    """Embeddings ``float32 [len(records), D]`` of records that all have a barcode, kept in ``cache_dir`` (see
+    :func:`extract_embeddings`; a second call with the same data and model reads them back)."""
+    embeddings = extract_embeddings(records, encoder, cache_dir, batch_size=batch_size, device=device,
+                                    cleaning=cleaning)
+    if len(embeddings) != len(records) or not np.array_equal(embeddings.ids, np.asarray(records.ids).astype(str)):
+        raise BioscanError(f"embeddings in {cache_dir} do not match the {len(records)} records; remove that "
+                           "folder (or run 'bioscan5m cache prune --kind embeddings --all')", path=cache_dir)
+    return embeddings.vectors
+
 
 
 def extract_embeddings(
@@ -327,6 +324,9 @@ def extract_embeddings(
     }
     if cleaning != "standard":  # only then, so that earlier caches keep their keys
         data_info["cleaning"] = cleaning
+    if encoder.modality not in ("dna", "image"):  # a text tower embeds sentences, not records
+        raise BioscanError(f"{encoder.name} embeds {encoder.modality}; records are embedded by DNA or image encoders",
+                           value=encoder.name)
     images = encoder.modality == "image"
     if images:
         root = Path(image_root) if image_root is not None else default_image_root(records.source)
@@ -335,11 +335,12 @@ def extract_embeddings(
     encoder_info = encoder.describe()
     key = _cache_key(encoder_info, data_info)
 
-    rank, world = _rank_and_world()
+    from bioscan5m.train.distributed import dist_info
+
+    rank, world = (info := dist_info()).rank, info.world_size
     if not force:
         stored = cached_embeddings(cache_dir, key)
         if stored is not None:
-            mark_used(cache_dir)
             return stored
 
     if images:
@@ -347,20 +348,12 @@ def extract_embeddings(
         items: Sequence[Any] = _ImageInputs.of(records, root, image_package)
     else:
         ids, items = _dna_inputs(records, cleaning)
-    lo, hi = _shard_bounds(len(ids), rank, world)
+    lo, hi = shard_bounds(len(ids), rank, world)
     vectors = embed_items(encoder, items[lo:hi], batch_size=batch_size,
                           progress=progress if rank == 0 else False,
                           description=encoder.name if world == 1 else f"{encoder.name} [rank 0/{world}]")
 
-    manifest = {
-        "format": FORMAT,
-        "encoder": encoder_info,
-        "data": data_info,
-        "cache_key": key,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "bioscan5m_version": __version__,
-        "files": {"vectors": EMBEDDINGS_FILE, "ids": IDS_FILE},
-    }
+    manifest = store_manifest(encoder_info, data_info, key)
     if world == 1:
         embeddings = Embeddings(ids=ids, vectors=vectors, manifest=manifest)
         embeddings.save(cache_dir)
@@ -381,20 +374,6 @@ def image_files_fingerprint(root: Path, package: str) -> list[list[Any]]:
 
 
 # --------------------------------------------------------------------------------------------- torchrun
-
-
-def _rank_and_world() -> tuple[int, int]:
-    from bioscan5m.train.distributed import dist_info
-
-    info = dist_info()
-    return info.rank, info.world_size
-
-
-def _shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
-    """Contiguous ``[lo, hi)`` of ``n`` items for ``rank``: the first ``n % world`` shards get one more."""
-    base, extra = divmod(n, world)
-    lo = rank * base + min(rank, extra)
-    return lo, lo + base + (rank < extra)
 
 
 def _gather_shards(vectors: np.ndarray, ids: np.ndarray, manifest: dict[str, Any], cache_dir: Path,

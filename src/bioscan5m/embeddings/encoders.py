@@ -1,4 +1,5 @@
-"""A timm-like registry of frozen encoders that turn barcodes or images into embedding vectors.
+"""The one encoder factory (timm-like): a name → a frozen encoder that turns barcodes, images or taxonomy
+sentences into embedding vectors.
 
 ``create_encoder(name)`` understands:
 
@@ -14,6 +15,8 @@
   the [CLS] token (``pooling="cls"``, default) or the mean of the patch tokens (``pooling="mean"``).
 - ``timm:<name, hub id or dir>``: any timm image model (``vit_base_patch16_224.dino``,
   ``vit_base_patch14_dinov2.lvd142m``...), its pooled features; needs the optional ``timm`` package.
+- ``clibd:<dir>/<image|dna|text>``: one tower of a CLIBD model written by ``bioscan5m align``, projected into the
+  shared space (L2-normalised), with the model's own evaluation transform and tokenizers.
 
 Every encoder reports ``describe()``: its name, options and a content hash of its checkpoint, which is what
 the embedding cache is keyed on. Weights are loaded lazily, on the first ``encode``.
@@ -34,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from bioscan5m.embeddings.loop import resolve_device
 from bioscan5m.errors import BioscanError
+from bioscan5m.filehash import stream_sha256
 
 #: Bumped when an encoder's output changes for the same checkpoint, so stale caches are not reused.
 ENCODER_CODE_VERSION = 1
@@ -106,8 +111,9 @@ TIMM_GLOBAL_POOL = {"cls": "token", "mean": "avg"}
 class Encoder(ABC):
     """A frozen model: ``encode(batch) -> float32 [len(batch), dim]``.
 
-    ``modality`` is ``"dna"`` (batches of cleaned barcode strings) or ``"image"`` (batches of RGB
-    ``PIL.Image``).
+    ``modality`` is ``"dna"`` (batches of cleaned barcode strings), ``"image"`` (batches of ``PIL.Image``)
+    or ``"text"`` (batches of taxonomy sentences); each encoder prepares its inputs itself (tokenizer,
+    image transform), so a caller only batches records.
     """
 
     modality: str = "dna"
@@ -161,11 +167,14 @@ def split_encoder_name(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-def create_encoder(name: str, **options: Any) -> Encoder:
-    """Build an encoder by name; ``options`` (``device``, ``pooling``, ``max_length``...) go to its factory.
-
-    Unknown names raise a BioscanError listing the registered families.
+def create_encoder(name: str | os.PathLike[str], modality: str | None = None, **options: Any) -> Encoder:
+    """Build an encoder by name (a bare BarcodeBERT folder or checkpoint reads as ``barcodebert:<it>``);
+    ``options`` (``device``, ``pooling``, ``max_length``...) go to its factory. With ``modality``, an encoder
+    of another modality is refused. Unknown names raise a BioscanError listing the registered families.
     """
+    name = str(name)
+    if ":" not in name and Path(name).exists():
+        name = f"barcodebert:{name}"
     family, argument = split_encoder_name(name)
     if family not in _FAMILIES:
         known = "; ".join(f"{f} ({h})" for f, h in list_encoders().items())
@@ -177,7 +186,11 @@ def create_encoder(name: str, **options: Any) -> Encoder:
     if unknown:
         raise BioscanError(f"encoder {name!r} takes no option {', '.join(unknown)} (it takes: "
                            f"{', '.join(sorted(accepted)) or 'none'})", value=unknown)
-    return factory(argument, **options)
+    encoder = factory(argument, **options)
+    if modality is not None and encoder.modality != modality:
+        raise BioscanError(f"{name!r} is an {encoder.modality} encoder; probes here need a {modality.upper()} "
+                           "encoder", value=name)
+    return encoder
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -198,26 +211,11 @@ def directory_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def resolve_device(device: str | None = None) -> str:
-    """``"auto"``/None → ``cuda:<LOCAL_RANK>`` when a GPU is visible (one per torchrun process), else ``cpu``."""
-    import torch
-
-    if device not in (None, "auto"):
-        return str(device)
-    if torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-    return "cpu"
-
-
 def checkpoint_sha256(checkpoint: str | os.PathLike[str]) -> str:
     """Content hash of a checkpoint: a file, a directory, or a Hugging Face hub id already downloaded."""
     path = Path(checkpoint)
     if path.is_file():
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return stream_sha256(path)
     if path.is_dir():
         return directory_sha256(path)
     from huggingface_hub import try_to_load_from_cache
@@ -227,12 +225,6 @@ def checkpoint_sha256(checkpoint: str | os.PathLike[str]) -> str:
         return directory_sha256(Path(config).parent)
     raise BioscanError(f"model {str(checkpoint)!r} is neither a local file or directory nor in the Hugging "
                        "Face cache", value=str(checkpoint))
-
-
-def _mean_pool(hidden: Any, mask: Any) -> Any:
-    """Mean of ``hidden [B, T, D]`` over positions where ``mask [B, T]`` is 1 (padding excluded)."""
-    mask = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
 def _check_pooling(pooling: str) -> str:
@@ -277,8 +269,10 @@ def _kmer_profile(argument: str | None, device: str | None = None) -> Encoder:
     return KmerProfileEncoder(k)
 
 
-class _TorchEncoder(Encoder):
+class TorchEncoder(Encoder):
     """Shared lazy loading and checkpoint hashing of encoders backed by a local or hub checkpoint."""
+
+    hash_loaded_weights = False
 
     def __init__(self, name: str, checkpoint: str, device: str | None) -> None:
         super().__init__(name)
@@ -291,8 +285,10 @@ class _TorchEncoder(Encoder):
         return {}
 
     def describe(self) -> dict[str, Any]:
-        if not Path(self.checkpoint).exists():
-            self._load()  # a hub id: downloading is the only way to know which weights we get
+        if self._sha256 is None and not Path(self.checkpoint).exists():
+            model = self._load()  # a hub id: downloading is the only way to know which weights we get
+            if self.hash_loaded_weights:  # a timm name or a model in memory: no file to hash
+                self._sha256 = state_dict_sha256(model)
         if self._sha256 is None:
             self._sha256 = checkpoint_sha256(self.checkpoint)
         return {"name": self.name, "modality": self.modality, "options": self.options(),
@@ -303,18 +299,35 @@ class _TorchEncoder(Encoder):
             self._model = self.load()
         return self._model
 
+    @property
+    def model(self) -> Any:
+        """The loaded network (loaded now if it was not yet)."""
+        return self._load()
+
     @abstractmethod
     def load(self) -> Any:
         """Load weights (called once, on first use)."""
 
 
-class BarcodeBertEncoder(_TorchEncoder):
-    """BarcodeBERT from ``bioscan5m.models.dna``: mean of the last hidden states over real tokens."""
+class BarcodeBertEncoder(TorchEncoder):
+    """BarcodeBERT from ``bioscan5m.models.dna``: mean of the last hidden states over real tokens (or every
+    position, ``pooling="all-positions"``); :meth:`of` wraps a model already in memory."""
 
     default_batch_size = 128
 
-    def __init__(self, checkpoint: str, device: str | None = None) -> None:
+    def __init__(self, checkpoint: str, device: str | None = None, pooling: str = "masked-mean") -> None:
         super().__init__(f"barcodebert:{checkpoint}", checkpoint, device)
+        self.pooling = pooling
+
+    @classmethod
+    def of(cls, model: Any, pooling: str = "masked-mean", device: Any = None) -> BarcodeBertEncoder:
+        """An encoder over the loaded ``model``, moved to ``device`` (None: where it is)."""
+        encoder = cls("<in memory>", str(device or model.device), pooling)
+        encoder._model, encoder.hash_loaded_weights = model.to(encoder.device), True
+        return encoder
+
+    def options(self) -> dict[str, Any]:
+        return {} if self.pooling == "masked-mean" else {"pooling": self.pooling}
 
     def load(self) -> Any:
         from bioscan5m.models import dna
@@ -322,8 +335,21 @@ class BarcodeBertEncoder(_TorchEncoder):
         return dna.from_pretrained(self.checkpoint, device=self.device)
 
     def encode(self, batch: Sequence[str]) -> np.ndarray:
-        vectors = self._load().embed(list(batch), batch_size=max(len(batch), 1), progress=False)
-        return np.asarray(vectors, dtype=np.float32)
+        return self._load().encode_batch(batch, self.pooling)
+
+
+def embed_barcodes(model: Any, sequences: Sequence[str], *, batch_size: int = 256, device: Any = None,
+                   progress: bool | None = None, pooling: str = "masked-mean") -> np.ndarray:
+    """Embeddings ``float32 [len(sequences), hidden]`` of barcodes by a loaded BarcodeBERT (or the class scores
+    ``[N, C]`` of a ``BarcodeClassifier``), batch by batch through the one inference loop (eval mode;
+    ``device``: where to compute, the model moves there; None: where it is). pooling: see
+    ``bioscan5m.models.POOLINGS``."""
+    from bioscan5m.embeddings.loop import embed_items
+
+    sequences = [sequences] if isinstance(sequences, str) else list(sequences)
+    vectors = embed_items(BarcodeBertEncoder.of(model, pooling, device), sequences, batch_size=batch_size,
+                          progress=progress, description="embedding")
+    return vectors.reshape(len(sequences), model.hidden_size)  # (0, hidden) when there is nothing to embed
 
 
 @register_encoder("barcodebert", "a BarcodeBERT directory, checkpoint or hub id, e.g. barcodebert:runs/8-4-4")
@@ -391,7 +417,7 @@ def _image_stats(argument: str | None, device: str | None = None) -> Encoder:
     return ImageStatisticsEncoder(bins)
 
 
-class HuggingFaceDnaEncoder(_TorchEncoder):
+class HuggingFaceDnaEncoder(TorchEncoder):
     """Any Hugging Face DNA model (DNABERT-2, DNABERT-S, HyenaDNA, Nucleotide Transformer...), mean-pooled."""
 
     default_batch_size = 32
@@ -433,6 +459,8 @@ class HuggingFaceDnaEncoder(_TorchEncoder):
     def encode(self, batch: Sequence[str]) -> np.ndarray:
         import torch
 
+        from bioscan5m.models.dna import mean_pool
+
         model = self._load()
         limit = min(self.max_length, getattr(self.tokenizer, "model_max_length", self.max_length))
         tokens = self.tokenizer(list(batch), padding=True, truncation=True, max_length=limit,
@@ -446,7 +474,7 @@ class HuggingFaceDnaEncoder(_TorchEncoder):
         hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
         if mask is None:
             mask = torch.ones(hidden.shape[:2], dtype=torch.long)
-        return _mean_pool(hidden.float(), mask.to(hidden.device)).cpu().numpy().astype(np.float32)
+        return mean_pool(hidden.float(), mask.to(hidden.device)).cpu().numpy().astype(np.float32)
 
 
 def _forward_arguments(model: Any) -> tuple[str, ...]:
@@ -463,7 +491,7 @@ def _hf_dna(argument: str | None, device: str | None = None, pooling: str = "mea
     return HuggingFaceDnaEncoder(argument, device, max_length, trust_remote_code)
 
 
-class HuggingFaceImageEncoder(_TorchEncoder):
+class HuggingFaceImageEncoder(TorchEncoder):
     """Any Hugging Face vision model; [CLS] token or mean of patch tokens of the last layer.
 
     Images are prepared by the checkpoint's own ``AutoImageProcessor`` (its resize, crop and
@@ -533,7 +561,7 @@ def _hf_image(argument: str | None, device: str | None = None, pooling: str = "c
     return HuggingFaceImageEncoder(argument, device, pooling)
 
 
-class TimmImageEncoder(_TorchEncoder):
+class TimmImageEncoder(TorchEncoder):
     """Any timm image model: its pooled features (``num_classes=0``), with its own preprocessing.
 
     ``checkpoint`` is a timm name (``vit_base_patch16_224.dino``; weights from the Hub), a Hub id
@@ -544,6 +572,7 @@ class TimmImageEncoder(_TorchEncoder):
 
     modality = "image"
     default_batch_size = 64
+    hash_loaded_weights = True
 
     def __init__(self, checkpoint: str, device: str | None = None, pooling: str | None = None) -> None:
         super().__init__(f"timm:{checkpoint}", checkpoint, device)
@@ -551,11 +580,6 @@ class TimmImageEncoder(_TorchEncoder):
 
     def options(self) -> dict[str, Any]:
         return {"pooling": self.pooling or "model default"}
-
-    def describe(self) -> dict[str, Any]:
-        if self._sha256 is None and not Path(self.checkpoint).exists():
-            self._sha256 = state_dict_sha256(self._load())  # a timm name is not a Hugging Face cache entry
-        return super().describe()
 
     def load(self) -> Any:
         timm = import_timm()
@@ -619,3 +643,14 @@ def _timm(argument: str | None, device: str | None = None, pooling: str | None =
         raise BioscanError("name the model: timm:<model name, hub id or directory>", value="timm")
     import_timm()
     return TimmImageEncoder(argument, device, pooling)
+
+
+@register_encoder("clibd", "one tower of a CLIBD model folder written by 'bioscan5m align', e.g. clibd:runs/clibd/dna")
+def _clibd(argument: str | None, device: str | None = None) -> Encoder:
+    folder, _, modality = (argument or "").rpartition("/")
+    if not folder or modality not in ("image", "dna", "text"):
+        raise BioscanError("name the model folder and the tower: clibd:<dir>/image, clibd:<dir>/dna or "
+                           "clibd:<dir>/text", value=f"clibd:{argument or ''}")
+    from bioscan5m.embeddings.clibd import ClibdEncoder
+
+    return ClibdEncoder(folder, modality, device)
