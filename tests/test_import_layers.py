@@ -26,12 +26,6 @@ TOP_LEVEL = {"demo": "demo", "__main__": "cli"}
 #: Libraries whose import takes seconds: never at the top of a cli/ module (the CLI starts in about 1 s).
 HEAVY = ("torch", "transformers", "faiss", "umap", "timm", "sklearn", "matplotlib")
 
-#: Known upward imports that other branches of this round remove; the lead deletes this list at the merge.
-#: (importing module, imported module, the helper whose branch removes it)
-BEING_REMOVED = {
-    # LogitScale moves into models/ (helper trainsteps).
-    ("bioscan5m.models.multimodal", "bioscan5m.train.contrastive"),
-}
 
 
 def layer_of(module: str) -> str:
@@ -98,21 +92,16 @@ def test_every_package_and_top_level_module_has_a_layer():
 
 
 def test_no_module_imports_from_a_layer_above_its_own():
-    upward, stale = [], set(BEING_REMOVED)
+    upward = []
     for path in source_files():
         importer = module_name(path)
         rank = LAYERS.index(layer_of(importer))
         for line, imported, _ in imported_modules(path):
             if imported.split(".")[0] != "bioscan5m" or LAYERS.index(layer_of(imported)) <= rank:
                 continue
-            known = next((pair for pair in BEING_REMOVED if importer == pair[0] and imported.startswith(pair[1])), None)
-            if known:
-                stale.discard(known)
-                continue
             upward.append(f"{path.relative_to(SRC)}:{line}: {importer} ({layer_of(importer)}) imports {imported} "
                           f"({layer_of(imported)})")
     assert upward == [], "imports against the layer order " + " < ".join(LAYERS) + ":\n" + "\n".join(upward)
-    assert stale == set(), f"no longer imported: delete {sorted(stale)} from BEING_REMOVED"
 
 
 def test_cli_modules_import_no_heavy_library_at_module_level():
