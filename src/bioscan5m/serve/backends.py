@@ -42,10 +42,9 @@ def taxonomy_table(records: Any) -> pd.DataFrame:
     """``processid`` and the names at each rank the records have (None where missing)."""
     columns = {"processid": records.ids}
     for rank in RANKS:
-        try:
-            columns[rank] = records.column(rank)
-        except Exception:  # a reference without this rank (FASTA + a partial taxonomy)
-            columns[rank] = np.full(len(records), None, dtype=object)
+        # a reference may lack a rank (a FASTA with a partial taxonomy)
+        present = rank in records.table.column_names
+        columns[rank] = records.column(rank) if present else np.full(len(records), None, dtype=object)
     return pd.DataFrame(columns)
 
 

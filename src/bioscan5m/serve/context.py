@@ -40,7 +40,7 @@ class Background:
             try:
                 self.value = make()
                 self.state = "ready"
-            except Exception as error:  # shown on the page; the rest of the server keeps working
+            except Exception as error:  # noqa: BLE001 -- shown on the page; the rest of the server keeps working
                 self.state, self.error = "failed", f"{type(error).__name__}: {error}"
                 print(f"[serve] building the {self.what} failed: {self.error}", flush=True)
             finally:

@@ -72,7 +72,7 @@ class JobRunner:
         try:
             job.result = work(report)
             job.state = "done"
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- a job's failure is its answer, the worker goes on
             refused = as_user_error(error)
             if refused is None:
                 job.error, job.status = f"internal error: {type(error).__name__}: {error}", 500

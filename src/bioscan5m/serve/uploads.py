@@ -34,7 +34,7 @@ def read_barcodes(data: bytes, name: str, limits: Limits) -> pd.DataFrame:
         path.write_bytes(data)
         try:
             frame = backends.read_upload_records(path)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- re-raised, renamed when it is the user's
             raise _renamed(error, path, name) from None
     check_query_count(len(frame), limits)
     return frame
