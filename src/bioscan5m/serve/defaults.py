@@ -21,9 +21,12 @@ def default_folder(records: int = DEMO_RECORDS, seed: int = DEMO_SEED,
 def default_dataset(records: int = DEMO_RECORDS, seed: int = DEMO_SEED,
                     cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The default dataset root, written by the demo's data part the first time."""
+    from bioscan5m.demo import DATA_SETTINGS
+
     folder = default_folder(records, seed, cache_dir)
-    if not (folder / "data" / "bioscan5m").is_dir():
-        print(f"[serve] writing the demo's synthetic dataset ({records:,} records) to {folder}", flush=True)
+    if (folder / "data" / DATA_SETTINGS).is_file():  # written once the dataset is complete
+        return folder / "data"
+    print(f"[serve] writing the demo's synthetic dataset ({records:,} records) to {folder}", flush=True)
     return backends.build_demo_dataset(folder, records, seed)
 
 
