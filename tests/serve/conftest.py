@@ -12,8 +12,6 @@ from bioscan5m.data.schema import TAXONOMIC_RANKS
 NL_BOLD = "bold_v5/BOLD_Public.21-Jun-2024.curated.NL_873b975.tsv.gz"
 #: Every HELD_OUT-th real record (by process id) is a query; the others are the reference.
 HELD_OUT = 8
-#: A quick identifier for the tests that do not compare with the CLI (which uses the defaults).
-FAST = {"n_simulated": 300, "threads": 1}
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +47,9 @@ def real_barcodes(vendored_data, tmp_path_factory) -> dict[str, Path]:
     return {"reference": folder / "reference.fasta", "taxonomy": folder / "taxonomy.tsv",
             "queries": folder / "queries.fasta", "n_queries": int(held_out.sum()),
             "query_species": dict(zip(queries["processid"], queries["species"]))}
+
+
+@pytest.fixture(scope="session")
+def fast_identifier() -> dict:
+    """Options of a quick identifier, for the tests that do not compare with the CLI (which uses the defaults)."""
+    return {"n_simulated": 300, "threads": 1}

@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -35,11 +34,11 @@ def wait_ready(context) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(real_barcodes, tiny_clibd):
+def served(real_barcodes, tiny_clibd, fast_identifier):
     """The app over the real reference (identify, map) and the tiny synthetic dataset and model (photos)."""
     root, model = tiny_clibd
     settings = ServeSettings(reference=real_barcodes["reference"], taxonomy=real_barcodes["taxonomy"], data=root,
-                             model=model, limits=LIMITS, identifier_options=FAST, map_reducer="pca")
+                             model=model, limits=LIMITS, identifier_options=fast_identifier, map_reducer="pca")
     context = build_context(settings)
     wait_ready(context)
     with TestClient(create_app(context)) as client:
@@ -215,9 +214,9 @@ def test_limits_refuse_with_the_limit_in_the_message(served, real_barcodes, tiny
     assert answer.status_code == 413 and f"limit is {LIMITS.max_photos}" in answer.json()["error"]
 
 
-def test_photo_page_without_a_model_says_how_to_get_one(real_barcodes):
+def test_photo_page_without_a_model_says_how_to_get_one(real_barcodes, fast_identifier):
     context = build_context(ServeSettings(reference=real_barcodes["reference"], taxonomy=real_barcodes["taxonomy"],
-                                          identifier_options=FAST), background=False)
+                                          identifier_options=fast_identifier), background=False)
     client = TestClient(create_app(context))
     answer = client.post("/api/retrieve", files=[("photos", ("a.jpg", b"\xff\xd8\xff", "image/jpeg"))])
     assert answer.status_code == 404 and "--model" in answer.json()["error"]

@@ -13,7 +13,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import FAST
 from PIL import Image
 
 from bioscan5m.data.images import ImageStore
@@ -29,7 +28,7 @@ pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (a
 
 
 @pytest.fixture(scope="module")
-def server(real_barcodes, tiny_clibd):
+def server(real_barcodes, tiny_clibd, fast_identifier):
     """uvicorn serving the app on a free loopback port, in a thread: yields (base URL, context)."""
     import uvicorn
 
@@ -38,7 +37,7 @@ def server(real_barcodes, tiny_clibd):
 
     root, model = tiny_clibd
     context = build_context(ServeSettings(reference=real_barcodes["reference"], taxonomy=real_barcodes["taxonomy"],
-                                          data=root, model=model, identifier_options=FAST, map_reducer="pca"))
+                                          data=root, model=model, identifier_options=fast_identifier, map_reducer="pca"))
     assert context.map.done.wait(120) and context.photos.done.wait(120)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

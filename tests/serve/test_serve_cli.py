@@ -8,7 +8,6 @@ import socket
 
 import pytest
 import uvicorn
-from conftest import FAST
 
 from bioscan5m.cli import main
 from bioscan5m.serve import app as serve_app
@@ -78,10 +77,10 @@ def test_a_busy_port_is_refused_before_any_work(monkeypatch, capsys):
     assert started.settings is None  # nothing was indexed or built
 
 
-def test_the_default_is_made_once_in_the_cache_folder_and_reused(tmp_path, monkeypatch, capsys):
+def test_the_default_is_made_once_in_the_cache_folder_and_reused(tmp_path, monkeypatch, capsys, fast_identifier):
     monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    settings = ServeSettings(demo_records=300, demo_model_steps=2, map_reducer="pca", identifier_options=FAST)
+    settings = ServeSettings(demo_records=300, demo_model_steps=2, map_reducer="pca", identifier_options=fast_identifier)
     context = serve_context.build_context(settings)
     assert context.photos.state == "building"  # identify works while the photo model is made
     assert context.photos.done.wait(300) and context.photos.state == "ready", context.photos.status()
