@@ -19,6 +19,9 @@ RANKS: tuple[str, ...] = ("phylum", "class", "order", "family", "subfamily", "ge
 KEY_SPLITS = "train+key_unseen"
 #: The encoder of the map: k-mer profiles need no model, so every reference gets a map.
 MAP_ENCODER = "kmer-profile-5"
+#: UMAP for looking at rather than clustering: fewer neighbours and some room between points (the clustering
+#: protocol's min_dist 0 packs each species into a dot).
+MAP_UMAP = {"n_neighbors": 15, "min_dist": 0.25}
 
 
 # -- records --------------------------------------------------------------------------------------------------
@@ -117,7 +120,8 @@ def reduce_to_2d(vectors: np.ndarray, reducer: str, seed: int = 0) -> np.ndarray
 
     if reducer == "umap" and vectors.shape[1] > 50 and len(vectors) > 52:
         vectors = reduce_embeddings(vectors, "pca", n_components=50, seed=seed)
-    return reduce_embeddings(vectors, reducer, n_components=2, seed=seed)
+    options = MAP_UMAP if reducer == "umap" else {}
+    return reduce_embeddings(vectors, reducer, n_components=2, seed=seed, **options)
 
 
 # -- the embedded default -------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def build_map(records: Any, reducer: str, cache_dir: str | os.PathLike[str] | No
     keep = np.array([bool(b) for b in barcodes], dtype=bool)
     ids = taxonomy["processid"].to_numpy(dtype=object)[keep]
     kept = [b for b, k in zip(barcodes, keep) if k]
-    digest = hashlib.sha256(f"{backends.MAP_ENCODER}\0{reducer}\0".encode())
+    digest = hashlib.sha256(f"{backends.MAP_ENCODER}\0{reducer}\0{sorted(backends.MAP_UMAP.items())}\0".encode())
     for record_id, barcode in zip(ids, kept):
         digest.update(f"{record_id}\t{barcode}\n".encode())
     path = cache_folder("reduced", cache_dir) / entry_name("serve-map", digest.hexdigest()[:24], ".npy")

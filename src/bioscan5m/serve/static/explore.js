@@ -92,7 +92,7 @@ function draw() {
   if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
   const image = context2d.createImageData(w, h), pixels = new Uint32Array(image.data.buffer);
   pixels.fill(0xffffffff);
-  const { s, ox, oy } = map.view, size = Math.max(2, Math.round(2 * ratio));
+  const { s, ox, oy } = map.view, size = Math.max(3, Math.round(3 * ratio));
   const codes = map.ranks[map.rank].codes, palette = colours(map.rank), grey = 0xffd8d4d0;
   let drawn = 0;
   // Two passes: unnamed or unmatched points first, so named and matching ones are drawn on top.
