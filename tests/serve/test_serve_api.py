@@ -237,3 +237,21 @@ def test_a_failed_job_keeps_its_error_for_the_page(served, monkeypatch):
     assert status["state"] == "failed" and "index went away" in status["error"]
     answer = client.get(f"/api/jobs/{job['id']}/tsv")
     assert answer.status_code == 400 and "index went away" in answer.json()["error"]
+
+
+def test_the_map_is_reduced_once_and_read_from_the_cache_after(real_barcodes, tmp_path, monkeypatch):
+    from bioscan5m.serve import backends
+    from bioscan5m.serve.mapdata import build_map
+
+    reference = backends.load_reference(real_barcodes["reference"], real_barcodes["taxonomy"])
+    made = build_map(reference, "umap", cache_dir=tmp_path)
+    assert made.xy.shape == (len(reference), 2) and made.xy.min() >= 0 and made.xy.max() <= 1
+    assert [p.name.split(".")[0] for p in (tmp_path / "reduced").iterdir()] == ["serve-map"]
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("embedded again although the map is cached")
+
+    monkeypatch.setattr(backends, "map_vectors", not_again)
+    again = build_map(reference, "umap", cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.xy, made.xy)
+    assert again.payload("genus")["ranks"]["genus"] == made.payload("genus")["ranks"]["genus"]

@@ -5,6 +5,7 @@ hover the map; no page logs an error or asks for anything outside the server."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -175,3 +176,32 @@ def test_the_map_draws_every_point_and_hover_names_one(page, server, tmp_path):
     page.mouse.wheel(0, -300)  # zoom in
     page.select_option("#rank", "species")
     page.wait_for_function(f"window.bioscanMap.stats.draws > {draws}")
+
+
+def test_a_map_of_100k_points_is_drawn_whole_and_hover_finds_points(page, server):
+    """The page's own drawing and hit-testing on 100,000 points (handed in for /api/map)."""
+    base, _ = server
+    rng = np.random.default_rng(0)
+    n, species = 100_000, 2000
+    of = rng.integers(0, species, n)
+    xy = np.clip(rng.random((species, 2))[of] * 0.9 + 0.05 + rng.normal(0, 0.004, (n, 2)), 0, 1)
+    payload = {"n": n, "ids": [f"SYN{i:06d}" for i in range(n)], "x": xy[:, 0].round(5).tolist(),
+               "y": xy[:, 1].round(5).tolist(),
+               "ranks": {"species": {"names": [f"Species {s}" for s in range(species)], "codes": of.tolist()}}}
+    page.route("**/api/map", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                          body=json.dumps(payload)))
+    page.goto(base + "/explore")
+    page.wait_for_function(f"window.bioscanMap.stats.points === {n} && window.bioscanMap.stats.drawn > 0")
+    assert page.evaluate("window.bioscanMap.stats.drawn") == n  # every point is inside the fitted view
+    box = page.locator("#map").bounding_box()
+    for index in (0, 54_321, n - 1):
+        x, y = page.evaluate(f"window.bioscanMap.screenOf({index})")
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        found = page.evaluate(f"window.bioscanMap.pointAt({x}, {y})")
+        assert found >= 0 and np.hypot(*(xy[found] - xy[index])) < 0.01  # the point there, or one beside it
+        page.wait_for_function("document.getElementById('tooltip').textContent.includes('SYN') && "
+                               "document.getElementById('tooltip').style.display === 'block'")
+        shown = int(page.text_content("#tooltip").split("SYN")[1][:6])  # the cursor sits on whole pixels
+        assert np.hypot(*(xy[shown] - xy[index])) < 0.01
+        page.mouse.move(box["x"] + 1, box["y"] + 1)  # off the points: the tooltip goes
+        page.wait_for_selector("#tooltip", state="hidden")
