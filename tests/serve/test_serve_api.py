@@ -73,11 +73,9 @@ def test_identify_gives_the_cli_tsv_byte_for_byte_on_real_held_out_barcodes(real
     submitted = client.post("/api/jobs", files={"file": ("queries.fasta", fasta)}, data={"hits": "3"})
     assert submitted.status_code == 202 and submitted.json()["total"] == len(cli)
     job = submitted.json()
-    seen = set()
     while job["state"] not in ("done", "failed"):
         time.sleep(0.05)
         job = client.get(f"/api/jobs/{job['id']}").json()
-        seen.add(job["done"])
     assert job["state"] == "done" and job["done"] == job["total"] == len(cli)
     tsv = client.get(f"/api/jobs/{job['id']}/tsv")
     assert tsv.status_code == 200 and "attachment" in tsv.headers["content-disposition"]
@@ -119,15 +117,18 @@ def test_gzipped_fastq_upload_is_read_like_the_cli_reads_it(served, real_barcode
 def test_a_photo_gets_its_nearest_references_by_image_and_by_dna(served, tiny_clibd):
     client, _ = served
     record_id, photo = key_photo(tiny_clibd[0], 3)
-    answer = client.post("/api/retrieve", files=[("photos", ("my bug.jpg", photo, "image/jpeg"))], data={"k": "4"})
+    other_id, other = key_photo(tiny_clibd[0], 40)
+    answer = client.post("/api/retrieve", files=[("photos", ("my bug.jpg", photo, "image/jpeg")),
+                                                 ("photos", ("other.jpg", other, "image/jpeg"))], data={"k": "4"})
     assert answer.status_code == 200
     result = answer.json()
-    assert result["photos"] == ["my bug.jpg"] and set(result["by"]) == {"image", "dna"}
-    by_image = result["by"]["image"]
+    assert result["photos"] == ["my bug.jpg", "other.jpg"] and set(result["by"]) == {"image", "dna"}
+    by_image = [row for row in result["by"]["image"] if row["query"] == "my bug.jpg"]
     assert [row["neighbour"] for row in by_image] == [1, 2, 3, 4]
     assert by_image[0]["processid"] == record_id and by_image[0]["similarity"] == pytest.approx(1.0, abs=1e-4)
-    assert all(row["query"] == "my bug.jpg" and row["species"] for row in by_image)
-    assert len(result["by"]["dna"]) == 4
+    assert all(row["species"] for row in by_image)
+    assert next(row["processid"] for row in result["by"]["image"] if row["query"] == "other.jpg") == other_id
+    assert len(result["by"]["dna"]) == 8
     thumbnail = client.get(f"/api/thumbnail/{by_image[1]['processid']}")
     assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(thumbnail.content)).size[0] > 0
@@ -255,3 +256,31 @@ def test_the_map_is_reduced_once_and_read_from_the_cache_after(real_barcodes, tm
     again = build_map(reference, "umap", cache_dir=tmp_path)
     np.testing.assert_array_equal(again.xy, made.xy)
     assert again.payload("genus")["ranks"]["genus"] == made.payload("genus")["ranks"]["genus"]
+
+
+def test_jobs_report_progress_and_only_the_newest_finished_are_kept():
+    import threading
+
+    from bioscan5m.serve.jobs import JobRunner
+
+    runner = JobRunner(kept=2)
+    halfway, carry_on = threading.Event(), threading.Event()
+
+    def work(report):
+        report(1, 3)
+        halfway.set()
+        carry_on.wait(10)
+        report(3, 3)
+        return "answer"
+
+    job = runner.submit(work, total=3)
+    assert halfway.wait(10)
+    assert runner.get(job.id).summary() == {"id": job.id, "state": "running", "done": 1, "total": 3, "error": None}
+    carry_on.set()
+    assert job.future.result(10) == "answer" and job.state == "done" and job.done == 3
+    later = [runner.submit(lambda report: None) for _ in range(3)]
+    later[-1].future.result(10)
+    runner.submit(lambda report: None).future.result(10)
+    assert runner.get(job.id) is None and runner.get(later[0].id) is None  # the oldest finished are dropped
+    assert runner.get(later[-1].id).state == "done"
+    runner.shutdown()
