@@ -169,6 +169,14 @@ CASES: list[Case] = [
          "refused"),
     case("download-negative-retries", "download --root {w}/new --retries -1 metadata", "--retries"),
     case("download-unknown-item", "download --root {w}/new imagez", "imagez"),
+    # --- serve (every refusal comes before the server starts or indexes anything)
+    case("serve-port-too-large", "serve --port 70000", "not a port"),
+    case("serve-zero-max-queries", "serve --max-queries 0", "at least 1"),
+    case("serve-reference-missing", "serve --reference {w}/absent.tsv", "no such file"),
+    case("serve-data-is-a-file", "serve --data {w}/afile", "not a folder"),
+    case("serve-model-without-data", "serve --model {w}/no_model --port {closed}", "--model needs --data"),
+    case("serve-taxonomy-without-reference", "serve --taxonomy {w}/q.fasta --port {closed}", "--taxonomy goes with"),
+    case("serve-truncated-reference", "serve --reference {w}/trunc.csv.gz --port {closed}", "trunc.csv.gz"),
     # --- no command
     case("unknown-command", "frobnicate --out {w}/new", "frobnicate"),
     # --- classify and push (commands merged from other branches: these rows run where the command exists)

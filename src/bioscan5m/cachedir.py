@@ -33,6 +33,7 @@ KINDS: dict[str, str] = {
     "embeddings": "embedding vectors of probes, benchmarks and retrieval",
     "reduced": "UMAP/PCA-reduced vectors of zero-shot clustering",
     "hashes": "SHA-256 of source files, remembered per file identity and times",
+    "serve": "the demo dataset and photo model 'bioscan5m serve' serves when given no data",
 }
 #: Temporary leftovers (a killed run's half-written entry) older than this are removed by any prune.
 STALE_TEMPORARY_S = 24 * 3600
