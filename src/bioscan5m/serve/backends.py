@@ -80,7 +80,7 @@ def load_clibd(folder: str | os.PathLike[str], device: str) -> Any:
     """The CLIBD model saved by ``bioscan5m align`` in ``folder``."""
     from bioscan5m.models.multimodal import load_multimodal_model
 
-    return load_multimodal_model(folder, device=device)[0]
+    return load_multimodal_model(folder, device=device).model
 
 
 def model_modalities(model: Any) -> tuple[str, ...]:
@@ -92,10 +92,11 @@ def photo_neighbours(model: Any, root: str | os.PathLike[str], photos: Sequence[
     """``bioscan5m retrieve --query-image``: the ``k`` nearest ``key_modality`` keys of each photo (one row per
     photo and neighbour: query, neighbour, processid, similarity, order…species). Key embeddings are kept in
     the embeddings cache, so only the first call embeds the references."""
-    from bioscan5m.tasks.retrieve import default_embeddings_cache, identify
+    from bioscan5m.embeddings.store import store_folder
+    from bioscan5m.tasks.retrieve import identify
 
     return identify(model, root, images=list(photos), key_modality=key_modality, k=k,
-                    embeddings_cache=default_embeddings_cache(cache_dir))
+                    embeddings_cache=store_folder(cache_dir))
 
 
 def image_store(root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> Any:
@@ -108,8 +109,8 @@ def image_store(root: str | os.PathLike[str], cache_dir: str | os.PathLike[str] 
 # -- the map --------------------------------------------------------------------------------------------------
 def map_vectors(barcodes: Sequence[str]) -> np.ndarray:
     """The reference's k-mer profile embeddings (the ``embed --encoder kmer-profile-5`` vectors)."""
-    from bioscan5m.models.encoders import create_encoder
-    from bioscan5m.tasks.embed import embed_items
+    from bioscan5m.embeddings.encoders import create_encoder
+    from bioscan5m.embeddings.loop import embed_items
 
     return embed_items(create_encoder(MAP_ENCODER), list(barcodes), progress=False)
 
@@ -135,7 +136,7 @@ def build_demo_dataset(folder: Path, records: int, seed: int) -> Path:
 
 def train_clibd(root: Path, out: Path, steps: int, seed: int, device: str) -> None:
     """A tiny CLIBD model aligned on ``root`` (``bioscan5m align --model tiny``), saved to ``out``; resumes."""
-    from bioscan5m.train.align import align
+    from bioscan5m.train.contrastive_step import align
     from bioscan5m.train.engine import TrainConfig
 
     config = TrainConfig(out_dir=out, steps=steps, batch_size=32, lr=1e-3, schedule="cosine", device=device,
