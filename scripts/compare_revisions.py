@@ -15,8 +15,8 @@ Every file the commands write and each command's stdout and exit status are comp
 this short, explicit list of volatile content is rewritten before comparing (``VOLATILE``, ``TIMINGS``):
 
 - dates and times of day (ISO timestamps, ``YYYY-MM-DD HH:MM UTC``) in text files;
-- ``checkpoint_sha256`` and the ``cache_key`` made from it in embedding manifests: they hash the whole model
-  folder, whose ``train_log.jsonl`` holds timings, so a model retrained to the same weights gets another hash;
+- ``checkpoint_sha256`` and the ``cache_key`` made from it in embedding manifests: revisions before the
+  embeddings layer hashed the whole model folder, ``train_log.jsonl`` (timings) included;
 - elapsed times and speeds on stdout and in logs and reports (JSON, Markdown, HTML; never in TSV/CSV data):
   ``12.3 s``, ``8.6 specimens/s``, ``0:01:02``, ``"tokens_per_s": 3363.1``, ``"seconds": 8.9``.
 
@@ -83,7 +83,7 @@ DEMO_SETTINGS = "pretrain_steps=6, finetune_epochs=0.25, align_steps=6"
 #: Volatile content, rewritten in text files before comparing (keep this list short: the point is identity).
 VOLATILE: tuple[tuple[re.Pattern[bytes], bytes], ...] = (
     (re.compile(rb"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}| UTC)?"), b"<DATE>"),
-    # An embedding manifest hashes the whole model folder, train_log.jsonl (with its timings) included.
+    # Before the embeddings layer, a manifest's model hash covered train_log.jsonl (timings) too.
     (re.compile(rb'"(checkpoint_sha256|cache_key)": "[0-9a-f]{64}"'), rb'"\1": "<HASH>"'),
 )
 #: Elapsed times and speeds: rewritten only where they are reported (TIMING_FILES), never in data tables.

@@ -145,3 +145,19 @@ def test_embed_command_runs_a_clibd_tower_over_records(clibd_dir, tmp_path, caps
     np.testing.assert_allclose(saved.vectors, expected, atol=1e-5)
     with pytest.raises(BioscanError, match="embeds text; records are embedded by DNA or image encoders"):
         extract_embeddings(records, f"clibd:{folder}/text", tmp_path / "text")
+
+
+def test_model_hash_covers_the_model_not_its_training_log(barcodebert_dir, tmp_path):
+    import shutil
+
+    from bioscan5m.embeddings.encoders import checkpoint_sha256
+
+    folder = shutil.copytree(barcodebert_dir[1], tmp_path / "model")
+    before = checkpoint_sha256(folder)
+    (folder / "train_log.jsonl").write_text('{"step": 1, "tokens_per_s": 1234.5}\n')
+    (folder / "checkpoints" / "step-1").mkdir(parents=True)
+    (folder / "checkpoints" / "step-1" / "model.safetensors").write_bytes(b"an earlier state")
+    assert checkpoint_sha256(folder) == before  # re-trained to the same weights: same caches
+    config = folder / "config.json"
+    config.write_text(config.read_text().replace("}", ', "edited": true}', 1))
+    assert checkpoint_sha256(folder) != before

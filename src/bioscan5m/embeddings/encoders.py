@@ -39,7 +39,7 @@ import numpy as np
 
 from bioscan5m.embeddings.loop import resolve_device
 from bioscan5m.errors import BioscanError
-from bioscan5m.filehash import stream_sha256
+from bioscan5m.filehash import file_sha256, stream_sha256
 
 #: Bumped when an encoder's output changes for the same checkpoint, so stale caches are not reused.
 ENCODER_CODE_VERSION = 1
@@ -196,18 +196,21 @@ def create_encoder(name: str | os.PathLike[str], modality: str | None = None, **
 # --------------------------------------------------------------------------------------------- helpers
 
 
+#: What a model folder holds besides the model: the run's log and its intermediate checkpoints. They do not
+#: change what the model computes, so a model re-trained to the same weights keeps its hash (and its caches).
+NOT_THE_MODEL = ("checkpoints", "train_log.jsonl")
+
+
 def directory_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 over every file below ``path`` (relative names and contents, in sorted order)."""
+    """SHA-256 over the model files below ``path`` (relative names and contents, in sorted order): every file
+    but hidden ones and :data:`NOT_THE_MODEL`. Each file's digest is remembered by :func:`file_sha256`."""
     root = Path(path)
     digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(
-        part.startswith(".") for part in p.relative_to(root).parts))
-    for file in files:
-        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        digest.update(b"\0")
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        parts = file.relative_to(root).parts
+        if parts[0] in NOT_THE_MODEL or any(part.startswith(".") for part in parts):
+            continue
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file_sha256(file).encode() + b"\0")
     return digest.hexdigest()
 
 
