@@ -23,8 +23,10 @@ so only queries whose margin is small are searched on both strands.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -174,6 +176,27 @@ class KmerContainment:
             fill(*kmer_windows(sequences[start:start + BLOCK], self.k), self.keep, last, cursor, self.postings,
                  start)
         return self
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """Write ``containment_indptr.npy`` and ``containment_postings.npy`` into ``folder``."""
+        folder = Path(folder)
+        np.save(folder / "containment_indptr.npy", self.indptr)
+        np.save(folder / "containment_postings.npy", self.postings)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], sampling: int, n_references: int, threads: int = 1
+             ) -> KmerContainment:
+        """Read what :meth:`save` wrote for ``n_references`` barcodes (``sampling`` as it was built); the
+        postings stay memory-mapped."""
+        folder = Path(folder)
+        index = cls(threads=threads)
+        index.indptr = np.load(folder / "containment_indptr.npy")
+        index.postings = np.load(folder / "containment_postings.npy", mmap_mode="r")
+        if len(index.indptr) != 4 ** index.k + 1 or index.indptr[-1] != len(index.postings):
+            raise ValueError(f"damaged containment index in {folder}")
+        index.sampling, index.keep = sampling, kept_kmers(index.k, sampling)
+        index.n_references = n_references
+        return index
 
     def search(self, sequences: Sequence[str], n: int, exclude: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:

@@ -77,7 +77,7 @@ HIT_COLUMNS: tuple[str, ...] = ("query_id", "hit", "reference_id", "bin_uri", "i
 #: Default confidence a rank needs to enter the ``lineage`` column.
 DEFAULT_MIN_CONFIDENCE = 0.7
 #: Bump when what is stored in the cache changes meaning.
-CACHE_VERSION = 7
+CACHE_VERSION = 8
 #: Extra hits fetched while calibrating, so that hiding a species' barcodes still leaves enough hits.
 EXCLUSION_ROOM = 64
 #: Share of the simulated calibration queries cut to fragments, and their length range in nt.
@@ -297,8 +297,7 @@ class BarcodeIdentifier:
         return score, candidates
 
     def _containment(self) -> KmerContainment:
-        """The k-mer containment index of the reference, built on first use (~2 s for 36k barcodes; not
-        cached: its posting lists are ~20x the size of the k-mer index)."""
+        """The k-mer containment index of the reference (built by ``fit``, memory-mapped from the cache)."""
         if getattr(self, "_containment_index", None) is None:
             self._containment_index = KmerContainment(threads=self.threads_).build(self.reference_.sequences)
         self._containment_index.threads = self.threads_
@@ -594,6 +593,7 @@ class BarcodeIdentifier:
                        "kmer_sampling": np.array([self.kmer_sampling_], dtype=np.int64)},
                       str(building / "reference.safetensors"))
             self.index_.save(building)
+            self._containment().save(building)
             config = {
                 "version": CACHE_VERSION, "k": self.k, "dim": self.dim, "n_candidates": self.n_candidates,
                 "tau": self.tau, "n_simulated": self.n_simulated, "seed": self.seed, "source": ref.source,
@@ -623,7 +623,7 @@ class BarcodeIdentifier:
         self.index_ = KmerIndex.load(folder, config["k"], config["seed"])
         self.cosine_to_identity_ = arrays["cosine_to_identity"]
         self.kmer_frequency_, self.kmer_sampling_ = arrays["kmer_frequency"], int(arrays["kmer_sampling"][0])
-        self._containment_index = None
+        self._containment_index = KmerContainment.load(folder, self.kmer_sampling_, len(self.reference_))
         self.calibration_ = {family: Calibration.from_dict(c) for family, c in config["calibration"].items()}
 
 
