@@ -106,6 +106,11 @@ def test_an_unchanged_reference_file_is_not_read_again(small_reference, tmp_path
     monkeypatch.setattr(identifier_module, "read_reference", lambda ref: reads.append(ref) or real_read(ref))
     again = BarcodeIdentifier(**params).fit(small_reference)
     assert again.from_cache_ and again.cache_path_ == first.cache_path_ and reads == []
+    # The cached state answers as the fitted one, fragments (memory-mapped containment index) included.
+    assert isinstance(again._containment().postings, np.memmap)
+    held_out = pd.read_csv(small_reference, sep="\t")["nucleotides"].tolist()[::40]
+    queries = held_out + [s[:150] for s in held_out] + [reverse_complement(s[-313:]) for s in held_out]
+    pd.testing.assert_frame_equal(again.predict(queries), first.predict(queries))
     # Touched (a new modification time): read again, same content so the same index.
     info = os.stat(small_reference)
     os.utime(small_reference, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
