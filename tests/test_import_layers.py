@@ -29,7 +29,7 @@ HEAVY = ("torch", "transformers", "faiss", "umap", "timm", "sklearn", "matplotli
 
 
 def layer_of(module: str) -> str:
-    """The layer of a dotted module name inside bioscan5m (``bioscan5m.tasks.identify.align`` -> tasks)."""
+    """The layer of a dotted module name inside bioscan5m (``bioscan5m.tasks.identify.sequence_alignment`` -> tasks)."""
     parts = module.split(".")
     if len(parts) == 1:
         return "base"  # the package's __init__

@@ -52,15 +52,19 @@ def kmer_counts(sequences: Sequence[str], k: int = 5) -> np.ndarray:
     return counts
 
 
-def _count_block(sequences: Sequence[str], k: int) -> np.ndarray:
-    n, width = len(sequences), 4**k
-    longest = max(len(s) for s in sequences)
-    if longest < k:
-        return np.zeros((n, width), dtype=np.int32)
+def kmer_windows(sequences: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Code of every overlapping k-mer, sequence by sequence: ``int32 [len(sequences), W]`` with
+    W = longest length - k + 1 (at least 0), and whether each window is a k-mer of A/C/G/T only
+    (``bool``, same shape; windows past a sequence's end are not)."""
+    _check_k(k)
+    n = len(sequences)
+    longest = max((len(s) for s in sequences), default=0)
+    n_windows = max(longest - k + 1, 0)
+    if not n_windows:
+        return np.zeros((n, 0), dtype=np.int32), np.zeros((n, 0), dtype=bool)
     # A fixed-width byte matrix (NUL-padded; NUL is not a base) lets numpy work a column at a time.
     raw = np.array([s.encode("latin-1", errors="replace") for s in sequences], dtype=f"S{longest}")
     codes = _CODES[raw.view(np.uint8).reshape(n, longest)]
-    n_windows = longest - k + 1
     kmer = np.zeros((n, n_windows), dtype=np.int32)
     valid = np.ones((n, n_windows), dtype=bool)
     for offset in range(k):
@@ -68,6 +72,12 @@ def _count_block(sequences: Sequence[str], k: int) -> np.ndarray:
         valid &= window != _INVALID
         kmer <<= 2
         kmer |= window & 3
+    return kmer, valid
+
+
+def _count_block(sequences: Sequence[str], k: int) -> np.ndarray:
+    n, width = len(sequences), 4**k
+    kmer, valid = kmer_windows(sequences, k)
     kmer += (np.arange(n, dtype=np.int32) * width)[:, None]  # one bincount for all rows
     return np.bincount(kmer[valid], minlength=n * width).reshape(n, width).astype(np.int32)
 

@@ -27,20 +27,27 @@ from bioscan5m.cachedir import cache_folder, discard, mark_used
 from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_folder, atomic_path
-from bioscan5m.tasks.identify.align import candidate_alignments
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
+from bioscan5m.tasks.identify.containment import (
+    CONTAINMENT_K,
+    STRAND_MARGIN,
+    KmerContainment,
+    kept_kmers,
+    strand_votes,
+)
 from bioscan5m.tasks.identify.embedding_index import BARCODEBERT_PREFIX, EmbeddingIndex, model_directory
-from bioscan5m.tasks.identify.kmer_index import KmerContainment, KmerIndex
+from bioscan5m.tasks.identify.kmer_index import KmerIndex
 from bioscan5m.tasks.identify.queries import (
     MIN_IDENTITY,
     MIN_QUERY_LENGTH,
     NO_HIT,
     OK,
     PARTIAL_LENGTH,
-    query_status,
+    query_statuses,
     reverse_complement,
 )
 from bioscan5m.tasks.identify.reference import ReferenceSet, read_queries, read_reference
+from bioscan5m.tasks.identify.sequence_alignment import candidate_alignments
 
 #: ``kmer``: k-mer search only; ``kmer+align``: k-mer search, then exact alignment of the candidates;
 #: ``blast`` / ``vsearch``: the external programs find the hits, the same consensus names them.
@@ -69,7 +76,7 @@ HIT_COLUMNS: tuple[str, ...] = ("query_id", "hit", "reference_id", "bin_uri", "i
 #: Default confidence a rank needs to enter the ``lineage`` column.
 DEFAULT_MIN_CONFIDENCE = 0.7
 #: Bump when what is stored in the cache changes meaning.
-CACHE_VERSION = 6
+CACHE_VERSION = 8
 #: Extra hits fetched while calibrating, so that hiding a species' barcodes still leaves enough hits.
 EXCLUSION_ROOM = 64
 #: Share of the simulated calibration queries cut to fragments, and their length range in nt.
@@ -147,28 +154,43 @@ class BarcodeIdentifier:
         """Index ``reference`` (a path ``load_records`` reads, ``Records`` or DataFrame with taxonomy)."""
         self._check_params()
         self._set_threads()
-        ref = read_reference(reference)
-        self.reference_ = ref
         self.from_cache_ = False
         self._workdir = None
         # A model's embeddings are not cached here (the key does not know the model): built each fit.
-        if self.use_cache and model_directory(self.method) is None:
-            self.cache_path_ = default_index_dir(self.cache_dir) / self._cache_key(ref)
-            if (self.cache_path_ / "config.json").is_file():
-                try:
-                    self._load(self.cache_path_)
-                    self.from_cache_ = True
-                    mark_used(self.cache_path_)
-                except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
-                    discard(self.cache_path_)  # damaged: index the reference again
-                    self.reference_ = ref
-            if not self.from_cache_:
-                self._build(ref)
-                self._save(self.cache_path_)
-        else:
+        if not (self.use_cache and model_directory(self.method) is None):
             self.cache_path_ = None
+            self.reference_ = read_reference(reference)
+            self._build(self.reference_)
+            return self
+        folder = default_index_dir(self.cache_dir)
+        # A reference file unchanged since it was last indexed (same path, size and modification time)
+        # need not be read again to find its index.
+        stamp = _file_stamp(reference, self._params_key())
+        known = _read_stamp(folder, stamp)
+        if known is not None and self._load_cached(folder / known):
+            return self
+        ref = read_reference(reference)
+        self.reference_ = ref
+        self.cache_path_ = folder / self._cache_key(ref)
+        if not self._load_cached(self.cache_path_):
+            self.reference_ = ref
             self._build(ref)
+            self._save(self.cache_path_)
+        _write_stamp(folder, stamp, self.cache_path_.name)
         return self
+
+    def _load_cached(self, folder: Path) -> bool:
+        """Load the fitted state saved in ``folder``; False if there is none (a damaged one is removed)."""
+        if not (folder / "config.json").is_file():
+            return False
+        try:
+            self._load(folder)
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
+            discard(folder)  # damaged: index the reference again
+            return False
+        self.cache_path_, self.from_cache_ = folder, True
+        mark_used(folder)
+        return True
 
     def _check_params(self) -> None:
         if self.method not in METHODS and model_directory(self.method) is None:
@@ -185,10 +207,14 @@ class BarcodeIdentifier:
 
         self.threads_ = int(self.threads or os.cpu_count() or 1)
         faiss.omp_set_num_threads(self.threads_)
+        if hasattr(self, "index_") and model_directory(self.method) is None:
+            self.index_.threads = self.threads_
+
+    def _params_key(self) -> str:
+        return f"v{CACHE_VERSION}|k{self.k}|d{self.dim}|c{self.n_candidates}|t{self.tau}|s{self.n_simulated}|{self.seed}"
 
     def _cache_key(self, ref: ReferenceSet) -> str:
-        params = f"v{CACHE_VERSION}|k{self.k}|d{self.dim}|c{self.n_candidates}|t{self.tau}|s{self.n_simulated}|{self.seed}"
-        return hashlib.sha256(f"{ref.fingerprint()}|{params}".encode()).hexdigest()[:24]
+        return hashlib.sha256(f"{ref.fingerprint()}|{self._params_key()}".encode()).hexdigest()[:24]
 
     def _build(self, ref: ReferenceSet) -> None:
         model_dir = model_directory(self.method)
@@ -196,6 +222,10 @@ class BarcodeIdentifier:
             self.index_ = EmbeddingIndex(model_dir).build(ref.sequences)
         else:
             self.index_ = KmerIndex(self.k, self.dim, self.seed).build(ref.sequences)
+        self._containment_index = None
+        containment = self._containment()
+        self.kmer_frequency_, self.kmer_sampling_ = containment.frequency, containment.sampling
+        self._set_threads()
         self.calibration_, self.cosine_to_identity_ = self._calibrate(ref)
 
     def _calibrate(self, ref: ReferenceSet) -> tuple[dict[str, Calibration], np.ndarray]:
@@ -214,7 +244,7 @@ class BarcodeIdentifier:
             candidates[rows] = found
             if search == self.index_.search:
                 cosine[rows] = found_score
-        identity, aligned, _ = candidate_alignments(sequences, ref.sequences, candidates)
+        identity, aligned, _ = candidate_alignments(sequences, ref.sequences, candidates, self.threads_)
 
         # The k-mer method reports identities: a monotone curve from cosine to alignment identity (fitted
         # on the full-length queries: a fragment's profile is a part of its barcode's), stored as 201
@@ -266,10 +296,16 @@ class BarcodeIdentifier:
         return score, candidates
 
     def _containment(self) -> KmerContainment:
-        """The k-mer containment index of the reference, built on first use (a few seconds; not cached)."""
+        """The k-mer containment index of the reference (built by ``fit``, memory-mapped from the cache)."""
         if getattr(self, "_containment_index", None) is None:
-            self._containment_index = KmerContainment().build(self.reference_.sequences)
+            self._containment_index = KmerContainment(threads=self.threads_).build(self.reference_.sequences)
+        self._containment_index.threads = self.threads_
         return self._containment_index
+
+    def _kmer_keep(self) -> np.ndarray:
+        """Which 8-mers the strand vote and the containment search read (all of them below
+        :data:`~containment.MAX_POSTINGS`)."""
+        return kept_kmers(CONTAINMENT_K, self.kmer_sampling_)
 
     def _simulated_queries(self, ref: ReferenceSet) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """Reference records to use as queries, the haplotypes hidden from each, and whether its species is.
@@ -324,12 +360,16 @@ class BarcodeIdentifier:
         return self._table(hits, votes, calibration), self._hits_table(hits, int(n_hits))
 
     def _search(self, queries: object, width: int) -> _Hits:
-        """Both strands of every query through the k-mer search (then alignment, or the peer program)."""
+        """Every distinct answerable query through the k-mer search (then alignment, or the peer program),
+        on the strand the strand vote picks, or on both where the vote is close."""
         self._set_threads()
         ids, sequences = read_queries(queries)
-        n = len(ids)
-        status = np.array([query_status(s) for s in sequences], dtype=object)
-        oriented = list(sequences)
+        # The same barcode often comes many times (one haplotype, many specimens): search each once.
+        distinct, inverse = np.unique(np.array(sequences, dtype=object), return_inverse=True)
+        distinct = [str(s) for s in distinct]
+        n = len(distinct)
+        status = query_statuses(distinct)
+        oriented = list(distinct)
         strand = np.full(n, "+", dtype=object)
         similarity = np.full((n, width), -np.inf, dtype=np.float32)
         candidates = np.full((n, width), -1, dtype=np.int64)
@@ -337,34 +377,12 @@ class BarcodeIdentifier:
         coverage = np.zeros((n, width), dtype=np.float32)
         kmer_similarity = np.zeros(n, dtype=np.float32)
         width = min(width, len(self.reference_))
-        # The k-mer search runs for every method: it picks the strand, and its similarity is what the
-        # novelty score reads.
-        bar = tqdm(total=n, desc=f"identifying ({self.method})", unit="query", disable=self._no_bar())
-        for start in range(0, n, self.batch_size):
-            rows = np.arange(start, min(start + self.batch_size, n))
-            forward = [sequences[i] for i in rows]
-            reverse = [reverse_complement(s) for s in forward]
-            cosine, found = self.index_.search(forward + reverse, width)
-            minus = cosine[len(rows):, 0] > cosine[:len(rows), 0]
-            if self.method == "kmer+align":
-                # Short queries can meet an odd reference by k-mers on the wrong strand: let the alignment
-                # to each strand's first candidate decide.
-                top = np.maximum(found[:, :1], 0)
-                first = candidate_alignments(forward + reverse, self.reference_.sequences, top)[0][:, 0]
-                minus = (first[len(rows):] > first[:len(rows)]) | ((first[len(rows):] == first[:len(rows)]) & minus)
-            short = np.flatnonzero([len(f) < PARTIAL_LENGTH for f in forward])
-            if self.method == "kmer+align" and len(short):
-                # Partial barcodes: candidates by k-mer containment, the strand holding more of them.
-                share, contained = self._containment().search(
-                    [forward[i] for i in short] + [reverse[i] for i in short], width)
-                minus[short] = share[len(short):, 0] > share[:len(short), 0]
-                contained = np.where(minus[short, None], contained[len(short):], contained[:len(short)])
-            pick = np.where(minus, np.arange(len(rows)) + len(rows), np.arange(len(rows)))
-            cosine, found = cosine[pick], found[pick]
-            if self.method == "kmer+align" and len(short):
-                found[short] = contained
+        answerable = np.flatnonzero(status == OK)  # too short or low-complexity: nothing to search
+        bar = tqdm(total=len(sequences), desc=f"identifying ({self.method})", unit="query", disable=self._no_bar())
+        for start in range(0, len(answerable), self.batch_size):
+            rows = answerable[start:start + self.batch_size]
+            batch, minus, cosine, found = self._search_batch([distinct[i] for i in rows], width)
             strand[rows[minus]] = "-"
-            batch = [r if m else f for f, r, m in zip(forward, reverse, minus)]
             for i, seq in zip(rows, batch):
                 oriented[i] = seq
             mapped = _interp(cosine, self.cosine_to_identity_)
@@ -372,18 +390,68 @@ class BarcodeIdentifier:
             candidates[rows, :width] = found
             if self.method == "kmer+align":
                 found_identity, found_aligned, found_coverage = candidate_alignments(
-                    batch, self.reference_.sequences, found)
+                    batch, self.reference_.sequences, found, self.threads_)
             else:
                 found_identity = mapped
                 found_aligned, found_coverage = self._kmer_overlap(batch, found)
             similarity[rows, :width], aligned[rows, :width], coverage[rows, :width] = (
                 found_identity, found_aligned, found_coverage)
-            bar.update(len(rows))
+            bar.update(int(np.isin(inverse, rows).sum()))
+        bar.update(len(sequences) - bar.n)
         bar.close()
-        hits = _Hits(ids, oriented, strand, status, similarity, candidates, aligned, coverage, kmer_similarity)
+        hits = _Hits(ids, [oriented[i] for i in inverse], strand[inverse], status[inverse], similarity[inverse],
+                     candidates[inverse], aligned[inverse], coverage[inverse], kmer_similarity[inverse])
         if self.method in PEER_METHODS:
             self._peer_hits(hits, sequences)
         return hits
+
+    def _search_batch(self, forward: list[str], width: int
+                      ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates of a batch of queries: the queries as searched, whether each was reverse-complemented
+        (Q,), the k-mer index's cosines (Q, width; -inf where not searched) and the candidates (Q, width).
+
+        The strand vote decides most queries' strand before any search; the rest are searched both ways
+        and keep the strand whose first candidate aligns better (``kmer+align``; else is more similar,
+        for partial queries holds more of the query's 8-mers). Partial queries take their candidates from
+        the containment search (``kmer+align``), full-length ones from the k-mer index.
+        """
+        q = len(forward)
+        reverse = [reverse_complement(s) for s in forward]
+        margin = strand_votes(forward, reverse, self.kmer_frequency_, self._kmer_keep())
+        both = np.flatnonzero(np.abs(margin) < STRAND_MARGIN)
+        minus = margin <= -STRAND_MARGIN
+        # Rows 0..q-1: each query on its voted strand (+ if undecided); rows q..: the undecided, other way.
+        searched = [r if m else f for f, r, m in zip(forward, reverse, minus)] + [reverse[i] for i in both]
+        contained = self.method == "kmer+align" and model_directory(self.method) is None
+        partial = np.array([len(s) < PARTIAL_LENGTH for s in searched]) & contained
+        cosine = np.full((len(searched), width), -np.inf, dtype=np.float32)
+        found = np.full((len(searched), width), -1, dtype=np.int64)
+        share = np.full(len(searched), -np.inf, dtype=np.float32)
+        for rows, search in ((np.flatnonzero(~partial), self.index_.search),
+                             (np.flatnonzero(partial), self._containment().search)):
+            if len(rows):
+                score, hits = search([searched[i] for i in rows], width)
+                found[rows] = hits
+                if search == self.index_.search:
+                    cosine[rows] = score
+                else:
+                    share[rows] = score[:, 0]
+        if len(both):
+            first_score = np.where(partial, share, cosine[:, 0])
+            if self.method == "kmer+align":
+                # Short queries can meet an odd reference by k-mers on the wrong strand: let the alignment
+                # to each strand's first candidate decide.
+                first = candidate_alignments(searched, self.reference_.sequences, np.maximum(found[:, :1], 0),
+                                             self.threads_)[0][:, 0]
+                other_wins = (first[q:] > first[both]) | ((first[q:] == first[both]) & (first_score[q:] > first_score[both]))
+            else:
+                other_wins = first_score[q:] > first_score[both]
+            flip = both[other_wins]
+            cosine[flip], found[flip] = cosine[q:][other_wins], found[q:][other_wins]
+            minus[flip] = True
+            for i in flip:
+                searched[i] = reverse[i]
+        return searched[:q], minus, cosine[:q], found[:q]
 
     def _kmer_overlap(self, queries: list[str], candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Without an alignment: aligned length = the shorter of query and reference, coverage = the share
@@ -400,7 +468,9 @@ class BarcodeIdentifier:
         answered = status == OK
         labels = np.where(answered[:, None], votes.labels, -1)
         confidence = np.where(answered[:, None], calibration.confidence(votes), 0.0)
-        novelty = np.where(answered, calibration.novelty_score(votes), np.nan)
+        # A query without an answer has no related reference: as far as the reference can tell, its
+        # species is absent (novelty 1), though it is not called a new species (its status says why).
+        novelty = np.where(answered, calibration.novelty_score(votes), 1.0)
         best = np.argmax(np.where(hits.candidates >= 0, hits.similarity, -np.inf)[:, :self.n_candidates], axis=1)
         located = (hits.status == OK) & (votes.nearest >= 0)  # no_hit still shows what came closest
 
@@ -419,7 +489,7 @@ class BarcodeIdentifier:
         rows = np.arange(len(best))
         columns["aligned_length"] = np.where(located, hits.aligned[rows, best], 0)
         columns["query_coverage"] = np.where(located, hits.coverage[rows, best], 0.0)
-        columns["novel_species"] = novelty >= 0.5
+        columns["novel_species"] = answered & (novelty >= 0.5)
         columns["novelty_score"] = novelty
         return pd.DataFrame(columns)[list(OUTPUT_COLUMNS)]
 
@@ -511,8 +581,12 @@ class BarcodeIdentifier:
             save_file({"labels": ref.labels, "n_records": ref.n_records, "sequences": sequences,
                        "sequence_ends": sequence_ends, "record_ids": record_ids, "record_id_ends": record_id_ends,
                        "bins": bins, "bin_ends": bin_ends,
-                       "cosine_to_identity": self.cosine_to_identity_}, str(building / "reference.safetensors"))
+                       "cosine_to_identity": self.cosine_to_identity_,
+                       "kmer_frequency": self.kmer_frequency_.astype(np.int64),
+                       "kmer_sampling": np.array([self.kmer_sampling_], dtype=np.int64)},
+                      str(building / "reference.safetensors"))
             self.index_.save(building)
+            self._containment().save(building)
             config = {
                 "version": CACHE_VERSION, "k": self.k, "dim": self.dim, "n_candidates": self.n_candidates,
                 "tau": self.tau, "n_simulated": self.n_simulated, "seed": self.seed, "source": ref.source,
@@ -534,7 +608,41 @@ class BarcodeIdentifier:
         )
         self.index_ = KmerIndex.load(folder, config["k"], config["seed"])
         self.cosine_to_identity_ = arrays["cosine_to_identity"]
+        self.kmer_frequency_, self.kmer_sampling_ = arrays["kmer_frequency"], int(arrays["kmer_sampling"][0])
+        self._containment_index = KmerContainment.load(folder, self.kmer_sampling_, len(self.reference_))
         self.calibration_ = {family: Calibration.from_dict(c) for family, c in config["calibration"].items()}
+
+
+def _file_stamp(reference: object, params: str) -> str | None:
+    """For a reference given as a file path: a hash of its resolved path, size, modification time (ns)
+    and ``params``, naming the index it was last fitted to (None for anything else)."""
+    if not isinstance(reference, str | os.PathLike):
+        return None
+    path = Path(reference).resolve()
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if not path.is_file():
+        return None  # a dataset folder's files can change without its own time changing
+    return hashlib.sha256(f"{path}|{info.st_size}|{info.st_mtime_ns}|{params}".encode()).hexdigest()[:24]
+
+
+def _read_stamp(folder: Path, stamp: str | None) -> str | None:
+    """The index key last written for ``stamp`` (None if none)."""
+    if stamp is None:
+        return None
+    try:
+        key = (folder / f"{stamp}.source").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return key if key.isalnum() else None
+
+
+def _write_stamp(folder: Path, stamp: str | None, key: str) -> None:
+    if stamp is not None:
+        with atomic_path(folder / f"{stamp}.source") as tmp:
+            Path(tmp).write_text(key, encoding="ascii")
 
 
 def _fragments(sequences: list[str], seed: int) -> list[str]:

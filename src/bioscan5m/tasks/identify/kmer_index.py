@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import faiss
@@ -24,9 +25,14 @@ BATCH = 4096
 #: Reference rows the PCA is fitted on (a random sample; the components barely move beyond this).
 PCA_SAMPLE = 8000
 #: Above this many reference barcodes the search is approximate: FAISS IVF (inverted lists of k-means
-#: cells, ~4 sqrt(n) cells, :data:`N_PROBE` of them visited per query), with its recall measured at build.
+#: cells, ~sqrt(n) cells, :data:`N_PROBE` of them visited per query), with its recall measured at build.
+#: sqrt(n) rather than the usual 4 sqrt(n): k-means on 39 points per cell costs ~39 cells^2 dim per
+#: iteration, 4 TFLOP in all for 4,000 cells at 1M barcodes (minutes on 2 cores) against 0.25 for 1,000,
+#: and 1,000 cells with 32 probed still scan only 3% of a 1M reference.
 APPROXIMATE_ABOVE = 200_000
 N_PROBE = 32
+#: Queries embedded and searched at once by one thread.
+SEARCH_BLOCK = 512
 #: Reference barcodes searched both ways (IVF and exact) to measure the recall of the approximate index.
 RECALL_SAMPLE = 1000
 
@@ -53,6 +59,8 @@ class KmerIndex:
         self.index: faiss.Index | None = None
         #: Recall@10 of the approximate index against exact search (1.0 for an exact index).
         self.recall = 1.0
+        #: Python threads that search (see :meth:`search`).
+        self.threads = 1
 
     def profiles(self, sequences: Sequence[str]) -> np.ndarray:
         """Unit-length k-mer count profiles, float32 ``(len(sequences), 4**k)``."""
@@ -93,7 +101,7 @@ class KmerIndex:
         """An IVF index trained on the PCA sample; while adding, the exact top 10 of :data:`RECALL_SAMPLE`
         reference barcodes is kept, to measure the approximate index's recall against it."""
         d = self.components.shape[0]
-        n_lists = int(4 * np.sqrt(len(sequences)))
+        n_lists = int(np.sqrt(len(sequences)))
         training = self.embed([sequences[i] for i in sample])
         if len(training) < 39 * n_lists:  # FAISS wants ~39 points per cell
             extra = rng.choice(len(sequences), min(len(sequences), 39 * n_lists), replace=False)
@@ -119,14 +127,33 @@ class KmerIndex:
                ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` most similar references of each query: cosine ``(Q, n)`` float32, index ``(Q, n)`` int64.
 
-        ``exclude``: reference indices to leave out (used to simulate queries of absent species).
+        ``exclude``: reference indices to leave out (used to simulate queries of absent species). With
+        ``threads`` > 1, blocks of :data:`SEARCH_BLOCK` queries are embedded and searched on that many
+        Python threads, each with one OpenMP thread (FAISS releases the GIL): OpenMP threads spin while
+        they wait for busy cores, which made a 2-thread search 2-5x slower than one on the shared machine.
         """
         params = None
         if exclude is not None and len(exclude):
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(np.asarray(exclude, np.int64)))
             params = (faiss.SearchParametersIVF(sel=selector, nprobe=N_PROBE) if isinstance(self.index, faiss.IndexIVF)
                       else faiss.SearchParameters(sel=selector))
-        similarity, index = self.index.search(self.embed(sequences), n, params=params)
+        similarity = np.full((len(sequences), n), -np.inf, dtype=np.float32)
+        index = np.full((len(sequences), n), -1, dtype=np.int64)
+
+        def run(start: int) -> None:
+            stop = min(start + SEARCH_BLOCK, len(sequences))
+            if self.threads > 1:
+                faiss.omp_set_num_threads(1)
+            similarity[start:stop], index[start:stop] = self.index.search(self.embed(sequences[start:stop]), n,
+                                                                          params=params)
+
+        starts = range(0, len(sequences), SEARCH_BLOCK)
+        if self.threads > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(self.threads) as pool:
+                list(pool.map(run, starts))
+        else:
+            for start in starts:
+                run(start)
         similarity[index < 0] = -np.inf
         return similarity, index
 
@@ -149,96 +176,3 @@ class KmerIndex:
             index.index.nprobe = N_PROBE
         index.recall = float(arrays["recall"][0]) if "recall" in arrays else 1.0
         return index
-
-
-#: k of the containment search: 8-mers are specific enough that a 150 nt fragment shares few by chance.
-CONTAINMENT_K = 8
-#: k-mers held by more than this share of the reference barcodes (and more than COMMON_KMER_MIN of them)
-#: can be left out of the containment search: they make the sparse product nearly dense. Measured on
-#: BOLD (500 + 500 held-out queries, 150 nt 5' fragments): leaving out those in > 5% of barcodes searched
-#: 14x faster but cost 4.2 points of species and 12 of unseen genus; > 20%: 5x faster, -0.6 / -2.4.
-#: So none is left out (1.0); a lever for much larger references.
-COMMON_KMER_SHARE = 1.0
-COMMON_KMER_MIN = 2000
-
-
-def kmer_sets(sequences: Sequence[str], k: int = CONTAINMENT_K):
-    """Distinct k-mer codes of each barcode (windows with N skipped) as a binary scipy CSR matrix
-    ``(len(sequences), 4**k)`` float32."""
-    from scipy import sparse
-
-    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    # Barcodes joined with k N's between them: no valid window crosses from one into the next.
-    text = ("N" * k).join(sequences).encode("ascii")
-    values = np.full(256, 4, dtype=np.int64)
-    values[np.frombuffer(b"ACGT", dtype=np.uint8)] = np.arange(4)
-    digits = values[np.frombuffer(text, dtype=np.uint8)]
-    n_windows = max(len(digits) - k + 1, 0)
-    codes = np.zeros(n_windows, dtype=np.int64)
-    valid = np.ones(n_windows, dtype=bool)
-    for j in range(k):
-        part = digits[j:j + n_windows]
-        codes = codes * 4 + np.minimum(part, 3)
-        valid &= part < 4
-    starts = np.concatenate([[0], np.cumsum(lengths + k)[:-1]]) if len(lengths) else lengths
-    row = np.searchsorted(starts, np.arange(n_windows), side="right") - 1
-    keys = np.sort(row[valid] * (4 ** k) + codes[valid])  # sort + dedupe: much faster than np.unique's hash
-    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
-    rows, columns = keys // (4 ** k), keys % (4 ** k)
-    indptr = np.searchsorted(rows, np.arange(len(sequences) + 1))
-    return sparse.csr_matrix((np.ones(len(keys), np.float32), columns, indptr), shape=(len(sequences), 4 ** k))
-
-
-class KmerContainment:
-    """Share of a query's distinct 8-mers found in each reference barcode (a sparse presence matrix).
-
-    For partial barcodes: a 150 nt fragment's k-mer profile is a small part of its barcode's, so the
-    cosine of compressed profiles ranks it poorly, while the share of its own k-mers a reference holds
-    is ~1 for the barcode it came from whatever the rest of that barcode is (VSEARCH pre-filters the same
-    way, on shared words). k-mers common to more than :data:`COMMON_KMER_SHARE` of the references are
-    left out.
-    """
-
-    def __init__(self, k: int = CONTAINMENT_K) -> None:
-        self.k = k
-        self.matrix = None
-        self.common = None
-
-    def build(self, sequences: Sequence[str]) -> KmerContainment:
-        """Index the distinct k-mers of every reference barcode."""
-        matrix = kmer_sets(sequences, self.k).T.tocsr()  # k-mer → references holding it
-        frequency = np.diff(matrix.indptr)
-        self.common = frequency > max(COMMON_KMER_MIN, COMMON_KMER_SHARE * len(sequences))
-        keep = np.repeat(~self.common, frequency)
-        indptr = np.concatenate([[0], np.cumsum(np.where(self.common, 0, frequency))])
-        matrix.data, matrix.indices, matrix.indptr = matrix.data[keep], matrix.indices[keep], indptr
-        self.matrix = matrix
-        return self
-
-    def search(self, sequences: Sequence[str], n: int, exclude: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` references holding the largest share of each query's k-mers: share ``(Q, n)`` float32
-        (-inf where none), index ``(Q, n)`` int64 (-1 where none). ``exclude``: references to leave out."""
-        queries = kmer_sets(sequences, self.k)
-        queries.data[self.common[queries.indices]] = 0.0
-        queries.eliminate_zeros()
-        shares = np.full((len(sequences), n), -np.inf, dtype=np.float32)
-        found = np.full((len(sequences), n), -1, dtype=np.int64)
-        sizes = np.maximum(np.diff(queries.indptr), 1)
-        for start in range(0, len(sequences), 256):
-            shared = (queries[start:start + 256] @ self.matrix).tocsr()
-            for row in range(shared.shape[0]):
-                cols = shared.indices[shared.indptr[row]:shared.indptr[row + 1]]
-                counts = shared.data[shared.indptr[row]:shared.indptr[row + 1]]
-                if exclude is not None and len(exclude):
-                    keep = ~np.isin(cols, exclude)
-                    cols, counts = cols[keep], counts[keep]
-                m = min(n, len(cols))
-                if not m:
-                    continue
-                top = np.argpartition(-counts, m - 1)[:m] if m < len(cols) else np.arange(len(cols))
-                # Best first; equal shares in reference order, so the result does not depend on scipy's.
-                top = top[np.lexsort((cols[top], -counts[top]))]
-                shares[start + row, :m] = counts[top] / sizes[start + row]
-                found[start + row, :m] = cols[top]
-        return shares, found

@@ -11,9 +11,11 @@ animal at all.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
+
+from bioscan5m.models.kmer import kmer_windows
 
 OK, NO_HIT, TOO_SHORT, LOW_COMPLEXITY = "ok", "no_hit", "too_short", "low_complexity"
 #: Every value of the ``status`` column.
@@ -38,20 +40,31 @@ def reverse_complement(sequence: str) -> str:
     return sequence.translate(_COMPLEMENT)[::-1]
 
 
+def trimer_entropies(sequences: Sequence[str]) -> np.ndarray:
+    """Shannon entropy in bits of each sequence's overlapping 3-mers without N, float64 ``(len(sequences),)``
+    (0 for fewer than one 3-mer)."""
+    codes, valid = kmer_windows(sequences, 3)
+    rows = np.broadcast_to(np.arange(len(sequences))[:, None], codes.shape)
+    counts = np.bincount((rows * 64 + codes)[valid], minlength=64 * len(sequences)).reshape(-1, 64)
+    p = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    return -(p * np.log2(np.where(p > 0, p, 1.0))).sum(axis=1)
+
+
 def trimer_entropy(sequence: str) -> float:
     """Shannon entropy in bits of the overlapping 3-mers without N (0 for fewer than one 3-mer)."""
-    counts = Counter(sequence[i:i + 3] for i in range(len(sequence) - 2) if "N" not in sequence[i:i + 3])
-    total = sum(counts.values())
-    if not total:
-        return 0.0
-    p = np.fromiter(counts.values(), dtype=np.float64) / total
-    return float(-(p * np.log2(p)).sum())
+    return float(trimer_entropies([sequence])[0])
+
+
+def query_statuses(sequences: Sequence[str]) -> np.ndarray:
+    """``too_short``, ``low_complexity`` or ``ok`` per query (object array; ``ok`` may still become
+    ``no_hit`` after the search)."""
+    called = np.array([len(s) - s.count("N") for s in sequences], dtype=np.int64)
+    status = np.full(len(sequences), OK, dtype=object)
+    status[trimer_entropies(sequences) < MIN_TRIMER_ENTROPY] = LOW_COMPLEXITY
+    status[called < MIN_QUERY_LENGTH] = TOO_SHORT
+    return status
 
 
 def query_status(sequence: str) -> str:
     """``too_short``, ``low_complexity`` or ``ok`` (may still become ``no_hit`` after the search)."""
-    if len(sequence) - sequence.count("N") < MIN_QUERY_LENGTH:
-        return TOO_SHORT
-    if trimer_entropy(sequence) < MIN_TRIMER_ENTROPY:
-        return LOW_COMPLEXITY
-    return OK
+    return str(query_statuses([sequence])[0])

@@ -1,0 +1,139 @@
+"""The fast paths of identify on real BOLD barcodes: the strand vote, the posting-list containment search
+(exact, and sampled to bound its memory), distinct queries searched once, the reference file stamp."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bioscan5m.data.schema import TAXONOMIC_RANKS
+from bioscan5m.tasks.identify import BarcodeIdentifier
+from bioscan5m.tasks.identify import identifier as identifier_module
+from bioscan5m.tasks.identify.containment import STRAND_MARGIN, KmerContainment, strand_votes
+from bioscan5m.tasks.identify.queries import reverse_complement
+
+
+@pytest.fixture(scope="module")
+def barcodes(shared_data):
+    """3,000 distinct real BOLD barcodes (>= 600 nt) with taxonomy, in a fixed random order."""
+    from bioscan5m.data.records import load_records
+
+    records = load_records(shared_data / "insect_bold_degobbi" / "insect_bold_records.tsv.gz",
+                           columns=[*TAXONOMIC_RANKS, "processid", "dna_barcode"], use_cache=False)
+    frame = records.to_pandas()
+    frame["dna_barcode"] = records.barcodes(clean=True)
+    frame = frame[frame["dna_barcode"].str.len() >= 600].drop_duplicates("dna_barcode")
+    return frame.sample(3000, random_state=0).reset_index(drop=True).astype({r: object for r in TAXONOMIC_RANKS})
+
+
+def _forms(sequence: str) -> list[str]:
+    """A barcode as it comes from the field: full length, 150 nt 5' end, 313 nt 3' end, 100 nt middle."""
+    return [sequence, sequence[:150], sequence[-313:], sequence[250:350]]
+
+
+def test_strand_vote_never_picks_the_wrong_strand_of_held_out_barcodes(barcodes):
+    reference = KmerContainment().build(barcodes["dna_barcode"].tolist()[:2000])
+    held_out = [form for seq in barcodes["dna_barcode"].tolist()[2000:2400] for form in _forms(seq)]
+    flipped = [reverse_complement(s) for s in held_out]
+    as_given = strand_votes(held_out, flipped, reference.frequency, reference.keep)
+    reversed_ = strand_votes(flipped, held_out, reference.frequency, reference.keep)
+    np.testing.assert_allclose(as_given, -reversed_)
+    # Decided wrong: never; left to the search of both strands (margin under STRAND_MARGIN): rarely.
+    assert (as_given <= -STRAND_MARGIN).sum() == 0
+    assert (as_given >= STRAND_MARGIN).mean() >= 0.99
+
+
+def _set_shares(queries: list[str], references: list[str], k: int = 8) -> np.ndarray:
+    """Share of each query's distinct ACGT k-mers held by each reference, the slow obvious way."""
+    def kmers(seq):
+        return {seq[i:i + k] for i in range(len(seq) - k + 1) if set(seq[i:i + k]) <= set("ACGT")}
+
+    sets = [kmers(r) for r in references]
+    return np.array([[len(q & r) / max(len(q), 1) for r in sets] for q in map(kmers, queries)])
+
+
+def test_containment_search_equals_set_containment(barcodes):
+    references = barcodes["dna_barcode"].tolist()[:300]
+    queries = [form for seq in barcodes["dna_barcode"].tolist()[300:320] for form in _forms(seq)[1:]]
+    queries.append(references[5][100:260])  # one inside a reference: share 1
+    index = KmerContainment(threads=2).build(references)
+    share, found = index.search(queries, 10)
+    expected = _set_shares(queries, references)
+    # Best first, equal shares in reference order.
+    order = np.lexsort((np.broadcast_to(np.arange(len(references)), expected.shape), -expected), axis=1)[:, :10]
+    np.testing.assert_array_equal(found, order)
+    np.testing.assert_allclose(share, np.take_along_axis(expected, order, 1), rtol=1e-6)
+    assert found[-1, 0] == 5 and share[-1, 0] == 1.0
+    # Left-out references are skipped.
+    _, found_without = index.search(queries[-1:], 10, exclude=np.array([5]))
+    without = expected[-1].copy()
+    without[5] = -1.0
+    np.testing.assert_array_equal(found_without[0], np.lexsort((np.arange(len(references)), -without))[:10])
+
+
+def test_sampled_containment_index_stays_bounded_and_still_names_fragments(barcodes):
+    references = barcodes["dna_barcode"].tolist()
+    full = KmerContainment().build(references)
+    bounded = KmerContainment(max_postings=len(full.postings) // 6).build(references)
+    assert full.sampling == 1 and bounded.sampling == 7
+    assert len(bounded.postings) < len(full.postings) / 5
+    # Fragments of reference barcodes (5' mini-barcodes and 3' Leray amplicons) find their own barcode.
+    rows = np.arange(0, 3000, 10)
+    fragments = [references[i][:150] for i in rows] + [references[i][-313:] for i in rows]
+    share, found = bounded.search(fragments, len(references))
+    source = np.concatenate([rows, rows])
+    # Its own barcode holds every sampled 8-mer of a fragment, so it is among the best (others may tie).
+    source_share = share[found == source[:, None]]
+    assert (source_share == 1.0).all() and (share[:, 0] == 1.0).all()
+    # Ties among the best are not too many to align: the best 10 hold the source for most fragments.
+    assert np.mean([s in f[:10] for s, f in zip(source, found)]) >= 0.9
+
+
+@pytest.fixture(scope="module")
+def small_reference(barcodes, tmp_path_factory):
+    path = tmp_path_factory.mktemp("reference") / "reference.tsv"
+    barcodes.iloc[:800].rename(columns={"dna_barcode": "nucleotides"}).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_an_unchanged_reference_file_is_not_read_again(small_reference, tmp_path, monkeypatch):
+    params = {"n_simulated": 100, "threads": 1, "progress": False, "cache_dir": tmp_path}
+    first = BarcodeIdentifier(**params).fit(small_reference)
+    assert not first.from_cache_
+    reads = []
+    real_read = identifier_module.read_reference
+    monkeypatch.setattr(identifier_module, "read_reference", lambda ref: reads.append(ref) or real_read(ref))
+    again = BarcodeIdentifier(**params).fit(small_reference)
+    assert again.from_cache_ and again.cache_path_ == first.cache_path_ and reads == []
+    # The cached state answers as the fitted one, fragments (memory-mapped containment index) included.
+    assert isinstance(again._containment().postings, np.memmap)
+    held_out = pd.read_csv(small_reference, sep="\t")["nucleotides"].tolist()[::40]
+    queries = held_out + [s[:150] for s in held_out] + [reverse_complement(s[-313:]) for s in held_out]
+    pd.testing.assert_frame_equal(again.predict(queries), first.predict(queries))
+    # Touched (a new modification time): read again, same content so the same index.
+    info = os.stat(small_reference)
+    os.utime(small_reference, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+    touched = BarcodeIdentifier(**params).fit(small_reference)
+    assert len(reads) == 1 and touched.from_cache_ and touched.cache_path_ == first.cache_path_
+    # Edited: read again, a new index.
+    pd.read_csv(small_reference, sep="\t").iloc[:700].to_csv(small_reference, sep="\t", index=False)
+    edited = BarcodeIdentifier(**params).fit(small_reference)
+    assert len(reads) == 2 and not edited.from_cache_ and edited.cache_path_ != first.cache_path_
+
+
+def test_repeated_queries_get_the_same_row_and_unanswered_ones_novelty_one(barcodes, small_reference, tmp_path):
+    model = BarcodeIdentifier(n_simulated=100, threads=2, progress=False, cache_dir=tmp_path).fit(small_reference)
+    seq = barcodes["dna_barcode"].iloc[900]
+    queries = {"a": seq, "b": reverse_complement(seq), "c": seq, "d": seq[:150], "short": "ACGTAC", "e": seq[:150],
+               "polyA": "A" * 200}
+    table = model.predict(queries).set_index("query_id")
+    columns = [c for c in table.columns if c != "strand"]
+    pd.testing.assert_series_equal(table.loc["a", columns], table.loc["c", columns], check_names=False)
+    pd.testing.assert_series_equal(table.loc["a", columns], table.loc["b", columns], check_names=False)
+    pd.testing.assert_series_equal(table.loc["d"], table.loc["e"], check_names=False)
+    assert list(table.loc[["a", "b", "d"], "strand"]) == ["+", "-", "+"]
+    assert list(table.loc[["short", "polyA"], "status"]) == ["too_short", "low_complexity"]
+    assert (table.loc[["short", "polyA"], "novelty_score"] == 1.0).all()
+    assert not table.loc[["short", "polyA"], "novel_species"].any()
+    assert table["novelty_score"].notna().all()
