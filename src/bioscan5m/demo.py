@@ -210,7 +210,7 @@ def _identify_part(out: Path, settings: DemoSettings, report: DemoReport) -> Non
          micro_accuracy(species[~unseen], predictions["species"][~unseen])),
         ("genus accuracy, test_unseen (species absent from the reference)",
          micro_accuracy(genus[unseen], predictions["genus"][unseen])),
-        ("novelty AUROC, test_unseen against test", auroc(unseen, predictions["novelty_score"].fillna(1.0).to_numpy())),
+        ("novelty AUROC, test_unseen against test", auroc(unseen, predictions["novelty_score"].to_numpy())),
         ("test_unseen flagged novel_species", float(predictions["novel_species"][unseen].mean())),
         ("test flagged novel_species", float(predictions["novel_species"][~unseen].mean())),
     ], columns=["measure", "value"])

@@ -65,14 +65,10 @@ def predict(identifier: Any, queries: pd.DataFrame, hits: int) -> tuple[pd.DataF
 
 
 def tsv_table(predictions: pd.DataFrame) -> pd.DataFrame:
-    """The predictions as ``bioscan5m identify`` writes them to its TSV (rounded; novel_species true/false).
+    """The predictions as ``bioscan5m identify`` writes them to its TSV (rounded; novel_species true/false)."""
+    from bioscan5m.tasks.identify.identifier import as_written
 
-    Kept equal to :func:`bioscan5m.tasks.identify.identify`'s writing; tests/serve compare the two byte for byte.
-    """
-    rounded = {column: 4 for column in predictions.columns if column.endswith(("_confidence", "_score", "_coverage"))}
-    written = predictions.round(rounded)
-    written["novel_species"] = np.where(predictions["novel_species"], "true", "false")
-    return written
+    return as_written(predictions)
 
 
 # -- CLIBD retrieval ------------------------------------------------------------------------------------------

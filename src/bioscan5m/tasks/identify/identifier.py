@@ -718,15 +718,21 @@ def identify(reference: object, queries: object, out: str | os.PathLike[str], *,
     ids, sequences = read_queries(queries)
     queries = pd.DataFrame({ID_COLUMN: ids, DNA_COLUMN: sequences})
     table, top = model.fit(reference).predict_with_hits(queries, hits)
-    rounded = {column: 4 for column in table.columns if column.endswith(("_confidence", "_score", "_coverage"))}
     if hits > 0:
         with atomic_path(hits_out or default_hits_path(out)) as tmp:
             top.to_csv(tmp, sep="\t", index=False)
     with atomic_path(out) as tmp:
-        written = table.round(rounded)
-        written["novel_species"] = np.where(table["novel_species"], "true", "false")
-        written.to_csv(tmp, sep="\t", index=False)
+        as_written(table).to_csv(tmp, sep="\t", index=False)
     return table
+
+
+def as_written(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The predictions as the TSV holds them: confidences, scores and coverage to 4 decimals, novel_species
+    as true/false."""
+    rounded = {c: 4 for c in predictions.columns if c.endswith(("_confidence", "_score", "_coverage"))}
+    written = predictions.round(rounded)
+    written["novel_species"] = np.where(predictions["novel_species"], "true", "false")
+    return written
 
 
 def default_hits_path(out: str | os.PathLike[str]) -> Path:
