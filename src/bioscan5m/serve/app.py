@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 from importlib import resources
 from pathlib import Path
+from string import Template
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
@@ -26,8 +27,10 @@ from bioscan5m.serve.jobs import Job
 from bioscan5m.serve.limits import RequestRefused, megabytes
 
 STATIC = Path(str(resources.files("bioscan5m.serve") / "static"))
-#: The pages, by URL path.
-PAGES = {"/": "identify.html", "/photos": "photos.html", "/explore": "explore.html"}
+#: The pages' contents (``<name>.html``, the inside of ``<main>``) and the shell around each (``page.html``).
+PAGE_PARTS = Path(str(resources.files("bioscan5m.serve") / "pages"))
+#: The pages, by URL path: (name of its content and script, title and link text).
+PAGES = {"/": ("identify", "Identify barcodes"), "/photos": ("photos", "Photos"), "/explore": ("explore", "Explore")}
 
 
 def create_app(context: ServeContext) -> FastAPI:
@@ -39,8 +42,8 @@ def create_app(context: ServeContext) -> FastAPI:
     _add_error_handlers(app)
     _add_body_limit(app, context.limits.max_request_bytes)
 
-    for url, name in PAGES.items():
-        app.add_api_route(url, _page(name), include_in_schema=False, methods=["GET"])
+    for url in PAGES:
+        app.add_api_route(url, _page(url), include_in_schema=False, methods=["GET"])
 
     @app.get("/api/info", summary="What this server serves and its limits")
     def info() -> dict[str, Any]:
@@ -104,11 +107,16 @@ def create_app(context: ServeContext) -> FastAPI:
     return app
 
 
-def _page(name: str):
-    path = STATIC / name
+def _page(url: str):
+    """The page at ``url``: its content in the shared shell (head, navigation with this page marked, scripts)."""
+    name, title = PAGES[url]
+    current = {link: ' class="current"' if link == url else "" for link in PAGES}
+    nav = "\n".join(f'    <a href="{link}"{current[link]}>{text}</a>' for link, (_, text) in PAGES.items())
+    html = Template((PAGE_PARTS / "page.html").read_text(encoding="utf-8")).substitute(
+        title=title, nav=nav, name=name, main=(PAGE_PARTS / f"{name}.html").read_text(encoding="utf-8"))
 
-    def page() -> FileResponse:
-        return FileResponse(path, media_type="text/html")
+    def page() -> HTMLResponse:
+        return HTMLResponse(html)
 
     return page
 

@@ -25,12 +25,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from bioscan5m.models.kmer import kmer_windows
+from bioscan5m.tasks.identify.kmer_index import run_blocks
 
 #: k of the containment search: 8-mers are specific enough that a 150 nt fragment shares few by chance.
 CONTAINMENT_K = 8
@@ -59,15 +59,17 @@ def _kernels():
     global _KERNELS
     if _KERNELS is None:
         njit = _numba().njit(nogil=True, cache=True)
-        _KERNELS = (njit(_count_postings), njit(_fill_postings), njit(_top_shared))
+        _KERNELS = (njit(_postings), njit(_top_shared))
     return _KERNELS
 
 
 _KERNELS = None
 
 
-def _count_postings(codes, valid, keep, last, counts, first_row):  # pragma: no cover - compiled by numba
-    """Per 8-mer, how many rows hold it (each row counted once): ``last`` remembers the row last seen."""
+def _postings(codes, valid, keep, last, cursor, postings, first_row):  # pragma: no cover - compiled by numba
+    """Per 8-mer, each row holding it once (``last`` remembers the row last seen): ``cursor[c]`` advances by
+    one, and the row's number goes to ``postings[cursor[c]]`` when ``postings`` is not empty (the first pass
+    only counts, the second fills the lists in ascending row order)."""
     for r in range(codes.shape[0]):
         row = first_row + r
         for w in range(codes.shape[1]):
@@ -75,19 +77,8 @@ def _count_postings(codes, valid, keep, last, counts, first_row):  # pragma: no 
                 c = codes[r, w]
                 if keep[c] and last[c] != row:
                     last[c] = row
-                    counts[c] += 1
-
-
-def _fill_postings(codes, valid, keep, last, cursor, postings, first_row):  # pragma: no cover - numba
-    """Append each row's number to the posting list of every 8-mer it holds (rows in ascending order)."""
-    for r in range(codes.shape[0]):
-        row = first_row + r
-        for w in range(codes.shape[1]):
-            if valid[r, w]:
-                c = codes[r, w]
-                if keep[c] and last[c] != row:
-                    last[c] = row
-                    postings[cursor[c]] = row
+                    if postings.size:
+                        postings[cursor[c]] = row
                     cursor[c] += 1
 
 
@@ -161,22 +152,22 @@ class KmerContainment:
 
     def build(self, sequences: Sequence[str]) -> KmerContainment:
         """Index the distinct (kept) k-mers of every reference barcode."""
-        count, fill, _ = _kernels()
         windows = sum(max(len(s) - self.k + 1, 0) for s in sequences)
         self.sampling = max(1, math.ceil(windows / self.max_postings))
         self.keep = kept_kmers(self.k, self.sampling)
         self.n_references = len(sequences)
         counts = np.zeros(4 ** self.k, np.int64)
-        last = np.full(4 ** self.k, -1, np.int64)
-        for start in range(0, len(sequences), BLOCK):
-            count(*kmer_windows(sequences[start:start + BLOCK], self.k), self.keep, last, counts, start)
+        self._pass(sequences, counts, np.empty(0, np.int32))
         self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.postings = np.empty(int(self.indptr[-1]), np.int32)
-        cursor, last = self.indptr[:-1].copy(), np.full(4 ** self.k, -1, np.int64)
-        for start in range(0, len(sequences), BLOCK):
-            fill(*kmer_windows(sequences[start:start + BLOCK], self.k), self.keep, last, cursor, self.postings,
-                 start)
+        self._pass(sequences, self.indptr[:-1].copy(), self.postings)
         return self
+
+    def _pass(self, sequences: Sequence[str], cursor: np.ndarray, postings: np.ndarray) -> None:
+        """One pass of the posting kernel over every barcode: counts when ``postings`` is empty, else fills."""
+        kernel, last = _kernels()[0], np.full(4 ** self.k, -1, np.int64)
+        for start in range(0, len(sequences), BLOCK):
+            kernel(*kmer_windows(sequences[start:start + BLOCK], self.k), self.keep, last, cursor, postings, start)
 
     def save(self, folder: str | os.PathLike[str]) -> None:
         """Write ``containment_indptr.npy`` and ``containment_postings.npy`` into ``folder``."""
@@ -204,7 +195,7 @@ class KmerContainment:
         """The ``n`` references holding the largest share of each query's (kept) distinct k-mers: share
         ``(Q, n)`` float32 (-inf where none), index ``(Q, n)`` int64 (-1 where none), best first, equal
         shares in reference order. ``exclude``: references to leave out."""
-        top = _kernels()[2]
+        top = _kernels()[1]
         excluded = np.zeros(self.n_references, dtype=bool)
         if exclude is not None and len(exclude):
             excluded[np.asarray(exclude, dtype=np.int64)] = True
@@ -217,13 +208,7 @@ class KmerContainment:
             top(*kmer_windows(sequences[start:stop], self.k), self.keep, self.indptr, self.postings, excluded,
                 count[start:stop], found[start:stop], sizes[start:stop])
 
-        starts = range(0, len(sequences), BLOCK // 8)
-        if self.threads > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(self.threads) as pool:
-                list(pool.map(run, starts))
-        else:
-            for start in starts:
-                run(start)
+        run_blocks(run, len(sequences), BLOCK // 8, self.threads)
         share = np.where(found >= 0, count / np.maximum(sizes, 1)[:, None], -np.inf).astype(np.float32)
         return share, found
 

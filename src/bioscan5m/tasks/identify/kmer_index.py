@@ -10,7 +10,7 @@ searches ~30x fewer numbers than raw 6-mers (see docs/identify.md).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -41,6 +41,18 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     """``x`` with every row scaled to unit L2 norm (all-zero rows stay zero), float32."""
     x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def run_blocks(run: Callable[[int], None], n: int, block: int, threads: int) -> None:
+    """``run(start)`` for every block of ``block`` items out of ``n``, on ``threads`` Python threads (the
+    work releases the GIL: FAISS, numba kernels)."""
+    starts = range(0, n, block)
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(run, starts))
+    else:
+        for start in starts:
+            run(start)
 
 
 class KmerIndex:
@@ -147,13 +159,7 @@ class KmerIndex:
             similarity[start:stop], index[start:stop] = self.index.search(self.embed(sequences[start:stop]), n,
                                                                           params=params)
 
-        starts = range(0, len(sequences), SEARCH_BLOCK)
-        if self.threads > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(self.threads) as pool:
-                list(pool.map(run, starts))
-        else:
-            for start in starts:
-                run(start)
+        run_blocks(run, len(sequences), SEARCH_BLOCK, self.threads)
         similarity[index < 0] = -np.inf
         return similarity, index
 
