@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bioscan5m.models.kmer import kmer_windows
-from bioscan5m.tasks.identify.kmer_index import run_blocks
+from bioscan5m.tasks.identify.blocks import run_blocks
 
 #: k of the containment search: 8-mers are specific enough that a 150 nt fragment shares few by chance.
 CONTAINMENT_K = 8

@@ -10,8 +10,7 @@ searches ~30x fewer numbers than raw 6-mers (see docs/identify.md).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
 import faiss
@@ -19,6 +18,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from bioscan5m.models.kmer import kmer_counts
+from bioscan5m.tasks.identify.blocks import run_blocks
 
 #: Rows profiled at once: 4096 x 4**6 float32 is 64 MiB.
 BATCH = 4096
@@ -41,18 +41,6 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     """``x`` with every row scaled to unit L2 norm (all-zero rows stay zero), float32."""
     x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def run_blocks(run: Callable[[int], None], n: int, block: int, threads: int) -> None:
-    """``run(start)`` for every block of ``block`` items out of ``n``, on ``threads`` Python threads (the
-    work releases the GIL: FAISS, numba kernels)."""
-    starts = range(0, n, block)
-    if threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, starts))
-    else:
-        for start in starts:
-            run(start)
 
 
 class KmerIndex:

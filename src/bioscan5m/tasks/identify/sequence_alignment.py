@@ -12,14 +12,16 @@ releases Python's GIL while it aligns, so :func:`candidate_alignments` spreads q
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from bioscan5m.errors import BioscanError
+from bioscan5m.tasks.identify.blocks import run_blocks
 
 # N (unread or masked ambiguity) is compatible with every base.
 _N_MATCHES = [("N", base) for base in "ACGT"]
+#: Queries aligned per block (one block per thread at a time).
+ALIGN_BLOCK = 64
 
 
 def _edlib():
@@ -60,21 +62,15 @@ def candidate_alignments(queries: Sequence[str], references: Sequence[str], cand
     length = np.zeros(candidates.shape, dtype=np.int32)
     coverage = np.zeros(candidates.shape, dtype=np.float32)
 
-    def align_rows(rows: range) -> None:
-        for row in rows:
+    def align_rows(start: int) -> None:
+        for row in range(start, min(start + ALIGN_BLOCK, len(queries))):
             query = queries[row]
             for column, ref in enumerate(candidates[row]):
                 if ref >= 0:
                     identity_[row, column], length[row, column], coverage[row, column] = overlap_alignment(
                         query, references[ref])
 
-    blocks = [range(start, min(start + 64, len(queries))) for start in range(0, len(queries), 64)]
-    if threads > 1 and len(blocks) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(align_rows, blocks))
-    else:
-        for block in blocks:
-            align_rows(block)
+    run_blocks(align_rows, len(queries), ALIGN_BLOCK, threads)
     return identity_, length, coverage
 
 
