@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from bioscan5m.cachedir import cache_folder, discard, mark_used
 from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN
 from bioscan5m.errors import BioscanError
+from bioscan5m.filehash import remembered_digest
 from bioscan5m.fileio import atomic_folder, atomic_path
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
 from bioscan5m.tasks.identify.containment import (
@@ -77,6 +78,8 @@ HIT_COLUMNS: tuple[str, ...] = ("query_id", "hit", "reference_id", "bin_uri", "i
 DEFAULT_MIN_CONFIDENCE = 0.7
 #: Bump when what is stored in the cache changes meaning.
 CACHE_VERSION = 8
+#: Hex digits of an index's key (its folder name in the identify cache).
+KEY_LENGTH = 24
 #: Extra hits fetched while calibrating, so that hiding a species' barcodes still leaves enough hits.
 EXCLUSION_ROOM = 64
 #: Share of the simulated calibration queries cut to fragments, and their length range in nt.
@@ -163,21 +166,34 @@ class BarcodeIdentifier:
             self._build(self.reference_)
             return self
         folder = default_index_dir(self.cache_dir)
-        # A reference file unchanged since it was last indexed (same path, size and modification time)
-        # need not be read again to find its index.
-        stamp = _file_stamp(reference, self._params_key())
-        known = _read_stamp(folder, stamp)
-        if known is not None and self._load_cached(folder / known):
+        # A reference file unchanged since it was last indexed (same file, size and times: filehash's
+        # identity) need not be read again to find its index.
+        read: list[ReferenceSet] = []  # the reference, when finding its key had to read it
+        key = self._remembered_key(reference, read)
+        if key is not None and self._load_cached(folder / key):
             return self
-        ref = read_reference(reference)
+        ref = read[0] if read else read_reference(reference)
         self.reference_ = ref
         self.cache_path_ = folder / self._cache_key(ref)
         if not self._load_cached(self.cache_path_):
             self.reference_ = ref
             self._build(ref)
             self._save(self.cache_path_)
-        _write_stamp(folder, stamp, self.cache_path_.name)
         return self
+
+    def _remembered_key(self, reference: object, read: list[ReferenceSet]) -> str | None:
+        """The index key of a reference given as one file, remembered by :mod:`bioscan5m.filehash` under the
+        file's identity and times (None for anything else: a dataset folder's files can change without the
+        folder's own times changing). A reference read to find it is appended to ``read``."""
+        if not isinstance(reference, str | os.PathLike) or not Path(reference).is_file():
+            return None
+
+        def index_digest(path: Path, size: int) -> str:
+            read.append(read_reference(path))
+            return self._index_digest(read[-1])
+
+        return remembered_digest(reference, f"identify-index|{self._params_key()}", index_digest,
+                                 self.cache_dir)[:KEY_LENGTH]
 
     def _load_cached(self, folder: Path) -> bool:
         """Load the fitted state saved in ``folder``; False if there is none (a damaged one is removed)."""
@@ -213,8 +229,11 @@ class BarcodeIdentifier:
     def _params_key(self) -> str:
         return f"v{CACHE_VERSION}|k{self.k}|d{self.dim}|c{self.n_candidates}|t{self.tau}|s{self.n_simulated}|{self.seed}"
 
+    def _index_digest(self, ref: ReferenceSet) -> str:
+        return hashlib.sha256(f"{ref.fingerprint()}|{self._params_key()}".encode()).hexdigest()
+
     def _cache_key(self, ref: ReferenceSet) -> str:
-        return hashlib.sha256(f"{ref.fingerprint()}|{self._params_key()}".encode()).hexdigest()[:24]
+        return self._index_digest(ref)[:KEY_LENGTH]
 
     def _build(self, ref: ReferenceSet) -> None:
         model_dir = model_directory(self.method)
@@ -611,38 +630,6 @@ class BarcodeIdentifier:
         self.kmer_frequency_, self.kmer_sampling_ = arrays["kmer_frequency"], int(arrays["kmer_sampling"][0])
         self._containment_index = KmerContainment.load(folder, self.kmer_sampling_, len(self.reference_))
         self.calibration_ = {family: Calibration.from_dict(c) for family, c in config["calibration"].items()}
-
-
-def _file_stamp(reference: object, params: str) -> str | None:
-    """For a reference given as a file path: a hash of its resolved path, size, modification time (ns)
-    and ``params``, naming the index it was last fitted to (None for anything else)."""
-    if not isinstance(reference, str | os.PathLike):
-        return None
-    path = Path(reference).resolve()
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    if not path.is_file():
-        return None  # a dataset folder's files can change without its own time changing
-    return hashlib.sha256(f"{path}|{info.st_size}|{info.st_mtime_ns}|{params}".encode()).hexdigest()[:24]
-
-
-def _read_stamp(folder: Path, stamp: str | None) -> str | None:
-    """The index key last written for ``stamp`` (None if none)."""
-    if stamp is None:
-        return None
-    try:
-        key = (folder / f"{stamp}.source").read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return key if key.isalnum() else None
-
-
-def _write_stamp(folder: Path, stamp: str | None, key: str) -> None:
-    if stamp is not None:
-        with atomic_path(folder / f"{stamp}.source") as tmp:
-            Path(tmp).write_text(key, encoding="ascii")
 
 
 def _fragments(sequences: list[str], seed: int) -> list[str]:
