@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,7 +39,8 @@ def reduce_embeddings(
 ) -> np.ndarray:
     """Reduce ``vectors [N, D]`` to ``float32 [N, n_components]`` with UMAP, PCA, or not at all (``"none"``).
 
-    ``seed=None`` lets UMAP use every core (not reproducible); a seed makes it single-threaded and exact.
+    ``seed=None`` lets UMAP use every core (not reproducible); a seed makes it single-threaded and exact,
+    its spectral start included (see :func:`_seeded_arpack`).
     ``notes``, when given, receives UMAP's start (``umap_init``: ``spectral`` or ``pca``, see
     :func:`_umap_start`).
     """
@@ -69,11 +73,50 @@ def reduce_embeddings(
         notes["umap_init"] = options.get("init", "spectral")
     model = umap.UMAP(n_components=components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                       random_state=random_state if seed is not None else None, n_jobs=n_jobs, **options)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _seeded_arpack(seed):
         warnings.filterwarnings("ignore", message=".*n_jobs value 1 overridden.*")
         warnings.filterwarnings("ignore", message=".*random_state.*parallelism.*")
         warnings.filterwarnings("ignore", message="Graph is not fully connected")  # UMAP copes
         return model.fit_transform(vectors).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _seeded_arpack(seed: int | None) -> Iterator[None]:
+    """While active, ``scipy.sparse.linalg.eigsh`` draws ARPACK's restart vectors from ``seed``.
+
+    UMAP's spectral start calls ``eigsh`` with a fixed start vector (all ones) but no ``rng``. When the
+    Lanczos iteration breaks down (the ones vector spans a small invariant subspace, as with many duplicate
+    records), ARPACK asks for a fresh random vector, and SciPy then draws it from operating-system entropy:
+    the same seed and data gave different layouts. Seeding that draw changes nothing when no restart
+    happens, so such runs still equal UMAP's own result bit for bit. ``seed=None`` leaves SciPy alone.
+    """
+    import scipy.sparse.linalg
+    import sklearn.manifold._spectral_embedding as sklearn_spectral
+
+    if seed is None:
+        yield
+        return
+    # UMAP calls scipy's eigsh; for graphs in many pieces it also lays them out with scikit-learn's
+    # SpectralEmbedding, which imported eigsh by name.
+    modules = [scipy.sparse.linalg] + ([sklearn_spectral] if hasattr(sklearn_spectral, "eigsh") else [])
+    unseeded = [module.eigsh for module in modules]
+    for module, eigsh in zip(modules, unseeded):
+        module.eigsh = _with_rng(eigsh, seed)
+    try:
+        yield
+    finally:
+        for module, eigsh in zip(modules, unseeded):
+            module.eigsh = eigsh
+
+
+def _with_rng(eigsh: Any, seed: int) -> Any:
+    """``eigsh`` with ``rng`` seeded afresh on every call that does not give its own."""
+    @functools.wraps(eigsh)
+    def seeded(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("rng", np.random.default_rng(seed))
+        return eigsh(*args, **kwargs)
+
+    return seeded
 
 
 def _umap_start(vectors: np.ndarray, components: int, n_neighbors: int, metric: str, random_state: Any,
