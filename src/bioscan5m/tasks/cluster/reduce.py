@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,40 +81,62 @@ def reduce_embeddings(
         return model.fit_transform(vectors).astype(np.float32)
 
 
+#: The seed that ``eigsh`` calls from this thread use inside :func:`_seeded_arpack` (None: SciPy's own).
+_arpack_seed = threading.local()
+#: Guards installing and removing the wrapped ``eigsh``, which all threads share while any one needs it.
+_arpack_lock = threading.Lock()
+_arpack_users = 0
+_unseeded_eigsh: dict[Any, Any] = {}
+
+
 @contextlib.contextmanager
 def _seeded_arpack(seed: int | None) -> Iterator[None]:
-    """While active, ``scipy.sparse.linalg.eigsh`` draws ARPACK's restart vectors from ``seed``.
+    """While active, ``eigsh`` calls from this thread draw ARPACK's restart vectors from ``seed``.
 
     UMAP's spectral start calls ``eigsh`` with a fixed start vector (all ones) but no ``rng``. When the
-    Lanczos iteration breaks down (the ones vector spans a small invariant subspace, as with many duplicate
-    records), ARPACK asks for a fresh random vector, and SciPy then draws it from operating-system entropy:
+    Lanczos iteration breaks down (the ones vector spans a small invariant subspace, as on very regular
+    graphs), ARPACK asks for a fresh random vector, and SciPy then draws it from operating-system entropy:
     the same seed and data gave different layouts. Seeding that draw changes nothing when no restart
     happens, so such runs still equal UMAP's own result bit for bit. ``seed=None`` leaves SciPy alone.
+    The wrapper is installed while any thread is inside (other threads' calls pass through unchanged) and
+    removed by the last one out.
     """
-    import scipy.sparse.linalg
-    import sklearn.manifold._spectral_embedding as sklearn_spectral
-
+    global _arpack_users
     if seed is None:
         yield
         return
-    # UMAP calls scipy's eigsh; for graphs in many pieces it also lays them out with scikit-learn's
-    # SpectralEmbedding, which imported eigsh by name.
-    modules = [scipy.sparse.linalg] + ([sklearn_spectral] if hasattr(sklearn_spectral, "eigsh") else [])
-    unseeded = [module.eigsh for module in modules]
-    for module, eigsh in zip(modules, unseeded):
-        module.eigsh = _with_rng(eigsh, seed)
+    import scipy.sparse.linalg
+    import sklearn.manifold._spectral_embedding as sklearn_spectral
+
+    with _arpack_lock:
+        if _arpack_users == 0:
+            # UMAP calls scipy's eigsh; for graphs in many pieces it also places them with scikit-learn's
+            # SpectralEmbedding, whose module imported eigsh by name.
+            for module in (scipy.sparse.linalg, sklearn_spectral):
+                if hasattr(module, "eigsh"):
+                    _unseeded_eigsh[module] = module.eigsh
+                    module.eigsh = _with_thread_seed(module.eigsh)
+        _arpack_users += 1
+    outer, _arpack_seed.value = getattr(_arpack_seed, "value", None), seed
     try:
         yield
     finally:
-        for module, eigsh in zip(modules, unseeded):
-            module.eigsh = eigsh
+        _arpack_seed.value = outer
+        with _arpack_lock:
+            _arpack_users -= 1
+            if _arpack_users == 0:
+                for module, eigsh in _unseeded_eigsh.items():
+                    module.eigsh = eigsh
+                _unseeded_eigsh.clear()
 
 
-def _with_rng(eigsh: Any, seed: int) -> Any:
-    """``eigsh`` with ``rng`` seeded afresh on every call that does not give its own."""
+def _with_thread_seed(eigsh: Any) -> Any:
+    """``eigsh`` that seeds ``rng`` afresh from this thread's :data:`_arpack_seed`, unless given one."""
     @functools.wraps(eigsh)
     def seeded(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("rng", np.random.default_rng(seed))
+        seed = getattr(_arpack_seed, "value", None)
+        if seed is not None:
+            kwargs.setdefault("rng", np.random.default_rng(seed))
         return eigsh(*args, **kwargs)
 
     return seeded
