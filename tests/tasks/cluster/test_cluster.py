@@ -170,6 +170,38 @@ def test_umap_is_unchanged_on_a_connected_graph_and_starts_from_pca_on_a_fragmen
     assert adjusted_mutual_info_score(truth[:, 0], labels) > 0.99  # the groups stay apart
 
 
+def test_umap_gives_the_same_bytes_every_run_even_when_arpack_restarts():
+    import itertools
+    from concurrent.futures import ThreadPoolExecutor
+
+    import scipy.sparse.linalg
+    import umap
+
+    from bioscan5m.tasks.cluster import reduce_embeddings
+
+    # The corners of a 7-cube with 29 neighbours (itself, 7 at distance 1, 21 at 2, no ties): every record's
+    # neighbourhood is the same, so the graph is regular, the all-ones start vector of UMAP's eigsh is an
+    # eigenvector and ARPACK must restart from a random vector, which SciPy drew from OS entropy (before
+    # the fix each run gave another layout).
+    corners = np.array(list(itertools.product([0.0, 1.0], repeat=7)), dtype=np.float32)
+    eigsh = scipy.sparse.linalg.eigsh
+    first = reduce_embeddings(corners, "umap", n_components=5, n_neighbors=29, seed=0)
+    second = reduce_embeddings(corners, "umap", n_components=5, n_neighbors=29, seed=0)
+    assert first.tobytes() == second.tobytes()
+    assert scipy.sparse.linalg.eigsh is eigsh  # SciPy is left as it was
+    with ThreadPoolExecutor(2) as pool:  # threads at once (e.g. the web app's workers) get the same bytes
+        together = list(pool.map(lambda _: reduce_embeddings(corners, "umap", n_components=5, n_neighbors=29,
+                                                              seed=0), range(2)))
+    assert all(result.tobytes() == first.tobytes() for result in together)
+    assert scipy.sparse.linalg.eigsh is eigsh
+    assert not np.array_equal(first, reduce_embeddings(corners, "umap", n_components=5, n_neighbors=29, seed=1))
+
+    # Where ARPACK needs no restart nothing changes: UMAP's own result, bit for bit.
+    cloud = np.random.default_rng(0).normal(size=(150, 8)).astype(np.float32)
+    plain = umap.UMAP(n_components=5, n_neighbors=30, min_dist=0.0, random_state=0, n_jobs=1).fit_transform(cloud)
+    np.testing.assert_array_equal(reduce_embeddings(cloud, "umap", n_components=5, seed=0), plain)
+
+
 def test_kmeans_and_hdbscan_recover_separated_groups():
     vectors, truth = make_planted_hierarchy(600, (3, 4), dim=8, spread=0.2, seed=2)
     kmeans = make_clusterer("kmeans", 600).fit(vectors).cut(12)

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 ZSC_RANKS: tuple[str, ...] = TARGET_RANKS[TARGET_RANKS.index("class") :]
 #: How per-rank AMI is read from the protocol (see the module docstring).
 READINGS: tuple[str, ...] = ("per-rank", "species-cut")
+#: Part of the ``reduced/`` cache key: bumped whenever the same vectors and settings reduce differently
+#: (2: UMAP's spectral start no longer draws ARPACK restart vectors from OS entropy).
+REDUCED_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,8 @@ class ClusteringProtocol:
         if cache_dir is None or self.reducer == "none":
             return self._reduce(vectors, notes)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        settings = [self.reducer, self.n_components, self.n_neighbors, self.min_dist, self.metric, self.seed,
-                    vectors.shape]
+        settings = [REDUCED_VERSION, self.reducer, self.n_components, self.n_neighbors, self.min_dist,
+                    self.metric, self.seed, vectors.shape]
         digest = hashlib.sha256(json.dumps(settings).encode())
         digest.update(memoryview(vectors).cast("B"))
         path = Path(cache_dir) / f"{self.reducer}{self.n_components}-{digest.hexdigest()[:24]}.npy"

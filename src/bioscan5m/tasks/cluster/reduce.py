@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,7 +40,8 @@ def reduce_embeddings(
 ) -> np.ndarray:
     """Reduce ``vectors [N, D]`` to ``float32 [N, n_components]`` with UMAP, PCA, or not at all (``"none"``).
 
-    ``seed=None`` lets UMAP use every core (not reproducible); a seed makes it single-threaded and exact.
+    ``seed=None`` lets UMAP use every core (not reproducible); a seed makes it single-threaded and exact,
+    its spectral start included (see :func:`_seeded_arpack`).
     ``notes``, when given, receives UMAP's start (``umap_init``: ``spectral`` or ``pca``, see
     :func:`_umap_start`).
     """
@@ -69,11 +74,72 @@ def reduce_embeddings(
         notes["umap_init"] = options.get("init", "spectral")
     model = umap.UMAP(n_components=components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
                       random_state=random_state if seed is not None else None, n_jobs=n_jobs, **options)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _seeded_arpack(seed):
         warnings.filterwarnings("ignore", message=".*n_jobs value 1 overridden.*")
         warnings.filterwarnings("ignore", message=".*random_state.*parallelism.*")
         warnings.filterwarnings("ignore", message="Graph is not fully connected")  # UMAP copes
         return model.fit_transform(vectors).astype(np.float32)
+
+
+#: The seed that ``eigsh`` calls from this thread use inside :func:`_seeded_arpack` (None: SciPy's own).
+_arpack_seed = threading.local()
+#: Guards installing and removing the wrapped ``eigsh``, which all threads share while any one needs it.
+_arpack_lock = threading.Lock()
+_arpack_users = 0
+_unseeded_eigsh: dict[Any, Any] = {}
+
+
+@contextlib.contextmanager
+def _seeded_arpack(seed: int | None) -> Iterator[None]:
+    """While active, ``eigsh`` calls from this thread draw ARPACK's restart vectors from ``seed``.
+
+    UMAP's spectral start calls ``eigsh`` with a fixed start vector (all ones) but no ``rng``. When the
+    Lanczos iteration breaks down (the ones vector spans a small invariant subspace, as on very regular
+    graphs), ARPACK asks for a fresh random vector, and SciPy then draws it from operating-system entropy:
+    the same seed and data gave different layouts. Seeding that draw changes nothing when no restart
+    happens, so such runs still equal UMAP's own result bit for bit. ``seed=None`` leaves SciPy alone.
+    The wrapper is installed while any thread is inside (other threads' calls pass through unchanged) and
+    removed by the last one out.
+    """
+    global _arpack_users
+    if seed is None:
+        yield
+        return
+    import scipy.sparse.linalg
+    import sklearn.manifold._spectral_embedding as sklearn_spectral
+
+    with _arpack_lock:
+        if _arpack_users == 0:
+            # UMAP calls scipy's eigsh; for graphs in many pieces it also places them with scikit-learn's
+            # SpectralEmbedding, whose module imported eigsh by name.
+            for module in (scipy.sparse.linalg, sklearn_spectral):
+                if hasattr(module, "eigsh"):
+                    _unseeded_eigsh[module] = module.eigsh
+                    module.eigsh = _with_thread_seed(module.eigsh)
+        _arpack_users += 1
+    outer, _arpack_seed.value = getattr(_arpack_seed, "value", None), seed
+    try:
+        yield
+    finally:
+        _arpack_seed.value = outer
+        with _arpack_lock:
+            _arpack_users -= 1
+            if _arpack_users == 0:
+                for module, eigsh in _unseeded_eigsh.items():
+                    module.eigsh = eigsh
+                _unseeded_eigsh.clear()
+
+
+def _with_thread_seed(eigsh: Any) -> Any:
+    """``eigsh`` that seeds ``rng`` afresh from this thread's :data:`_arpack_seed`, unless given one."""
+    @functools.wraps(eigsh)
+    def seeded(*args: Any, **kwargs: Any) -> Any:
+        seed = getattr(_arpack_seed, "value", None)
+        if seed is not None:
+            kwargs.setdefault("rng", np.random.default_rng(seed))
+        return eigsh(*args, **kwargs)
+
+    return seeded
 
 
 def _umap_start(vectors: np.ndarray, components: int, n_neighbors: int, metric: str, random_state: Any,
