@@ -243,6 +243,7 @@ def test_corrupt_images_name_the_member_or_file(tmp_path, vendored_data):
                         ("FLIPPED1-20", "CRC")]:
         with pytest.raises(BioscanError, match=reason) as error:
             store.load(pid, "val", None)
+        assert "BytesIO" not in str(error.value)  # nothing of the in-memory buffer reaches the user
         assert f"BIOSCAN_5M_cropped_256_eval.zip:bioscan5m/images/cropped_256/val/{pid}.jpg" in str(error.value)
         assert error.value.value == pid
     folder = root / PREFIX / "test"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from bioscan5m.data.schema import IMAGE_PACKAGES
 from bioscan5m.errors import BioscanError
@@ -100,6 +100,9 @@ def decode_image(data: bytes, *, where: str, processid: str | None = None, rgb: 
         with Image.open(io.BytesIO(data)) as opened:
             opened.load()
             return to_rgb(opened) if rgb else opened
+    except UnidentifiedImageError:  # its message names the in-memory buffer, which means nothing to a user
+        raise BioscanError("corrupt or unreadable image (not in any image format Pillow reads)", path=where,
+                           value=processid) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise BioscanError(f"corrupt or unreadable image ({error})", path=where, value=processid) from None
 
