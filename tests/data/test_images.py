@@ -162,11 +162,16 @@ def test_index_is_cached_in_the_cache_root_and_refreshed_when_the_zip_changes(tm
     assert len(list((separate / "zip-index").glob("*.npz"))) == 1
 
 
-def test_damaged_index_cache_is_read_again_from_the_zip(tmp_path, vendored_data):
-    file = vendored_crops(vendored_data)[0]
+def _one_crop_zip(tmp_path, vendored_data):
+    """A cropped_256 eval zip holding one real crop as val/P1.jpg."""
     zip_path = tmp_path / "BIOSCAN_5M_cropped_256_eval.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
-        archive.write(file, PREFIX + image_path("val", None, "P1"))
+        archive.write(vendored_crops(vendored_data)[0], PREFIX + image_path("val", None, "P1"))
+    return zip_path
+
+
+def test_damaged_index_cache_is_read_again_from_the_zip(tmp_path, vendored_data):
+    zip_path = _one_crop_zip(tmp_path, vendored_data)
     cache = tmp_path / "cache"
     load_zip_index(zip_path, PREFIX, cache_dir=cache)
     [saved] = (cache / "zip-index").glob("*.npz")
@@ -178,10 +183,7 @@ def test_damaged_index_cache_is_read_again_from_the_zip(tmp_path, vendored_data)
 
 
 def test_unwritable_cache_location_is_skipped(tmp_path, vendored_data):
-    file = vendored_crops(vendored_data)[0]
-    zip_path = tmp_path / "BIOSCAN_5M_cropped_256_eval.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        archive.write(file, PREFIX + image_path("val", None, "P1"))
+    zip_path = _one_crop_zip(tmp_path, vendored_data)
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("x")
     index = load_zip_index(zip_path, PREFIX, cache_dir=blocker)
