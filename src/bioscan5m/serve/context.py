@@ -168,16 +168,17 @@ def build_context(settings: ServeSettings, *, background: bool = True) -> ServeC
     data = settings.data
     if settings.is_default:
         data = defaults.default_dataset(settings.demo_records, defaults.DEMO_SEED, settings.cache_dir)
+    from_data = settings.reference is None  # the dataset's reference specimens are the reference
+    if from_data:
         reference = backends.load_reference(data, split=backends.KEY_SPLITS)
-    elif settings.reference is not None:
-        reference = backends.load_reference(settings.reference, settings.taxonomy)
     else:
-        reference = backends.load_reference(data, split=backends.KEY_SPLITS)
+        reference = backends.load_reference(settings.reference, settings.taxonomy)
     print(f"[serve] indexing the reference ({len(reference):,} records)", flush=True)
     identifier = backends.fit_identifier(reference, settings.identifier_options, settings.cache_dir)
     context = ServeContext(settings, reference, identifier, data)
     if data is not None:  # the ids thumbnails are served for: the dataset's reference specimens
-        context.catalogue = frozenset(backends.load_reference(data, split=backends.KEY_SPLITS).ids.tolist())
+        specimens = reference if from_data else backends.load_reference(data, split=backends.KEY_SPLITS)
+        context.catalogue = frozenset(specimens.ids.tolist())
     if background:
         context.start_background()
     return context
