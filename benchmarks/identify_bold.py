@@ -48,6 +48,8 @@ VARIANTS = {
     "313 bp 3' fragment": lambda seq: seq[-313:],
     "150 bp 5' fragment": lambda seq: seq[:150],
 }
+#: Short names of the forms for ``--forms``.
+FORM_NAMES = dict(zip(("forward", "reverse", "leray313", "mini150"), VARIANTS))
 #: Top-hit identity under which a peer's answer counts as "novel" (the usual 3% species threshold).
 PEER_NOVEL_IDENTITY = 0.97
 
@@ -91,14 +93,14 @@ def variant(queries: pd.DataFrame, form: str) -> pd.DataFrame:
     return queries.assign(dna_barcode=queries["dna_barcode"].map(VARIANTS[form]))
 
 
-def run_identify(reference: pd.DataFrame, queries: pd.DataFrame, threads: int, method: str
+def run_identify(reference: pd.DataFrame, queries: pd.DataFrame, threads: int, method: str, forms: list[str]
                  ) -> tuple[dict[str, dict], float]:
     results = {}
     with tempfile.TemporaryDirectory(prefix="identify-bench-") as cache:
         start = time.perf_counter()
         model = BarcodeIdentifier(method, threads=threads, cache_dir=cache).fit(reference)
         built = time.perf_counter() - start
-        for form in VARIANTS:
+        for form in forms:
             start = time.perf_counter()
             table = model.predict(variant(queries, form)[["processid", "dna_barcode"]])
             seconds = time.perf_counter() - start
@@ -111,7 +113,8 @@ def run_identify(reference: pd.DataFrame, queries: pd.DataFrame, threads: int, m
     return results, built
 
 
-def run_peer(name: str, reference: pd.DataFrame, queries: pd.DataFrame, threads: int) -> tuple[dict[str, dict], float]:
+def run_peer(name: str, reference: pd.DataFrame, queries: pd.DataFrame, threads: int, forms: list[str]
+             ) -> tuple[dict[str, dict], float]:
     results = {}
     with tempfile.TemporaryDirectory(prefix=f"{name}-bench-") as tmp:
         tmp = Path(tmp)
@@ -120,7 +123,7 @@ def run_peer(name: str, reference: pd.DataFrame, queries: pd.DataFrame, threads:
         start = time.perf_counter()
         database = make_blast_db(ref_fasta, tmp / "reference") if name == "blast" else ref_fasta
         built = time.perf_counter() - start
-        for form in VARIANTS:
+        for form in forms:
             query_fasta = write_fasta(tmp / "queries.fasta", [f"q{i}" for i in range(len(queries))],
                                       variant(queries, form)["dna_barcode"])
             start = time.perf_counter()
@@ -151,7 +154,7 @@ def report(results: dict[str, dict[str, dict]], built: dict[str, float], args: a
          "seen flagged novel | novelty AUROC | queries/s | index build s |"),
         "|---|---|---|---|---|---|---|---|",
     ]
-    for form in VARIANTS:
+    for form in args.forms:
         for name, by_form in results.items():
             r = by_form[form]
             lines.append(f"| {form} | {name} | {100 * r['species_micro']:.2f} / {100 * r['species_macro']:.2f} | "
@@ -161,7 +164,7 @@ def report(results: dict[str, dict[str, dict]], built: dict[str, float], args: a
     for peer in PEERS:
         if peer in results and ours in results:
             lines.append("")
-            for form in VARIANTS:
+            for form in args.forms:
                 a, b = results[ours][form], results[peer][form]
                 lines.append(
                     f"{ours} vs {peer}, {form}: species {100 * (a['species_micro'] - b['species_micro']):+.2f} "
@@ -180,8 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--method", default=DEFAULT_METHOD, help="identify's method")
     parser.add_argument("--peers", default="blast,vsearch", help="comma-separated peers to run ('' for none)")
+    parser.add_argument("--forms", default=",".join(FORM_NAMES),
+                        help=f"comma-separated forms of the queries to search (of {', '.join(FORM_NAMES)})")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
+    unknown = set(args.forms.split(",")) - set(FORM_NAMES)
+    if unknown:
+        parser.error(f"unknown form(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORM_NAMES)}")
+    args.forms = [FORM_NAMES[name] for name in args.forms.split(",")]
 
     frame = load(args.data)
     reference, queries = choose_queries(frame, args.queries or None, args.seed)
@@ -191,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     results, built = {}, {}
     name = f"identify ({args.method})"
-    results[name], built[name] = run_identify(reference, queries, args.threads, args.method)
+    results[name], built[name] = run_identify(reference, queries, args.threads, args.method, args.forms)
     for peer in filter(None, args.peers.split(",")):
-        results[peer], built[peer] = run_peer(peer, reference, queries, args.threads)
+        results[peer], built[peer] = run_peer(peer, reference, queries, args.threads, args.forms)
     text = report(results, built, args, sizes)
     print(text)
     if args.markdown:

@@ -1,5 +1,6 @@
 """The fast paths of identify on real BOLD barcodes: the strand vote, the posting-list containment search
-(exact, and sampled to bound its memory), distinct queries searched once, the reference file stamp."""
+(exact, and sampled to bound its memory), the k-mer index's embedding summed from k-mer codes, distinct
+queries searched once, the reference file stamp."""
 
 import os
 
@@ -8,9 +9,11 @@ import pandas as pd
 import pytest
 
 from bioscan5m.data.schema import TAXONOMIC_RANKS
+from bioscan5m.models.kmer import kmer_counts
 from bioscan5m.tasks.identify import BarcodeIdentifier
 from bioscan5m.tasks.identify import identifier as identifier_module
 from bioscan5m.tasks.identify.containment import STRAND_MARGIN, KmerContainment, strand_votes
+from bioscan5m.tasks.identify.kmer_index import KmerIndex, unit_rows
 from bioscan5m.tasks.identify.queries import reverse_complement
 
 
@@ -70,6 +73,24 @@ def test_containment_search_equals_set_containment(barcodes):
     without = expected[-1].copy()
     without[5] = -1.0
     np.testing.assert_array_equal(found_without[0], np.lexsort((np.arange(len(references)), -without))[:10])
+
+
+def test_kmer_index_embedding_equals_the_dense_profile_projection(barcodes):
+    sequences = barcodes["dna_barcode"].tolist()[:1500]
+    index = KmerIndex(k=6, dim=32, threads=2).build(sequences)
+    odd = ["ACGTNNNNACGTACGGT", "AC", "acgtacgtTTGA", "N" * 30]  # N, too short, lower case, nothing countable
+    queries = [s[:150] for s in sequences[:50]] + odd + sequences[-20:]
+    # The obvious way: dense unit-length 6-mer count profiles, centred, times the PCA components.
+    profiles = unit_rows(kmer_counts(queries, 6))
+    np.testing.assert_allclose(index.profiles(queries), profiles, atol=1e-7)
+    expected = unit_rows((profiles - index.mean) @ index.components.T)
+    np.testing.assert_allclose(index.embed(queries), expected, atol=1e-5)
+    np.testing.assert_array_equal(index.embed_all(queries), index.embed(queries))
+    assert index.embed([]).shape == (0, 32)
+    # The index holds the references' embeddings: each reference finds itself first.
+    similarity, found = index.search(sequences[:200], 1)
+    np.testing.assert_array_equal(found[:, 0], np.arange(200))
+    np.testing.assert_allclose(similarity[:, 0], 1.0, atol=1e-5)
 
 
 def test_sampled_containment_index_stays_bounded_and_still_names_fragments(barcodes):

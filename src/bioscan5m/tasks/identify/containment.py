@@ -31,6 +31,7 @@ import numpy as np
 
 from bioscan5m.models.kmer import kmer_windows
 from bioscan5m.tasks.identify.blocks import run_blocks
+from bioscan5m.tasks.identify.compiled import compiled
 
 #: k of the containment search: 8-mers are specific enough that a 150 nt fragment shares few by chance.
 CONTAINMENT_K = 8
@@ -46,24 +47,6 @@ BLOCK = 2048
 STRAND_MARGIN = 1.0
 
 _GOLDEN = np.uint64(2654435761)
-
-
-def _numba():
-    import numba
-
-    return numba
-
-
-def _kernels():
-    """The compiled kernels (numba is imported and the functions compiled or loaded on first use)."""
-    global _KERNELS
-    if _KERNELS is None:
-        njit = _numba().njit(nogil=True, cache=True)
-        _KERNELS = (njit(_postings), njit(_top_shared))
-    return _KERNELS
-
-
-_KERNELS = None
 
 
 def _postings(codes, valid, keep, last, cursor, postings, first_row):  # pragma: no cover - compiled by numba
@@ -165,7 +148,7 @@ class KmerContainment:
 
     def _pass(self, sequences: Sequence[str], cursor: np.ndarray, postings: np.ndarray) -> None:
         """One pass of the posting kernel over every barcode: counts when ``postings`` is empty, else fills."""
-        kernel, last = _kernels()[0], np.full(4 ** self.k, -1, np.int64)
+        kernel, last = compiled(_postings), np.full(4 ** self.k, -1, np.int64)
         for start in range(0, len(sequences), BLOCK):
             kernel(*kmer_windows(sequences[start:start + BLOCK], self.k), self.keep, last, cursor, postings, start)
 
@@ -195,7 +178,7 @@ class KmerContainment:
         """The ``n`` references holding the largest share of each query's (kept) distinct k-mers: share
         ``(Q, n)`` float32 (-inf where none), index ``(Q, n)`` int64 (-1 where none), best first, equal
         shares in reference order. ``exclude``: references to leave out."""
-        top = _kernels()[1]
+        top = compiled(_top_shared)
         excluded = np.zeros(self.n_references, dtype=bool)
         if exclude is not None and len(exclude):
             excluded[np.asarray(exclude, dtype=np.int64)] = True

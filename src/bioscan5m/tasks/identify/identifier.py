@@ -240,7 +240,7 @@ class BarcodeIdentifier:
         if model_dir is not None:
             self.index_ = EmbeddingIndex(model_dir).build(ref.sequences)
         else:
-            self.index_ = KmerIndex(self.k, self.dim, self.seed).build(ref.sequences)
+            self.index_ = KmerIndex(self.k, self.dim, self.seed, self.threads_).build(ref.sequences)
         self._containment_index = None
         containment = self._containment()
         self.kmer_frequency_, self.kmer_sampling_ = containment.frequency, containment.sampling

@@ -17,10 +17,11 @@ import faiss
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from bioscan5m.models.kmer import kmer_counts
+from bioscan5m.models.kmer import kmer_windows
 from bioscan5m.tasks.identify.blocks import run_blocks
+from bioscan5m.tasks.identify.compiled import compiled
 
-#: Rows profiled at once: 4096 x 4**6 float32 is 64 MiB.
+#: Barcodes embedded at once (their k-mer codes take ~10 MiB).
 BATCH = 4096
 #: Reference rows the PCA is fitted on (a random sample; the components barely move beyond this).
 PCA_SAMPLE = 8000
@@ -48,6 +49,46 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def _unit_profiles(codes, valid, out):  # pragma: no cover - compiled by numba
+    """Row i of ``out`` (zeros, ``(Q, 4**k)`` float32) becomes the k-mer counts of row i of ``codes`` (the
+    windows where ``valid``) scaled to unit length."""
+    for i in range(codes.shape[0]):
+        for w in range(codes.shape[1]):
+            if valid[i, w]:
+                out[i, codes[i, w]] += 1.0
+        squares = 0.0
+        for c in range(out.shape[1]):
+            squares += out[i, c] * out[i, c]
+        if squares > 0:
+            out[i] /= np.sqrt(squares)
+
+
+def _project_profiles(codes, valid, basis, out):  # pragma: no cover - compiled by numba
+    """Row i of ``out`` (``(Q, d)`` float32) becomes the unit-length k-mer count profile of row i of ``codes``
+    times ``basis`` (``(4**k, d)``), without building the profile: a sum over the row's distinct k-mers of
+    count x basis row, scaled by the counts' norm. ``multiplicity`` is zero between rows."""
+    multiplicity = np.zeros(basis.shape[0], np.int32)
+    total = np.zeros(basis.shape[1], np.float64)
+    for i in range(codes.shape[0]):
+        for w in range(codes.shape[1]):
+            if valid[i, w]:
+                multiplicity[codes[i, w]] += 1
+        total[:] = 0.0
+        squares = 0.0
+        for w in range(codes.shape[1]):
+            if valid[i, w]:
+                c = codes[i, w]
+                m = multiplicity[c]
+                if m:
+                    multiplicity[c] = 0  # each distinct k-mer once
+                    squares += m * m
+                    for j in range(basis.shape[1]):
+                        total[j] += m * basis[c, j]
+        scale = 1.0 / np.sqrt(squares) if squares > 0 else 0.0
+        for j in range(basis.shape[1]):
+            out[i, j] = total[j] * scale
+
+
 class KmerIndex:
     """Cosine search over PCA-compressed k-mer profiles of reference barcodes.
 
@@ -55,7 +96,7 @@ class KmerIndex:
     with index -1 (similarity -inf) where fewer than ``n`` references exist.
     """
 
-    def __init__(self, k: int = 6, dim: int = 128, seed: int = 0) -> None:
+    def __init__(self, k: int = 6, dim: int = 128, seed: int = 0, threads: int = 1) -> None:
         self.k = k
         self.dim = dim
         self.seed = seed
@@ -64,20 +105,44 @@ class KmerIndex:
         self.index: faiss.Index | None = None
         #: Recall@10 of the approximate index against exact search (1.0 for an exact index).
         self.recall = 1.0
-        #: Python threads that search (see :meth:`search`).
-        self.threads = 1
+        #: Python threads that embed and search (see :meth:`search`).
+        self.threads = threads
 
     def profiles(self, sequences: Sequence[str]) -> np.ndarray:
         """Unit-length k-mer count profiles, float32 ``(len(sequences), 4**k)``."""
-        return unit_rows(kmer_counts(sequences, self.k))
+        out = np.zeros((len(sequences), 4 ** self.k), dtype=np.float32)
+        if len(sequences):
+            compiled(_unit_profiles)(*kmer_windows(sequences, self.k), out)
+        return out
 
     def embed(self, sequences: Sequence[str]) -> np.ndarray:
-        """Unit-length PCA coordinates of the profiles, float32 ``(len(sequences), dim)``."""
-        parts = [
-            unit_rows((self.profiles(sequences[i:i + BATCH]) - self.mean) @ self.components.T)
-            for i in range(0, len(sequences), BATCH)
-        ]
-        return np.vstack(parts) if parts else np.zeros((0, self.components.shape[0]), dtype=np.float32)
+        """Unit-length PCA coordinates of the profiles, float32 ``(len(sequences), dim)``: each profile's
+        projection is summed from the PCA components of its k-mers (:func:`_project_profiles`), so the
+        4**k-column profiles are never built."""
+        kernel = compiled(_project_profiles)
+        projected = np.zeros((len(sequences), self.components.shape[0]), dtype=np.float32)
+        for start in range(0, len(sequences), BATCH):
+            kernel(*kmer_windows(sequences[start:start + BATCH], self.k), self._basis, projected[start:start + BATCH])
+        return unit_rows(projected - self._mean_projection)
+
+    def embed_all(self, sequences: Sequence[str]) -> np.ndarray:
+        """:meth:`embed` of many barcodes, blocks of :data:`BATCH` spread over :attr:`threads`."""
+        out = np.zeros((len(sequences), self.components.shape[0]), dtype=np.float32)
+
+        def run(start: int) -> None:
+            out[start:start + BATCH] = self.embed(sequences[start:start + BATCH])
+
+        run_blocks(run, len(sequences), BATCH, self.threads)
+        return out
+
+    def _set_pca(self, mean: np.ndarray, components: np.ndarray) -> None:
+        """The PCA (mean ``(4**k,)``, components ``(d, 4**k)``) and what :meth:`embed` reads of it: the
+        components k-mer by k-mer ``(4**k, d)`` and the mean's projection."""
+        # Contiguous copies: safetensors writes the raw buffer, whatever the strides say.
+        self.mean = np.ascontiguousarray(mean, dtype=np.float32)
+        self.components = np.ascontiguousarray(components, dtype=np.float32)
+        self._basis = np.ascontiguousarray(self.components.T)
+        self._mean_projection = self.mean @ self._basis
 
     def build(self, sequences: Sequence[str]) -> KmerIndex:
         """Fit the PCA on (a sample of) ``sequences`` and index all of them."""
@@ -88,16 +153,13 @@ class KmerIndex:
         profiles = self.profiles([sequences[i] for i in sample])
         dim = max(1, min(self.dim, profiles.shape[0] - 1, profiles.shape[1]))
         randomized = dim < min(profiles.shape) // 2
+        # copy=False: the PCA centres the sample in place (it is not needed afterwards).
         pca = PCA(dim, svd_solver="randomized" if randomized else "full", iterated_power=3 if randomized else "auto",
-                  random_state=self.seed).fit(profiles)
-        # Contiguous copies: safetensors writes the raw buffer, whatever the strides say.
-        self.mean = np.ascontiguousarray(pca.mean_, dtype=np.float32)
-        self.components = np.ascontiguousarray(pca.components_, dtype=np.float32)
-        d = self.components.shape[0]
+                  random_state=self.seed, copy=False).fit(profiles)
+        self._set_pca(pca.mean_, pca.components_)
         if len(sequences) <= APPROXIMATE_ABOVE:
-            self.index = faiss.IndexFlatIP(d)
-            for start in range(0, len(sequences), BATCH):
-                self.index.add(self.embed(sequences[start:start + BATCH]))
+            self.index = faiss.IndexFlatIP(self.components.shape[0])
+            self.index.add(self.embed_all(sequences))
             return self
         self._build_approximate(sequences, sample, rng)
         return self
@@ -172,7 +234,7 @@ class KmerIndex:
         folder = Path(folder)
         arrays = load_file(str(folder / "kmer_pca.safetensors"))
         index = cls(k, arrays["components"].shape[0], seed)
-        index.mean, index.components = arrays["mean"], arrays["components"]
+        index._set_pca(arrays["mean"], arrays["components"])
         index.index = faiss.read_index(str(folder / "kmer.faiss"))
         if isinstance(index.index, faiss.IndexIVF):
             index.index.nprobe = N_PROBE

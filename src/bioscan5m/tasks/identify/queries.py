@@ -27,6 +27,8 @@ MIN_TRIMER_ENTROPY = 3.0
 #: Best identity over the aligned overlap under which nothing in the reference is related (insect
 #: orders differ by ~15-25% in COI; unrelated DNA aligns at ~55-65%).
 MIN_IDENTITY = 0.80
+#: Queries whose 3-mers are counted at once.
+ENTROPY_BLOCK = 2048
 
 #: Queries shorter than this are partial barcodes: found by k-mer containment (not by profile cosine)
 #: and calibrated apart.
@@ -43,11 +45,14 @@ def reverse_complement(sequence: str) -> str:
 def trimer_entropies(sequences: Sequence[str]) -> np.ndarray:
     """Shannon entropy in bits of each sequence's overlapping 3-mers without N, float64 ``(len(sequences),)``
     (0 for fewer than one 3-mer)."""
-    codes, valid = kmer_windows(sequences, 3)
-    rows = np.broadcast_to(np.arange(len(sequences))[:, None], codes.shape)
-    counts = np.bincount((rows * 64 + codes)[valid], minlength=64 * len(sequences)).reshape(-1, 64)
-    p = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    return -(p * np.log2(np.where(p > 0, p, 1.0))).sum(axis=1)
+    entropy = np.zeros(len(sequences), dtype=np.float64)
+    for start in range(0, len(sequences), ENTROPY_BLOCK):  # blocks: the window matrices stay small
+        codes, valid = kmer_windows(sequences[start:start + ENTROPY_BLOCK], 3)
+        rows = np.arange(len(codes), dtype=np.int32)[:, None] * 64
+        counts = np.bincount((rows + codes)[valid], minlength=64 * len(codes)).reshape(-1, 64)
+        p = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        entropy[start:start + ENTROPY_BLOCK] = -(p * np.log2(np.where(p > 0, p, 1.0))).sum(axis=1)
+    return entropy
 
 
 def trimer_entropy(sequence: str) -> float:
