@@ -12,7 +12,7 @@ its product with the winner's similarity, for partial queries) into the probabil
 right; another turns the k-mer similarity of the closest reference (on the identity scale; full-length
 queries) or the best identity, the aligned share, their product and the lead of the best hit over another
 species' (partial queries) into the probability that the query's species is absent from the reference. Both are fitted on queries simulated from the reference itself (leave one record out: seen
-species; leave a whole species out: new species; half of them cut to fragments of 80-600 nt), so
+species; leave a whole species out: new species; a quarter of them cut to fragments of 80-499 nt), so
 they act as rank-specific identity thresholds learned from the reference, for the query's length: a
 150 nt exact match is not "novel" because its k-mer profile is a quarter of a barcode's, and a short
 poor match is not "confident".

@@ -109,10 +109,15 @@ class KmerIndex:
         self.threads = threads
 
     def profiles(self, sequences: Sequence[str]) -> np.ndarray:
-        """Unit-length k-mer count profiles, float32 ``(len(sequences), 4**k)``."""
+        """Unit-length k-mer count profiles, float32 ``(len(sequences), 4**k)``, blocks of :data:`BATCH`
+        spread over :attr:`threads`."""
+        kernel = compiled(_unit_profiles)
         out = np.zeros((len(sequences), 4 ** self.k), dtype=np.float32)
-        if len(sequences):
-            compiled(_unit_profiles)(*kmer_windows(sequences, self.k), out)
+
+        def run(start: int) -> None:
+            kernel(*kmer_windows(sequences[start:start + BATCH], self.k), out[start:start + BATCH])
+
+        run_blocks(run, len(sequences), BATCH, self.threads)
         return out
 
     def embed(self, sequences: Sequence[str]) -> np.ndarray:
@@ -169,24 +174,28 @@ class KmerIndex:
         reference barcodes is kept, to measure the approximate index's recall against it."""
         d = self.components.shape[0]
         n_lists = int(np.sqrt(len(sequences)))
-        training = self.embed([sequences[i] for i in sample])
+        training = self.embed_all([sequences[i] for i in sample])
         if len(training) < 39 * n_lists:  # FAISS wants ~39 points per cell
             extra = rng.choice(len(sequences), min(len(sequences), 39 * n_lists), replace=False)
-            training = self.embed([sequences[i] for i in np.sort(extra)])
+            training = self.embed_all([sequences[i] for i in np.sort(extra)])
         self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, n_lists, faiss.METRIC_INNER_PRODUCT)
         self.index.train(training)
         self.index.nprobe = N_PROBE
-        probes = self.embed([sequences[i] for i in rng.choice(len(sequences), min(RECALL_SAMPLE, len(sequences)),
+        probes = self.embed_all([sequences[i] for i in rng.choice(len(sequences), min(RECALL_SAMPLE, len(sequences)),
                                                                replace=False)])
         best = np.full((len(probes), 10), -np.inf, dtype=np.float32)
         best_ids = np.full((len(probes), 10), -1, dtype=np.int64)
-        for start in range(0, len(sequences), BATCH):
-            block = self.embed(sequences[start:start + BATCH])
-            self.index.add(block)
-            scores = np.hstack([best, probes @ block.T])
-            ids = np.hstack([best_ids, np.broadcast_to(np.arange(start, start + len(block)), (len(probes), len(block)))])
-            top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
-            best, best_ids = np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
+        chunk = BATCH * max(1, self.threads)  # embedded by all threads at once
+        for first in range(0, len(sequences), chunk):
+            embedded = self.embed_all(sequences[first:first + chunk])
+            self.index.add(embedded)
+            for offset in range(0, len(embedded), BATCH):
+                block, start = embedded[offset:offset + BATCH], first + offset
+                scores = np.hstack([best, probes @ block.T])
+                ids = np.hstack([best_ids, np.broadcast_to(np.arange(start, start + len(block)),
+                                                           (len(probes), len(block)))])
+                top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+                best, best_ids = np.take_along_axis(scores, top, 1), np.take_along_axis(ids, top, 1)
         _, approximate = self.index.search(probes, 10)
         self.recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, best_ids)]))
 
