@@ -186,12 +186,11 @@ class KmerContainment:
         found = np.full((len(sequences), n), -1, np.int64)
         sizes = np.zeros(len(sequences), np.int64)
 
-        def run(start: int) -> None:
-            stop = min(start + BLOCK // 8, len(sequences))
+        def run(start: int, stop: int) -> None:
             top(*kmer_windows(sequences[start:stop], self.k), self.keep, self.indptr, self.postings, excluded,
                 count[start:stop], found[start:stop], sizes[start:stop])
 
-        run_blocks(run, len(sequences), BLOCK // 8, self.threads)
+        run_blocks(run, len(sequences), self.threads, BLOCK // 8)
         share = np.where(found >= 0, count / np.maximum(sizes, 1)[:, None], -np.inf).astype(np.float32)
         return share, found
 

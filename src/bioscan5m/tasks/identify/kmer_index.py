@@ -32,7 +32,7 @@ PCA_SAMPLE = 8000
 #: and 1,000 cells with 32 probed still scan only 3% of a 1M reference.
 APPROXIMATE_ABOVE = 200_000
 N_PROBE = 32
-#: Queries embedded and searched at once by one thread.
+#: Queries embedded and searched at once by one thread, at most.
 SEARCH_BLOCK = 512
 #: Query rows from which FAISS scans a flat index with BLAS (FAISS's former default). FAISS 1.15 counts
 #: rows x dim against 128,000, i.e. 1,000 rows at dim 128; below that its plain loop cost ~0.7 ms per
@@ -114,10 +114,10 @@ class KmerIndex:
         kernel = compiled(_unit_profiles)
         out = np.zeros((len(sequences), 4 ** self.k), dtype=np.float32)
 
-        def run(start: int) -> None:
-            kernel(*kmer_windows(sequences[start:start + BATCH], self.k), out[start:start + BATCH])
+        def run(start: int, stop: int) -> None:
+            kernel(*kmer_windows(sequences[start:stop], self.k), out[start:stop])
 
-        run_blocks(run, len(sequences), BATCH, self.threads)
+        run_blocks(run, len(sequences), self.threads, BATCH)
         return out
 
     def embed(self, sequences: Sequence[str]) -> np.ndarray:
@@ -134,10 +134,10 @@ class KmerIndex:
         """:meth:`embed` of many barcodes, blocks of :data:`BATCH` spread over :attr:`threads`."""
         out = np.zeros((len(sequences), self.components.shape[0]), dtype=np.float32)
 
-        def run(start: int) -> None:
-            out[start:start + BATCH] = self.embed(sequences[start:start + BATCH])
+        def run(start: int, stop: int) -> None:
+            out[start:stop] = self.embed(sequences[start:stop])
 
-        run_blocks(run, len(sequences), BATCH, self.threads)
+        run_blocks(run, len(sequences), self.threads, BATCH)
         return out
 
     def _set_pca(self, mean: np.ndarray, components: np.ndarray) -> None:
@@ -204,8 +204,8 @@ class KmerIndex:
         """The ``n`` most similar references of each query: cosine ``(Q, n)`` float32, index ``(Q, n)`` int64.
 
         ``exclude``: reference indices to leave out (used to simulate queries of absent species). With
-        ``threads`` > 1, blocks of :data:`SEARCH_BLOCK` queries are embedded and searched on that many
-        Python threads, each with one OpenMP thread (FAISS releases the GIL): OpenMP threads spin while
+        ``threads`` > 1, blocks of up to :data:`SEARCH_BLOCK` queries (at least :data:`BLAS_FROM_ROWS`) are
+        embedded and searched on that many Python threads, each with one OpenMP thread (FAISS releases the GIL): OpenMP threads spin while
         they wait for busy cores, which made a 2-thread search 2-5x slower than one on the shared machine.
         """
         params = None
@@ -219,14 +219,13 @@ class KmerIndex:
         faiss.cvar.distance_compute_blas_threshold = min(faiss.cvar.distance_compute_blas_threshold,
                                                          BLAS_FROM_ROWS * self.index.d)
 
-        def run(start: int) -> None:
-            stop = min(start + SEARCH_BLOCK, len(sequences))
+        def run(start: int, stop: int) -> None:
             if self.threads > 1:
                 faiss.omp_set_num_threads(1)
             similarity[start:stop], index[start:stop] = self.index.search(self.embed(sequences[start:stop]), n,
                                                                           params=params)
 
-        run_blocks(run, len(sequences), SEARCH_BLOCK, self.threads)
+        run_blocks(run, len(sequences), self.threads, SEARCH_BLOCK, smallest=BLAS_FROM_ROWS)
         similarity[index < 0] = -np.inf
         return similarity, index
 

@@ -20,7 +20,7 @@ from bioscan5m.tasks.identify.blocks import run_blocks
 
 # N (unread or masked ambiguity) is compatible with every base.
 _N_MATCHES = [("N", base) for base in "ACGT"]
-#: Queries aligned per block (one block per thread at a time).
+#: Queries aligned per block, at most (one block per thread at a time).
 ALIGN_BLOCK = 64
 
 
@@ -66,15 +66,15 @@ def candidate_alignments(queries: Sequence[str], references: Sequence[str], cand
     length = np.zeros(candidates.shape, dtype=np.int32)
     coverage = np.zeros(candidates.shape, dtype=np.float32)
 
-    def align_rows(start: int) -> None:
-        for row in range(start, min(start + ALIGN_BLOCK, len(queries))):
+    def align_rows(start: int, stop: int) -> None:
+        for row in range(start, stop):
             query = queries[row]
             for column, ref in enumerate(candidates[row]):
                 if ref >= 0:
                     identity_[row, column], length[row, column], coverage[row, column] = overlap_alignment(
                         query, references[ref])
 
-    run_blocks(align_rows, len(queries), ALIGN_BLOCK, threads)
+    run_blocks(align_rows, len(queries), threads, ALIGN_BLOCK)
     return identity_, length, coverage
 
 
