@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN
 from bioscan5m.data.sequences import clean_barcodes
@@ -85,34 +87,26 @@ def read_reference(reference: object) -> ReferenceSet:
     keep = np.array([len(s) > 0 for s in sequences])
     if not keep.any():
         raise BioscanError("the reference has no usable barcode (all empty or all N)", path=source or None)
-    frame = frame.loc[keep].reset_index(drop=True)
-    sequences = [s for s, k in zip(sequences, keep) if k]
+    if not keep.all():
+        frame = frame.loc[keep].reset_index(drop=True)
+        sequences = [s for s, k in zip(sequences, keep) if k]
 
-    haplotypes, first, record_haplotype = np.unique(np.array(sequences, dtype=object), return_index=True,
-                                                    return_inverse=True)
-    record_haplotype = record_haplotype.astype(np.int64)
+    haplotypes, first, record_haplotype = _distinct(sequences)
     n_records = np.bincount(record_haplotype, minlength=len(haplotypes)).astype(np.int64)
     names: dict[str, tuple[str, ...]] = {}
     record_labels = np.full((len(frame), len(RANKS)), -1, dtype=np.int32)
     labels = np.full((len(haplotypes), len(RANKS)), -1, dtype=np.int32)
     for column, rank in enumerate(RANKS):
         values = frame[rank] if rank in frame.columns else pd.Series([None] * len(frame))
-        values = values.astype(object).where(values.notna(), None)
-        values = values.map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
-        present = values.notna().to_numpy()
-        rank_names, codes = np.unique(values[present].to_numpy(dtype=str), return_inverse=True)
-        names[rank] = tuple(rank_names.tolist())
-        record_labels[present, column] = codes
+        names[rank], record_labels[:, column] = _rank_codes(values)
         labels[:, column] = _majority(record_haplotype, record_labels[:, column], len(haplotypes))
     bins = np.full(len(haplotypes), "", dtype=object)
     if BIN in frame.columns and frame[BIN].notna().any():
-        bin_names, bin_codes = np.unique(frame[BIN].astype(object).where(frame[BIN].notna(), "").astype(str),
-                                         return_inverse=True)
-        bin_codes = np.where(bin_names[bin_codes] == "", -1, bin_codes)
+        bin_names, bin_codes = _bin_codes(frame[BIN])
         bins = np.append(bin_names, "").astype(object)[_majority(record_haplotype, bin_codes, len(haplotypes))]
     ids = frame[ID_COLUMN].astype(str).to_numpy() if ID_COLUMN in frame.columns else np.arange(len(frame)).astype(str)
     return ReferenceSet(
-        sequences=[str(s) for s in haplotypes],
+        sequences=haplotypes,
         record_ids=ids[first],
         n_records=n_records,
         labels=labels,
@@ -179,17 +173,59 @@ def _clean(frame: pd.DataFrame, source: str, what: str) -> list[str]:
         raise BioscanError(where + reason, path=source or None, value=error.value) from None
 
 
+def _distinct(sequences: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The distinct strings sorted (code point order, as ``np.unique``), the position of each one's first
+    occurrence, and the index of every input into them (int64): ``np.unique(..., return_index=True,
+    return_inverse=True)`` without sorting every input string in Python."""
+    codes, uniques = pd.factorize(np.array(sequences, dtype=object))  # hashing; first-appearance order
+    # UTF-8 byte order is code point order, so Arrow's (C++) sort orders them as Python's would.
+    order = pc.sort_indices(pa.array(uniques, pa.string())).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    # In first-appearance order a code's first position is where the running maximum of codes grows.
+    running = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.concatenate([[True], running[1:] != running[:-1]]))
+    return uniques[order].tolist(), first[order], rank[codes]
+
+
+def _rank_codes(values: pd.Series) -> tuple[tuple[str, ...], np.ndarray]:
+    """Sorted distinct names of one rank column and each record's int32 code into them (-1: missing).
+
+    Names are stripped of whitespace; missing values, blank strings and anything that is not a string
+    count as missing. Each distinct value is normalised once, not each record's.
+    """
+    codes, uniques = pd.factorize(values)  # None / NaN -> -1
+    stripped = [v.strip() if isinstance(v, str) else "" for v in np.asarray(uniques, dtype=object)]
+    present = np.array([len(v) > 0 for v in stripped], dtype=bool)
+    rank_names, inverse = np.unique(np.array([v for v in stripped if v], dtype=str), return_inverse=True)
+    lookup = np.full(len(stripped) + 1, -1, dtype=np.int32)  # the last entry serves code -1
+    lookup[:-1][present] = inverse
+    return tuple(rank_names.tolist()), lookup[codes]
+
+
+def _bin_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct BINs as written (object array, "" kept) and each record's code into them (-1: none)."""
+    codes, uniques = pd.factorize(values)
+    as_text = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).to_numpy()
+    bin_names, inverse = np.unique(np.append(as_text, "").astype(object), return_inverse=True)
+    lookup = np.where(bin_names[inverse] == "", -1, inverse)  # the last entry serves code -1
+    return bin_names, lookup[codes]
+
+
 def _majority(groups: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
     """Per group, its most frequent non-negative code (ties: the smallest), -1 if it has none."""
     out = np.full(n_groups, -1, dtype=np.int32)
     present = codes >= 0
     if not present.any():
         return out
-    pairs, counts = np.unique(np.stack([groups[present], codes[present]]), axis=1, return_counts=True)
+    # One int64 key per (group, code) pair sorts as the pair does: a 1-D unique, not a column-wise one.
+    width = int(codes.max()) + 1
+    keys, counts = np.unique(groups[present].astype(np.int64) * width + codes[present], return_counts=True)
+    pair_group, pair_code = np.divmod(keys, width)
     # Sort by group, then count descending, then code ascending: the first row of each group wins.
-    order = np.lexsort((pairs[1], -counts, pairs[0]))
-    group_sorted = pairs[0][order]
+    order = np.lexsort((pair_code, -counts, pair_group))
+    group_sorted = pair_group[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = group_sorted[1:] != group_sorted[:-1]
-    out[group_sorted[first]] = pairs[1][order][first]
+    out[group_sorted[first]] = pair_code[order][first]
     return out
