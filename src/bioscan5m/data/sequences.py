@@ -26,7 +26,7 @@ to its ``max_length`` afterwards, as theirs does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -53,7 +53,7 @@ _VALID = IUPAC_NUCLEOTIDES.encode()
 #: Joins a block of barcodes for one ``translate`` call; never a DNA letter or gap, so it survives cleaning.
 _SEPARATOR = "\x00"
 _VALID_OR_SEPARATOR = _VALID + _SEPARATOR.encode()
-_BLOCK = 2048  # barcodes per joined block (~1.4 MB: small, reused allocations)
+_BLOCK = 256  # barcodes per joined block (~180 kB: temporaries this small reuse freed memory, no page faults)
 
 BarcodeInput = Iterable[str | None] | pa.Array | pa.ChunkedArray
 
@@ -85,15 +85,16 @@ def clean_barcodes(
     """
     _check_options(iupac, max_length, mode)
     mask = iupac == "mask"
-    seqs = _as_list(seqs)
     cleaned: list[str] = []
     if mode == "standard":
-        for start in range(0, len(seqs), _BLOCK):
-            block = _clean_block(seqs[start:start + _BLOCK], mask, max_length)
-            if block is None:  # a bad barcode in this block: the one-by-one path below names it
+        for block in _blocks(seqs):
+            done = _clean_block(block, mask, max_length)
+            if done is None:  # a bad barcode in this block: the one-by-one path below names it
                 break
-            cleaned.extend(block)
-    for index, seq in enumerate(seqs[len(cleaned):], len(cleaned)):
+            cleaned.extend(done)
+        else:
+            return cleaned
+    for index, seq in enumerate(_as_list(seqs)[len(cleaned):], len(cleaned)):
         try:
             cleaned.append(_clean_mode(seq, mask, max_length, mode))
         except BioscanError as error:
@@ -139,6 +140,19 @@ def _clean_mode(seq: str | None, mask: bool, max_length: int | None, mode: str) 
     if first_non_dna_letter(seq) is not None:
         raise _not_dna(first_non_dna_letter(seq))
     return seq.rstrip("N")
+
+
+def _blocks(seqs: BarcodeInput) -> Iterator[list]:
+    """``seqs`` as lists of at most ``_BLOCK`` barcodes; an Arrow array becomes Python strings one block at
+    a time, so no copy of every barcode is made at once."""
+    if isinstance(seqs, pa.Array | pa.ChunkedArray):
+        for chunk in seqs.chunks if isinstance(seqs, pa.ChunkedArray) else [seqs]:
+            for start in range(0, len(chunk), _BLOCK):
+                yield chunk.slice(start, _BLOCK).to_pylist()
+        return
+    seqs = _as_list(seqs)
+    for start in range(0, len(seqs), _BLOCK):
+        yield seqs[start:start + _BLOCK]
 
 
 def _clean_block(seqs: list, mask: bool, max_length: int | None) -> list[str] | None:

@@ -74,7 +74,7 @@ def read_reference(reference: object) -> ReferenceSet:
 
     Records without a barcode are skipped; a reference without any taxonomy is an error.
     """
-    frame, source = _as_frame(reference, "reference")
+    frame, source = _as_frame(reference, "reference", columns=[ID_COLUMN, DNA_COLUMN, *RANKS, BIN])
     missing = [rank for rank in RANKS if rank not in frame.columns or frame[rank].isna().all()]
     if len(missing) == len(RANKS):
         raise BioscanError(
@@ -130,7 +130,8 @@ def read_queries(queries: object) -> tuple[np.ndarray, list[str]]:
         ids = [f"query{i + 1}" for i in range(len(queries))]
         frame, source = pd.DataFrame({ID_COLUMN: ids, DNA_COLUMN: list(queries)}), ""
     else:
-        frame, source = _as_frame(queries, "queries")
+        # Queries are read once per run: a records cache of them would only fill the cache folder.
+        frame, source = _as_frame(queries, "queries", columns=[ID_COLUMN, DNA_COLUMN], use_cache=False)
     if len(frame) == 0:
         raise BioscanError("no query barcodes given", path=source or None)
     sequences = _clean(frame, source, "query")
@@ -143,7 +144,8 @@ def read_queries(queries: object) -> tuple[np.ndarray, list[str]]:
     return ids, sequences
 
 
-def _as_frame(source: object, what: str) -> tuple[pd.DataFrame, str]:
+def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = True) -> tuple[pd.DataFrame, str]:
+    """``source`` as a DataFrame and the path it came from ("" if none); of a file, only ``columns`` are read."""
     if isinstance(source, pd.DataFrame):
         frame, name = source, ""
     elif hasattr(source, "to_pandas") and hasattr(source, "table"):  # bioscan5m Records
@@ -152,7 +154,7 @@ def _as_frame(source: object, what: str) -> tuple[pd.DataFrame, str]:
         from bioscan5m.data.records import load_records
 
         path = Path(source)
-        frame, name = load_records(path).to_pandas(), str(path)
+        frame, name = load_records(path, columns=columns, use_cache=use_cache).to_pandas(), str(path)
     else:
         raise BioscanError(f"cannot read {what} from a {type(source).__name__}; give a file path, Records "
                            "or a pandas DataFrame")
@@ -162,7 +164,11 @@ def _as_frame(source: object, what: str) -> tuple[pd.DataFrame, str]:
 
 
 def _clean(frame: pd.DataFrame, source: str, what: str) -> list[str]:
-    raw = frame[DNA_COLUMN].astype(object).where(frame[DNA_COLUMN].notna(), None).tolist()
+    column = frame[DNA_COLUMN]
+    if hasattr(column.array, "__arrow_array__") and not isinstance(column.dtype, pd.CategoricalDtype):
+        raw = pa.array(column.array)  # Arrow-backed (a file read): no Python copy of every barcode at once
+    else:
+        raw = column.astype(object).where(column.notna(), None).tolist()
     try:
         return clean_barcodes(raw, **CLEAN_OPTIONS)
     except BioscanError as error:
