@@ -103,3 +103,14 @@ def test_reading_queries_leaves_no_records_cache(tmp_path, monkeypatch):
     reference.write_text("processid\tgenus_name\tspecies_name\tnucleotides\nR1\tAus\tAus bus\tACGTACGTAA\n")
     assert read_reference(reference).names["species"] == ("Aus bus",)
     assert len(list((tmp_path / "cache").glob("records/reference.tsv.*.parquet"))) == 1
+
+
+def test_a_bad_barcode_names_its_first_record():
+    frame = pd.DataFrame({ID_COLUMN: ["R0", "R1", "R2", "R3", "R4"],
+                          DNA_COLUMN: ["ACGT", "ACGT", "ACXT", "ACQT", "ACXT"], "species": ["Aus bus"] * 5})
+    with pytest.raises(Exception, match=r"reference record 'R2': 'X' is not a DNA letter") as caught:
+        read_reference(frame)
+    assert type(caught.value).__name__ == "BioscanError" and caught.value.value == "X"
+    frame[DNA_COLUMN] = ["ACGT", None, "ACGT", 5, "ACGT"]
+    with pytest.raises(Exception, match=r"reference record 'R3': a barcode must be a string, not int"):
+        read_reference(frame)

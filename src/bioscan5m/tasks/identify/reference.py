@@ -83,15 +83,20 @@ def read_reference(reference: object) -> ReferenceSet:
             "with a taxonomy TSV (BOLD rank columns, or QIIME2's Feature ID + Taxon)",
             path=source or None,
         )
-    sequences = _clean(frame, source, "reference record")
-    keep = np.array([len(s) > 0 for s in sequences])
+    # Many records share a barcode: each distinct raw barcode is cleaned once.
+    raw_codes, cleaned = _clean_distinct(frame, source, "reference record")
+    usable = np.flatnonzero([len(s) > 0 for s in cleaned])
+    keep = np.isin(raw_codes, usable)
     if not keep.any():
         raise BioscanError("the reference has no usable barcode (all empty or all N)", path=source or None)
     if not keep.all():
         frame = frame.loc[keep].reset_index(drop=True)
-        sequences = [s for s, k in zip(sequences, keep) if k]
-
-    haplotypes, first, record_haplotype = _distinct(sequences)
+        raw_codes = raw_codes[keep]
+    haplotypes, _, usable_haplotype = _distinct([cleaned[i] for i in usable])
+    haplotype_of = np.full(len(cleaned), -1, dtype=np.int64)
+    haplotype_of[usable] = usable_haplotype
+    record_haplotype = haplotype_of[raw_codes]
+    first = np.unique(record_haplotype, return_index=True)[1]  # each haplotype's first record
     n_records = np.bincount(record_haplotype, minlength=len(haplotypes)).astype(np.int64)
     names: dict[str, tuple[str, ...]] = {}
     record_labels = np.full((len(frame), len(RANKS)), -1, dtype=np.int32)
@@ -164,17 +169,37 @@ def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = T
 
 
 def _clean(frame: pd.DataFrame, source: str, what: str) -> list[str]:
+    """Every record's barcode, cleaned."""
     column = frame[DNA_COLUMN]
     if hasattr(column.array, "__arrow_array__") and not isinstance(column.dtype, pd.CategoricalDtype):
         raw = pa.array(column.array)  # Arrow-backed (a file read): no Python copy of every barcode at once
     else:
         raw = column.astype(object).where(column.notna(), None).tolist()
+    return _cleaned(raw, frame, lambda position: position, source, what)
+
+
+def _clean_distinct(frame: pd.DataFrame, source: str, what: str) -> tuple[np.ndarray, list[str]]:
+    """Each record's index (int64) into the distinct raw barcodes, and those barcodes cleaned; a missing
+    barcode is one more, last, distinct value (cleaned: "")."""
+    codes, uniques = pd.factorize(frame[DNA_COLUMN])  # first-appearance order; missing: -1
+    if hasattr(uniques, "__arrow_array__") and not isinstance(uniques, pd.Categorical):
+        raw = pa.array(uniques)
+    else:
+        raw = np.asarray(uniques, dtype=object).tolist()
+    # The first bad distinct barcode first appears where the first bad record is: name that record.
+    cleaned = _cleaned(raw, frame, lambda position: int(np.argmax(codes == position)), source, what)
+    return np.where(codes < 0, len(cleaned), codes).astype(np.int64), [*cleaned, ""]
+
+
+def _cleaned(raw, frame: pd.DataFrame, record_of, source: str, what: str) -> list[str]:
+    """``raw`` barcodes cleaned; a bad one is an error naming the id of record ``record_of(position)``."""
     try:
         return clean_barcodes(raw, **CLEAN_OPTIONS)
     except BioscanError as error:
         # clean_barcodes names the position; name the record id instead, which the user can find.
         position = int(error.reason.split(":")[0].split()[-1]) if error.reason.startswith("barcode ") else None
-        where = f"{what} {frame[ID_COLUMN].iloc[position]!r}: " if position is not None and ID_COLUMN in frame else ""
+        where = (f"{what} {frame[ID_COLUMN].iloc[record_of(position)]!r}: "
+                 if position is not None and ID_COLUMN in frame else "")
         reason = error.reason.split(": ", 1)[-1]
         raise BioscanError(where + reason, path=source or None, value=error.value) from None
 
