@@ -7,7 +7,6 @@ import time
 
 from bioscan5m.cli import _types as t
 from bioscan5m.data.schema import IMAGE_PACKAGES, SPLITS
-from bioscan5m.data.synthetic import METADATA_CSV, count_splits, write_synthetic_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the image renderer (Pillow) would otherwise load with every bioscan5m command's parser.
+    from bioscan5m.data.synthetic import METADATA_CSV, count_splits, write_synthetic_dataset
+
     start = time.perf_counter()
     root = write_synthetic_dataset(
         args.out, args.records, images=args.images, seed=args.seed, image_package=args.image_package

@@ -50,6 +50,8 @@ ROW_GROUP_ROWS = 65_536
 NO_SPLIT = ""
 _KEY = "bioscan5m.cache"
 _LABELS = "bioscan5m.label_maps"
+#: How the cache file itself is written (scratch files of one split each are plain lz4).
+_CACHE_OPTIONS = {"compression": "zstd", "write_page_checksum": True}
 
 
 def default_cache_dir() -> Path:
@@ -141,43 +143,57 @@ class RecordCache:
                                f"--cache-dir or ${CACHE_ENV}", path=self.path.parent) from None
         names = LabelNames()
         with building as scratch:
-            parts: dict[str, pq.ParquetWriter] = {}
-            rows: dict[str, int] = {}
+            # Records without a split go last, into a file written as the cache itself is: while no record has
+            # a split (BOLD, FASTA sources) that file becomes the cache and the second pass is skipped.
+            parts: dict[str, _RowGroupWriter] = {}
             try:
                 for batch in batches:
                     names.add(batch)
                     for split, part in _by_split(batch):
                         if split not in parts:
-                            parts[split] = pq.ParquetWriter(Path(scratch) / f"{split or 'none'}.parquet",
-                                                            RECORD_SCHEMA, compression="lz4")
-                        parts[split].write_batch(part)
-                        rows[split] = rows.get(split, 0) + part.num_rows
+                            path = Path(scratch) / f"{split or 'none'}.parquet"
+                            parts[split] = (_RowGroupWriter(path, **_CACHE_OPTIONS) if split == NO_SPLIT
+                                            else _RowGroupWriter(path, cut=False, compression="lz4"))
+                        parts[split].write(part)
+                layout = {split: [0, 0, parts[split].rows] for split in (*SPLITS, NO_SPLIT) if split in parts}
+                if set(parts) == {NO_SPLIT}:
+                    groups = layout[NO_SPLIT][1] = parts[NO_SPLIT].finish_group()
+                    meta = {"key": self.key, "splits": layout, "rows": parts[NO_SPLIT].rows}
+                    parts[NO_SPLIT].close(_footer(meta, names))
             finally:
-                for writer in parts.values():
-                    writer.close()
-            layout: dict[str, list[int]] = {}
+                for part in parts.values():
+                    part.close()
             with atomic_path(self.path) as tmp:
-                with pq.ParquetWriter(tmp, RECORD_SCHEMA, compression="zstd", write_page_checksum=True) as writer, tqdm(
-                    total=sum(rows.values()), unit=" records", desc=f"caching {self.source.name}", disable=None,
-                    leave=False,
-                ) as bar:
-                    groups = 0
-                    for split in (*SPLITS, NO_SPLIT):
-                        if split not in parts:
-                            continue
-                        first = groups
-                        part = pq.ParquetFile(Path(scratch) / f"{split or 'none'}.parquet")
-                        for table in _row_groups(part.iter_batches(batch_size=ROW_GROUP_ROWS)):
-                            writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                            groups += 1
-                            bar.update(table.num_rows)
-                        part.close()
-                        layout[split] = [first, groups - first, rows[split]]
-                    meta = {"key": self.key, "splits": layout, "rows": sum(rows.values())}
-                    writer.add_key_value_metadata({_KEY: json.dumps(meta), _LABELS: json.dumps(names.result())})
+                if set(parts) == {NO_SPLIT}:
+                    os.replace(parts[NO_SPLIT].path, tmp)
+                else:
+                    groups, meta = self._merge(parts, layout, names, tmp)
                 if pq.ParquetFile(tmp).num_row_groups != groups:
                     raise AssertionError("cache row groups do not match the split layout")
         self._file, self._meta = pq.ParquetFile(self.path, page_checksum_verification=True), meta
+
+    def _merge(self, parts: dict[str, _RowGroupWriter], layout: dict[str, list[int]], names: LabelNames,
+               tmp: Path) -> tuple[int, dict]:
+        """Write the per-split scratch files into ``tmp`` in the paper's split order; (row groups, footer)."""
+        out = _RowGroupWriter(tmp, **_CACHE_OPTIONS)
+        with tqdm(total=sum(part.rows for part in parts.values()), unit=" records",
+                  desc=f"caching {self.source.name}", disable=None, leave=False) as bar:
+            try:
+                for split in (*SPLITS, NO_SPLIT):
+                    if split not in parts:
+                        continue
+                    first = out.groups
+                    part = pq.ParquetFile(parts[split].path)
+                    for batch in part.iter_batches(batch_size=ROW_GROUP_ROWS):
+                        out.write(batch)
+                        bar.update(batch.num_rows)
+                    part.close()
+                    layout[split][:2] = [first, out.finish_group() - first]
+                meta = {"key": self.key, "splits": layout, "rows": sum(part.rows for part in parts.values())}
+                out.close(_footer(meta, names))
+            finally:
+                out.close()
+        return out.groups, meta
 
     @property
     def splits(self) -> dict[str, int]:
@@ -222,20 +238,59 @@ def _by_split(batch: pa.RecordBatch) -> Iterable[tuple[str, pa.RecordBatch]]:
         yield NO_SPLIT, batch.filter(pc.is_null(values))
 
 
-def _row_groups(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.Table]:
-    """Re-cut a stream of batches into tables of exactly ``ROW_GROUP_ROWS`` rows (the last may be shorter)."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        pending.append(batch)
-        count += batch.num_rows
-        while count >= ROW_GROUP_ROWS:
-            table = pa.Table.from_batches(pending, schema=RECORD_SCHEMA)
-            yield table.slice(0, ROW_GROUP_ROWS)
+class _RowGroupWriter:
+    """A Parquet file of ``RECORD_SCHEMA`` batches re-cut into row groups of exactly ``ROW_GROUP_ROWS`` rows
+    (``cut=False``: one per batch, for scratch files); ``finish_group`` ends the current one early (a split's
+    last). ``groups`` and ``rows`` count what is written."""
+
+    def __init__(self, path: Path, cut: bool = True, **options) -> None:
+        self.path = Path(path)
+        self.cut = cut
+        self.rows = 0
+        self.groups = 0
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self.path, RECORD_SCHEMA, **options)
+        self._pending: list[pa.RecordBatch] = []
+        self._count = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self.rows += batch.num_rows
+        if not self.cut:
+            self._writer.write_batch(batch)
+            return
+        self._pending.append(batch)
+        self._count += batch.num_rows
+        while self._count >= ROW_GROUP_ROWS:
+            table = pa.Table.from_batches(self._pending, schema=RECORD_SCHEMA)
+            self._write_group(table.slice(0, ROW_GROUP_ROWS))
             rest = table.slice(ROW_GROUP_ROWS)
-            pending, count = rest.to_batches(), rest.num_rows
-    if count:
-        yield pa.Table.from_batches(pending, schema=RECORD_SCHEMA)
+            self._pending, self._count = rest.to_batches(), rest.num_rows
+
+    def finish_group(self) -> int:
+        """Write what is pending as a (shorter) row group; the number of row groups written so far."""
+        if self._count:
+            self._write_group(pa.Table.from_batches(self._pending, schema=RECORD_SCHEMA))
+            self._pending, self._count = [], 0
+        return self.groups
+
+    def close(self, metadata: dict[str, str] | None = None) -> None:
+        """Finish the file (with ``metadata`` in its footer); closing again does nothing."""
+        if self._writer is None:
+            return
+        try:
+            self.finish_group()
+            if metadata:
+                self._writer.add_key_value_metadata(metadata)
+        finally:
+            self._writer.close()
+            self._writer = None
+
+    def _write_group(self, table: pa.Table) -> None:
+        self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.groups += 1
+
+
+def _footer(meta: dict, names: LabelNames) -> dict[str, str]:
+    return {_KEY: json.dumps(meta), _LABELS: json.dumps(names.result())}
 
 
 def json_digest(value: object) -> str:

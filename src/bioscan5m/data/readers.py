@@ -96,6 +96,7 @@ _COORD_PATTERN = r"^[\[(]\s*(?P<lat>[-+0-9.eE]+)\s*,\s*(?P<lon>[-+0-9.eE]+)\s*[\
 _NULL_WORDS = ("", "None")
 _BLOCK_SIZE = 16 << 20  # bytes of text per Arrow batch (~20k BIOSCAN records)
 _CHUNK = 4 << 20
+_DECODE_PIECE = 64 << 10
 
 
 #: File name endings that name a format when the first line does not (``.gz`` is looked through).
@@ -592,31 +593,36 @@ class _CleanText(io.RawIOBase):
     """UTF-8 bytes of a text stream decoded as ``encoding``, with every ``\\r`` removed.
 
     BOLD files end lines with CRLF and also hold stray carriage returns inside fields, which pyarrow
-    would take for line ends.
+    would take for line ends. The source is read into one reused buffer: a new multi-megabyte object per
+    read would cost its page faults every time.
     """
 
     def __init__(self, source: IO[bytes], encoding: str) -> None:
         self._source = source
         self._utf8 = codecs.lookup(encoding).name == "utf-8"
         self._decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-        self._pending = b""
+        self._chunk = bytearray(_CHUNK)
+        self._pending = memoryview(b"")
+        self._done = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        while not self._pending:
-            raw = self._source.read(_CHUNK)
-            if self._utf8:
-                self._pending = raw.replace(b"\r", b"")
-            else:
-                self._pending = self._decoder.decode(raw, final=not raw).replace("\r", "").encode("utf-8")
-            if not raw:
-                break
+        while not self._pending and not self._done:
+            self._pending = self._next_chunk()
         count = min(len(buffer), len(self._pending))
-        buffer[:count] = self._pending[:count]
+        memoryview(buffer).cast("B")[:count] = self._pending[:count]
         self._pending = self._pending[count:]
         return count
+
+    def _next_chunk(self) -> memoryview:
+        size = self._source.readinto(self._chunk)
+        self._done = not size
+        raw = memoryview(self._chunk)[:size]
+        if not self._utf8:
+            return memoryview(self._decoder.decode(raw, final=self._done).replace("\r", "").encode("utf-8"))
+        return raw if self._chunk.find(b"\r", 0, size) < 0 else memoryview(raw.tobytes().replace(b"\r", b""))
 
 
 class _SkippedLines:
@@ -656,10 +662,13 @@ def _first_line(path: Path) -> str:
 def _detect_encoding(path: Path) -> str:
     """``"utf-8"`` if the whole file decodes as UTF-8, else ``"cp1252"`` (the other encoding BOLD uses)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
+    chunk = bytearray(_CHUNK)  # reused, and decoded in small pieces: no large object per read (page faults)
     with open_binary(path) as handle:
         try:
-            while chunk := handle.read(_CHUNK):
-                decoder.decode(chunk)
+            while size := handle.readinto(chunk):
+                view = memoryview(chunk)[:size]
+                for start in range(0, size, _DECODE_PIECE):
+                    decoder.decode(view[start:start + _DECODE_PIECE])
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             return "cp1252"

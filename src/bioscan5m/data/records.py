@@ -240,7 +240,8 @@ def load_records(
             split_names = table.column(SPLIT_COLUMN).cast(pa.string())
         # The order a cached open gives: by split in the paper's order, file order within a split.
         rank = pc.fill_null(pc.index_in(split_names, value_set=pa.array(SPLITS)), len(SPLITS))
-        table = table.take(pc.sort_indices(rank))  # Arrow's sort is stable
+        if not _ascending(rank):  # already in that order (e.g. no splits): no copy of the whole table
+            table = table.take(pc.sort_indices(rank))  # Arrow's sort is stable
         return Records(table.select(wanted), path, lambda: label_names)
     cache = RecordCache.for_source(path, _cache_options(path, reader_options, cache_dir), cache_dir)
     if not cache.is_fresh():
@@ -279,6 +280,11 @@ def _check_columns(columns: Sequence[str] | None) -> list[str]:
             raise BioscanError(f"unknown column {name!r}; choose from {', '.join(COLUMN_NAMES)}", value=name)
     wanted = list(dict.fromkeys(columns))
     return wanted if ID_COLUMN in wanted else [ID_COLUMN, *wanted]
+
+
+def _ascending(values: pa.ChunkedArray | pa.Array) -> bool:
+    values = values.to_numpy()
+    return bool((values[1:] >= values[:-1]).all())
 
 
 def _check_has_splits(path: Path, splits: Sequence[str] | None, has_splits: bool) -> None:

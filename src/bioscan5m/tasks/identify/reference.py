@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN
 from bioscan5m.data.sequences import clean_barcodes
@@ -72,7 +74,7 @@ def read_reference(reference: object) -> ReferenceSet:
 
     Records without a barcode are skipped; a reference without any taxonomy is an error.
     """
-    frame, source = _as_frame(reference, "reference")
+    frame, source = _as_frame(reference, "reference", columns=[ID_COLUMN, DNA_COLUMN, *RANKS, BIN])
     missing = [rank for rank in RANKS if rank not in frame.columns or frame[rank].isna().all()]
     if len(missing) == len(RANKS):
         raise BioscanError(
@@ -81,38 +83,35 @@ def read_reference(reference: object) -> ReferenceSet:
             "with a taxonomy TSV (BOLD rank columns, or QIIME2's Feature ID + Taxon)",
             path=source or None,
         )
-    sequences = _clean(frame, source, "reference record")
-    keep = np.array([len(s) > 0 for s in sequences])
+    # Many records share a barcode: each distinct raw barcode is cleaned once.
+    raw_codes, cleaned = _clean_distinct(frame, source, "reference record")
+    usable = np.flatnonzero([len(s) > 0 for s in cleaned])
+    keep = np.isin(raw_codes, usable)
     if not keep.any():
         raise BioscanError("the reference has no usable barcode (all empty or all N)", path=source or None)
-    frame = frame.loc[keep].reset_index(drop=True)
-    sequences = [s for s, k in zip(sequences, keep) if k]
-
-    haplotypes, first, record_haplotype = np.unique(np.array(sequences, dtype=object), return_index=True,
-                                                    return_inverse=True)
-    record_haplotype = record_haplotype.astype(np.int64)
+    if not keep.all():
+        frame = frame.loc[keep].reset_index(drop=True)
+        raw_codes = raw_codes[keep]
+    haplotypes, _, usable_haplotype = _distinct([cleaned[i] for i in usable])
+    haplotype_of = np.full(len(cleaned), -1, dtype=np.int64)
+    haplotype_of[usable] = usable_haplotype
+    record_haplotype = haplotype_of[raw_codes]
+    first = np.unique(record_haplotype, return_index=True)[1]  # each haplotype's first record
     n_records = np.bincount(record_haplotype, minlength=len(haplotypes)).astype(np.int64)
     names: dict[str, tuple[str, ...]] = {}
     record_labels = np.full((len(frame), len(RANKS)), -1, dtype=np.int32)
     labels = np.full((len(haplotypes), len(RANKS)), -1, dtype=np.int32)
     for column, rank in enumerate(RANKS):
         values = frame[rank] if rank in frame.columns else pd.Series([None] * len(frame))
-        values = values.astype(object).where(values.notna(), None)
-        values = values.map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
-        present = values.notna().to_numpy()
-        rank_names, codes = np.unique(values[present].to_numpy(dtype=str), return_inverse=True)
-        names[rank] = tuple(rank_names.tolist())
-        record_labels[present, column] = codes
+        names[rank], record_labels[:, column] = _rank_codes(values)
         labels[:, column] = _majority(record_haplotype, record_labels[:, column], len(haplotypes))
     bins = np.full(len(haplotypes), "", dtype=object)
     if BIN in frame.columns and frame[BIN].notna().any():
-        bin_names, bin_codes = np.unique(frame[BIN].astype(object).where(frame[BIN].notna(), "").astype(str),
-                                         return_inverse=True)
-        bin_codes = np.where(bin_names[bin_codes] == "", -1, bin_codes)
+        bin_names, bin_codes = _bin_codes(frame[BIN])
         bins = np.append(bin_names, "").astype(object)[_majority(record_haplotype, bin_codes, len(haplotypes))]
     ids = frame[ID_COLUMN].astype(str).to_numpy() if ID_COLUMN in frame.columns else np.arange(len(frame)).astype(str)
     return ReferenceSet(
-        sequences=[str(s) for s in haplotypes],
+        sequences=haplotypes,
         record_ids=ids[first],
         n_records=n_records,
         labels=labels,
@@ -136,7 +135,8 @@ def read_queries(queries: object) -> tuple[np.ndarray, list[str]]:
         ids = [f"query{i + 1}" for i in range(len(queries))]
         frame, source = pd.DataFrame({ID_COLUMN: ids, DNA_COLUMN: list(queries)}), ""
     else:
-        frame, source = _as_frame(queries, "queries")
+        # Queries are read once per run: a records cache of them would only fill the cache folder.
+        frame, source = _as_frame(queries, "queries", columns=[ID_COLUMN, DNA_COLUMN], use_cache=False)
     if len(frame) == 0:
         raise BioscanError("no query barcodes given", path=source or None)
     sequences = _clean(frame, source, "query")
@@ -149,7 +149,8 @@ def read_queries(queries: object) -> tuple[np.ndarray, list[str]]:
     return ids, sequences
 
 
-def _as_frame(source: object, what: str) -> tuple[pd.DataFrame, str]:
+def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = True) -> tuple[pd.DataFrame, str]:
+    """``source`` as a DataFrame and the path it came from ("" if none); of a file, only ``columns`` are read."""
     if isinstance(source, pd.DataFrame):
         frame, name = source, ""
     elif hasattr(source, "to_pandas") and hasattr(source, "table"):  # bioscan5m Records
@@ -158,7 +159,7 @@ def _as_frame(source: object, what: str) -> tuple[pd.DataFrame, str]:
         from bioscan5m.data.records import load_records
 
         path = Path(source)
-        frame, name = load_records(path).to_pandas(), str(path)
+        frame, name = load_records(path, columns=columns, use_cache=use_cache).to_pandas(), str(path)
     else:
         raise BioscanError(f"cannot read {what} from a {type(source).__name__}; give a file path, Records "
                            "or a pandas DataFrame")
@@ -168,15 +169,78 @@ def _as_frame(source: object, what: str) -> tuple[pd.DataFrame, str]:
 
 
 def _clean(frame: pd.DataFrame, source: str, what: str) -> list[str]:
-    raw = frame[DNA_COLUMN].astype(object).where(frame[DNA_COLUMN].notna(), None).tolist()
+    """Every record's barcode, cleaned."""
+    column = frame[DNA_COLUMN]
+    if hasattr(column.array, "__arrow_array__") and not isinstance(column.dtype, pd.CategoricalDtype):
+        raw = pa.array(column.array)  # Arrow-backed (a file read): no Python copy of every barcode at once
+    else:
+        raw = column.astype(object).where(column.notna(), None).tolist()
+    return _cleaned(raw, frame, lambda position: position, source, what)
+
+
+def _clean_distinct(frame: pd.DataFrame, source: str, what: str) -> tuple[np.ndarray, list[str]]:
+    """Each record's index (int64) into the distinct raw barcodes, and those barcodes cleaned; a missing
+    barcode is one more, last, distinct value (cleaned: "")."""
+    codes, uniques = pd.factorize(frame[DNA_COLUMN])  # first-appearance order; missing: -1
+    if hasattr(uniques, "__arrow_array__") and not isinstance(uniques, pd.Categorical):
+        raw = pa.array(uniques)
+    else:
+        raw = np.asarray(uniques, dtype=object).tolist()
+    # The first bad distinct barcode first appears where the first bad record is: name that record.
+    cleaned = _cleaned(raw, frame, lambda position: int(np.argmax(codes == position)), source, what)
+    return np.where(codes < 0, len(cleaned), codes).astype(np.int64), [*cleaned, ""]
+
+
+def _cleaned(raw, frame: pd.DataFrame, record_of, source: str, what: str) -> list[str]:
+    """``raw`` barcodes cleaned; a bad one is an error naming the id of record ``record_of(position)``."""
     try:
         return clean_barcodes(raw, **CLEAN_OPTIONS)
     except BioscanError as error:
         # clean_barcodes names the position; name the record id instead, which the user can find.
         position = int(error.reason.split(":")[0].split()[-1]) if error.reason.startswith("barcode ") else None
-        where = f"{what} {frame[ID_COLUMN].iloc[position]!r}: " if position is not None and ID_COLUMN in frame else ""
+        where = (f"{what} {frame[ID_COLUMN].iloc[record_of(position)]!r}: "
+                 if position is not None and ID_COLUMN in frame else "")
         reason = error.reason.split(": ", 1)[-1]
         raise BioscanError(where + reason, path=source or None, value=error.value) from None
+
+
+def _distinct(sequences: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The distinct strings sorted (code point order, as ``np.unique``), the position of each one's first
+    occurrence, and the index of every input into them (int64): ``np.unique(..., return_index=True,
+    return_inverse=True)`` without sorting every input string in Python."""
+    codes, uniques = pd.factorize(np.array(sequences, dtype=object))  # hashing; first-appearance order
+    # UTF-8 byte order is code point order, so Arrow's (C++) sort orders them as Python's would.
+    order = pc.sort_indices(pa.array(uniques, pa.string())).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    # In first-appearance order a code's first position is where the running maximum of codes grows.
+    running = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.concatenate([[True], running[1:] != running[:-1]]))
+    return uniques[order].tolist(), first[order], rank[codes]
+
+
+def _rank_codes(values: pd.Series) -> tuple[tuple[str, ...], np.ndarray]:
+    """Sorted distinct names of one rank column and each record's int32 code into them (-1: missing).
+
+    Names are stripped of whitespace; missing values, blank strings and anything that is not a string
+    count as missing. Each distinct value is normalised once, not each record's.
+    """
+    codes, uniques = pd.factorize(values)  # None / NaN -> -1
+    stripped = [v.strip() if isinstance(v, str) else "" for v in np.asarray(uniques, dtype=object)]
+    present = np.array([len(v) > 0 for v in stripped], dtype=bool)
+    rank_names, inverse = np.unique(np.array([v for v in stripped if v], dtype=str), return_inverse=True)
+    lookup = np.full(len(stripped) + 1, -1, dtype=np.int32)  # the last entry serves code -1
+    lookup[:-1][present] = inverse
+    return tuple(rank_names.tolist()), lookup[codes]
+
+
+def _bin_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct BINs as written (object array, "" kept) and each record's code into them (-1: none)."""
+    codes, uniques = pd.factorize(values)
+    as_text = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).to_numpy()
+    bin_names, inverse = np.unique(np.append(as_text, "").astype(object), return_inverse=True)
+    lookup = np.where(bin_names[inverse] == "", -1, inverse)  # the last entry serves code -1
+    return bin_names, lookup[codes]
 
 
 def _majority(groups: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
@@ -185,11 +249,14 @@ def _majority(groups: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarra
     present = codes >= 0
     if not present.any():
         return out
-    pairs, counts = np.unique(np.stack([groups[present], codes[present]]), axis=1, return_counts=True)
+    # One int64 key per (group, code) pair sorts as the pair does: a 1-D unique, not a column-wise one.
+    width = int(codes.max()) + 1
+    keys, counts = np.unique(groups[present].astype(np.int64) * width + codes[present], return_counts=True)
+    pair_group, pair_code = np.divmod(keys, width)
     # Sort by group, then count descending, then code ascending: the first row of each group wins.
-    order = np.lexsort((pairs[1], -counts, pairs[0]))
-    group_sorted = pairs[0][order]
+    order = np.lexsort((pair_code, -counts, pair_group))
+    group_sorted = pair_group[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = group_sorted[1:] != group_sorted[:-1]
-    out[group_sorted[first]] = pairs[1][order][first]
+    out[group_sorted[first]] = pair_code[order][first]
     return out

@@ -1,0 +1,118 @@
+"""The fast paths of reading and cleaning give exactly what the plain ones give: block-wise barcode
+cleaning, the records cache written straight for sources without splits, and the reused read buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bioscan5m.data import cache as cache_module
+from bioscan5m.data import readers
+from bioscan5m.data import sequences as sequences_module
+from bioscan5m.data.records import load_records
+from bioscan5m.data.sequences import clean_barcode, clean_barcodes
+from bioscan5m.errors import BioscanError
+
+
+def _messy_barcodes(count: int, seed: int = 0) -> list[str | None]:
+    """Gapped, lower-case, RNA, ambiguous, N-padded, over-long, empty and missing barcodes."""
+    rng = np.random.default_rng(seed)
+    pieces = ["ACGT", "acgt", "-", ".", " ", "\t", "N", "n", "U", "u", "RYKM", "swbdhv"]
+    out: list[str | None] = []
+    for _ in range(count):
+        kind = rng.integers(10)
+        if kind == 0:
+            out.append(None)
+        elif kind == 1:
+            out.append("NNN-nn")
+        elif kind == 2:
+            out.append("")
+        else:
+            length = int(rng.integers(1, 260 if kind < 9 else 800))
+            out.append("".join(rng.choice(pieces, length)))
+    return out
+
+
+@pytest.mark.parametrize("options", [{}, {"iupac": "mask"}, {"iupac": "mask", "max_length": 100},
+                                     {"max_length": None}])
+def test_block_cleaning_matches_one_by_one(options, monkeypatch):
+    monkeypatch.setattr(sequences_module, "_BLOCK", 7)  # many blocks, some ending mid-list
+    raw = _messy_barcodes(300)
+    expected = [clean_barcode(seq, **options) if seq is not None else "" for seq in raw]
+    assert clean_barcodes(raw, **options) == expected
+    assert clean_barcodes(pa.array(raw, pa.string()), **options) == expected
+    chunked = pa.chunked_array([pa.array(raw[:95], pa.large_string()), pa.array(raw[95:], pa.large_string())])
+    assert clean_barcodes(chunked, **options) == expected
+    assert clean_barcodes(iter(raw), **options) == expected
+    assert sum(len(seq) > 660 for seq in raw if seq) > 5  # the length cut is exercised
+
+
+def test_block_cleaning_names_a_bad_barcode_in_a_later_block(monkeypatch):
+    monkeypatch.setattr(sequences_module, "_BLOCK", 4)
+    raw = ["ACGT"] * 10 + ["ACXT"] + ["ACGT"] * 3
+    with pytest.raises(BioscanError, match=r"barcode 10: 'X' is not a DNA letter") as caught:
+        clean_barcodes(raw)
+    assert caught.value.value == "X"
+    with pytest.raises(BioscanError, match=r"barcode 5: .*not a DNA letter"):
+        clean_barcodes(["ACGT"] * 5 + ["AC\x00GT"])  # the block separator itself is no DNA letter
+    with pytest.raises(BioscanError, match=r"barcode 2: a barcode must be a string, not int"):
+        clean_barcodes(["ACGT", None, 7])
+    with pytest.raises(BioscanError, match=r"barcode 1: .*'é'"):
+        clean_barcodes(["ACGT", "ACéT"])
+    assert clean_barcodes([]) == [] and clean_barcodes(pa.array([], pa.string())) == []
+
+
+def _bold_tsv(path, rows: int, splits: list[str] | None = None):
+    rng = np.random.default_rng(1)
+    header = ["processid", "species_name", "genus_name", "bin_uri", "nucleotides", *(["split"] if splits else [])]
+    lines = ["\t".join(header)]
+    for i in range(rows):
+        fields = [f"P{i}", f"Aus s{i % 7}", "Aus", f"BOLD:A{i % 5}", "".join(rng.choice(list("ACGT"), 40))]
+        lines.append("\t".join(fields + ([splits[i % len(splits)]] if splits else [])))
+    path.write_text("\r\n".join(lines) + "\r\n")
+    return path
+
+
+@pytest.mark.parametrize("splits", [None, ["train", "", "val", "", "pretrain"]], ids=["no-splits", "splits"])
+def test_cache_layout_with_and_without_splits(tmp_path, monkeypatch, splits):
+    """Without splits the cache is written in one pass; either way each split fills its own row groups of
+    exactly ROW_GROUP_ROWS rows (the last shorter) and opens give the table an uncached read gives."""
+    monkeypatch.setattr(cache_module, "ROW_GROUP_ROWS", 40)
+    monkeypatch.setattr(readers, "_BLOCK_SIZE", 1500)  # many Arrow batches: row groups are cut across them
+    source = _bold_tsv(tmp_path / "bold.tsv", 237, splits)
+    records = load_records(source, cache_dir=tmp_path / "cache")
+    uncached = load_records(source, use_cache=False)
+    assert records.table.to_pylist() == uncached.table.to_pylist()
+    handle = pq.ParquetFile(records.cache_path)
+    sizes = [handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)]
+    layout = cache_module.RecordCache.for_source(source, cache_dir=tmp_path / "cache")
+    assert layout.is_fresh()
+    if splits is None:
+        assert sizes == [40] * 5 + [37]
+        assert layout.splits == {"": 237}
+    else:
+        assert list(layout.splits) == ["pretrain", "train", "val", ""]  # the paper's order, no split last
+        assert sum(sizes) == 237 and all(size <= 40 for size in sizes)
+        for group in range(handle.num_row_groups):
+            assert len(set(handle.read_row_group(group, columns=["split"]).column("split").to_pylist())) == 1
+        assert load_records(source, split="train", cache_dir=tmp_path / "cache").table.num_rows == 48
+    assert not list((tmp_path / "cache" / "records").glob(".bioscan5m-build-*"))  # no scratch left behind
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_tsv_text_read_through_a_small_reused_buffer(tmp_path, monkeypatch, encoding):
+    """Carriage returns (line ends and stray ones inside fields) are dropped and cp1252 decoded, also when
+    they straddle the boundaries of the reused read buffer."""
+    text = ("processid\tspecies_name\tnucleotides\r\n"
+            + "".join(f"P{i}\tAus b\u00e9{i}\r\tACGT\r\n" for i in range(60)))
+    path = tmp_path / "bold.tsv"
+    path.write_bytes(text.encode(encoding))
+    expected = load_records(path, use_cache=False).table.to_pylist()
+    assert expected[3]["species"] == "Aus b\u00e93" and expected[3]["dna_barcode"] == "ACGT"
+    for chunk in (40, 41, 97):  # the first piece pyarrow gets must hold the header line
+        monkeypatch.setattr(readers, "_CHUNK", chunk)
+        monkeypatch.setattr(readers, "_DECODE_PIECE", 3)
+        assert readers._detect_encoding(path) == encoding
+        assert load_records(path, use_cache=False).table.to_pylist() == expected

@@ -1,0 +1,116 @@
+"""read_reference / read_queries: what a reference becomes (haplotypes, rank names, majorities, BINs),
+checked against the plain per-record algorithm, and what reading the inputs leaves in the cache folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN
+from bioscan5m.data.sequences import clean_barcodes
+from bioscan5m.tasks.identify.consensus import RANKS
+from bioscan5m.tasks.identify.reference import CLEAN_OPTIONS, read_queries, read_reference
+
+
+def _plain_reference(frame: pd.DataFrame) -> dict:
+    """The reference built record by record: what read_reference must give."""
+    sequences = clean_barcodes(frame[DNA_COLUMN].astype(object).where(frame[DNA_COLUMN].notna(), None).tolist(),
+                               **CLEAN_OPTIONS)
+    keep = [i for i, seq in enumerate(sequences) if seq]
+    haplotypes = sorted({sequences[i] for i in keep})
+    index = {seq: h for h, seq in enumerate(haplotypes)}
+    record_haplotype = [index[sequences[i]] for i in keep]
+    first = {}
+    for i in keep:
+        first.setdefault(sequences[i], frame[ID_COLUMN].iloc[i])
+
+    def name(value):
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    def majority(values):  # per haplotype: most frequent name, ties to the alphabetically first
+        best = [None] * len(haplotypes)
+        for h in range(len(haplotypes)):
+            counts = pd.Series([v for v, g in zip(values, record_haplotype) if g == h and v]).value_counts()
+            if len(counts):
+                best[h] = min(counts.index[counts == counts.max()])
+        return best
+
+    ranks = {}
+    for rank in RANKS:
+        values = [name(frame[rank].iloc[i]) if rank in frame else None for i in keep]
+        ranks[rank] = (sorted({v for v in values if v is not None}), majority(values))
+    bins = [None if pd.isna(frame[BIN].iloc[i]) else str(frame[BIN].iloc[i]) for i in keep]
+    return {"sequences": haplotypes, "first": [first[seq] for seq in haplotypes], "ranks": ranks,
+            "bins": [b or "" for b in majority(bins)], "n_records": np.bincount(record_haplotype).tolist()}
+
+
+def _messy_reference(size: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    barcodes = ["ACGTACGTAA", "acgt-acgtaa", "NNACGTACGTAA", "TTGGCCAATT", "ttggccaatt", "GGGGCCCCAA",
+                "NNNN", "", None, "ACGTRYACGT"]
+    names = ["Aus bus", "  Aus bus", "Aus bus ", "Cus dus", "\tCus dus", "", "   ", None, np.nan, 3.5,
+             "Éus üs", "Aus  bus"]
+    frame = pd.DataFrame({ID_COLUMN: [f"R{i}" for i in range(size)],
+                          DNA_COLUMN: rng.choice(np.array(barcodes, dtype=object), size)})
+    for rank in RANKS[:-2]:
+        frame[rank] = rng.choice(np.array(["Fam", " Fam", "Gam", None], dtype=object), size)
+    frame["genus"] = pd.Categorical(rng.choice(["Aus", " Aus ", "Cus", ""], size))
+    frame["species"] = rng.choice(np.array(names, dtype=object), size)
+    frame[BIN] = rng.choice(np.array(["BOLD:AA1", "BOLD:AB2", None, ""], dtype=object), size)
+    return frame
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reference_matches_the_record_by_record_algorithm(seed):
+    frame = _messy_reference(400, seed)
+    ref = read_reference(frame)
+    plain = _plain_reference(frame)
+    assert ref.sequences == plain["sequences"] and "ACGTNNACGT" in ref.sequences  # R, Y masked to N
+    assert ref.record_ids.tolist() == plain["first"]
+    assert ref.n_records.tolist() == plain["n_records"] and ref.n_records.dtype == np.int64
+    for column, rank in enumerate(RANKS):
+        names, majority = plain["ranks"][rank]
+        assert list(ref.names[rank]) == names, rank
+        got = [ref.names[rank][code] if code >= 0 else None for code in ref.labels[:, column]]
+        assert got == majority, rank
+    assert ref.bins.tolist() == plain["bins"]
+    # Whitespace is stripped; blank strings, NaN, None and non-strings are missing.
+    assert ref.names["species"] == ("Aus  bus", "Aus bus", "Cus dus", "Éus üs")
+    assert ref.names["genus"] == ("Aus", "Cus")
+    kept = ref.record_haplotype.shape[0]
+    assert ref.record_labels.shape == (kept, len(RANKS)) and ref.record_labels.dtype == np.int32
+
+
+def test_a_rank_without_any_name_is_all_missing():
+    frame = _messy_reference(50, 3)
+    frame["species"] = ["  ", "", None, np.nan, 1.0] * 10
+    ref = read_reference(frame)
+    assert ref.names["species"] == ()
+    assert (ref.labels[:, RANKS.index("species")] == -1).all()
+
+
+def test_reading_queries_leaves_no_records_cache(tmp_path, monkeypatch):
+    """Queries are read once per run: they are not cached; a reference file is (it is read again whenever
+    an index for other options is built)."""
+    monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "cache"))
+    queries = tmp_path / "queries.fasta"
+    queries.write_text(">q1 first\nacgt-ACGTAA\n>q2\nNNTTGGCC\nAATT\n")
+    ids, sequences = read_queries(queries)
+    assert ids.tolist() == ["q1", "q2"] and sequences == ["ACGTACGTAA", "TTGGCCAATT"]
+    assert not list((tmp_path / "cache").glob("records/*.parquet"))
+    reference = tmp_path / "reference.tsv"
+    reference.write_text("processid\tgenus_name\tspecies_name\tnucleotides\nR1\tAus\tAus bus\tACGTACGTAA\n")
+    assert read_reference(reference).names["species"] == ("Aus bus",)
+    assert len(list((tmp_path / "cache").glob("records/reference.tsv.*.parquet"))) == 1
+
+
+def test_a_bad_barcode_names_its_first_record():
+    frame = pd.DataFrame({ID_COLUMN: ["R0", "R1", "R2", "R3", "R4"],
+                          DNA_COLUMN: ["ACGT", "ACGT", "ACXT", "ACQT", "ACXT"], "species": ["Aus bus"] * 5})
+    with pytest.raises(Exception, match=r"reference record 'R2': 'X' is not a DNA letter") as caught:
+        read_reference(frame)
+    assert type(caught.value).__name__ == "BioscanError" and caught.value.value == "X"
+    frame[DNA_COLUMN] = ["ACGT", None, "ACGT", 5, "ACGT"]
+    with pytest.raises(Exception, match=r"reference record 'R3': a barcode must be a string, not int"):
+        read_reference(frame)
