@@ -7,6 +7,8 @@ the same threads. The CPU seconds each used are printed too: on a machine shared
 wall-clock ratio moves with the load, the CPU ratio much less.
 
     python benchmarks/identify_speed.py --threads 2
+
+``--workdir DIR`` keeps the inputs, e.g. to time or profile one phase of ``bioscan5m identify`` on them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,10 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=0, help="held-out queries (0: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, help="keep the inputs (reference.tsv, queries.fasta, "
+                                                     "reference.fasta) and outputs here (default: a temporary folder)")
     args = parser.parse_args(argv)
     reference, queries = choose_queries(load(args.data), args.queries or None, args.seed)
-    with tempfile.TemporaryDirectory(prefix="identify-speed-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="identify-speed-") as scratch:
+        tmp = args.workdir or Path(scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp / "cache", ignore_errors=True)  # the first run builds the index
         reference.rename(columns={"dna_barcode": "nucleotides"}).drop(columns=["kind"], errors="ignore").to_csv(
             tmp / "reference.tsv", sep="\t", index=False)
         write_fasta(tmp / "reference.fasta", reference["processid"], reference["dna_barcode"])

@@ -114,3 +114,20 @@ def test_a_bad_barcode_names_its_first_record():
     frame[DNA_COLUMN] = ["ACGT", None, "ACGT", 5, "ACGT"]
     with pytest.raises(Exception, match=r"reference record 'R3': a barcode must be a string, not int"):
         read_reference(frame)
+
+
+def test_the_references_records_cache_follows_identifys_cache_folder(tmp_path, monkeypatch):
+    """`identify --cache-dir X` keeps the reference's parsed records under X too (not in the user cache), and
+    `use_cache=False` leaves none anywhere."""
+    from bioscan5m.tasks.identify import BarcodeIdentifier
+
+    monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "user-cache"))
+    reference = tmp_path / "reference.tsv"
+    rows = [f"R{i}\tDiptera\tAus\tAus b{i % 3}\t{'ACGT' * 40}{'ACGT'[i % 4] * 8}{'TTGCA' * 30}" for i in range(30)]
+    reference.write_text("processid\torder_name\tgenus_name\tspecies_name\tnucleotides\n" + "\n".join(rows) + "\n")
+    BarcodeIdentifier(n_simulated=20, threads=1, cache_dir=tmp_path / "chosen", progress=False).fit(reference)
+    assert len(list((tmp_path / "chosen").glob("records/reference.tsv.*.parquet"))) == 1
+    assert not (tmp_path / "user-cache").exists()
+    BarcodeIdentifier(n_simulated=20, threads=1, use_cache=False, cache_dir=tmp_path / "unused",
+                      progress=False).fit(reference)
+    assert not (tmp_path / "unused").exists() and not (tmp_path / "user-cache").exists()

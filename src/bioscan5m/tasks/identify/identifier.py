@@ -165,7 +165,7 @@ class BarcodeIdentifier:
         # A model's embeddings are not cached here (the key does not know the model): built each fit.
         if not (self.use_cache and model_directory(self.method) is None):
             self.cache_path_ = None
-            self.reference_ = read_reference(reference)
+            self.reference_ = read_reference(reference, cache_dir=self.cache_dir, use_cache=self.use_cache)
             self._build(self.reference_)
             return self
         folder = default_index_dir(self.cache_dir)
@@ -175,7 +175,7 @@ class BarcodeIdentifier:
         key = self._remembered_key(reference, read)
         if key is not None and self._load_cached(folder / key):
             return self
-        ref = read[0] if read else read_reference(reference)
+        ref = read[0] if read else read_reference(reference, cache_dir=self.cache_dir)
         self.reference_ = ref
         self.cache_path_ = folder / self._cache_key(ref)
         if not self._load_cached(self.cache_path_):
@@ -192,7 +192,7 @@ class BarcodeIdentifier:
             return None
 
         def index_digest(path: Path, size: int) -> str:
-            read.append(read_reference(path))
+            read.append(read_reference(path, cache_dir=self.cache_dir))
             return self._index_digest(read[-1])
 
         return remembered_digest(reference, f"identify-index|{self._params_key()}", index_digest,

@@ -68,13 +68,16 @@ class ReferenceSet:
         return digest.hexdigest()
 
 
-def read_reference(reference: object) -> ReferenceSet:
+def read_reference(reference: object, *, cache_dir: str | os.PathLike[str] | None = None,
+                   use_cache: bool = True) -> ReferenceSet:
     """Build a :class:`ReferenceSet` from a path (anything ``load_records`` reads), a ``Records`` or a
-    pandas DataFrame with ``dna_barcode``, ``processid`` and rank columns.
+    pandas DataFrame with ``dna_barcode``, ``processid`` and rank columns. A file's parsed records are
+    cached by ``load_records`` under ``cache_dir`` (its default: the user cache) unless ``use_cache`` is False.
 
     Records without a barcode are skipped; a reference without any taxonomy is an error.
     """
-    frame, source = _as_frame(reference, "reference", columns=[ID_COLUMN, DNA_COLUMN, *RANKS, BIN])
+    frame, source = _as_frame(reference, "reference", columns=[ID_COLUMN, DNA_COLUMN, *RANKS, BIN],
+                              cache_dir=cache_dir, use_cache=use_cache)
     missing = [rank for rank in RANKS if rank not in frame.columns or frame[rank].isna().all()]
     if len(missing) == len(RANKS):
         raise BioscanError(
@@ -149,7 +152,8 @@ def read_queries(queries: object) -> tuple[np.ndarray, list[str]]:
     return ids, sequences
 
 
-def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = True) -> tuple[pd.DataFrame, str]:
+def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = True,
+              cache_dir: str | os.PathLike[str] | None = None) -> tuple[pd.DataFrame, str]:
     """``source`` as a DataFrame and the path it came from ("" if none); of a file, only ``columns`` are read."""
     if isinstance(source, pd.DataFrame):
         frame, name = source, ""
@@ -159,7 +163,7 @@ def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = T
         from bioscan5m.data.records import load_records
 
         path = Path(source)
-        frame, name = load_records(path, columns=columns, use_cache=use_cache).to_pandas(), str(path)
+        frame, name = load_records(path, columns=columns, cache_dir=cache_dir, use_cache=use_cache).to_pandas(), str(path)
     else:
         raise BioscanError(f"cannot read {what} from a {type(source).__name__}; give a file path, Records "
                            "or a pandas DataFrame")
