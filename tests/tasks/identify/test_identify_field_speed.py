@@ -125,7 +125,7 @@ def test_an_unchanged_reference_file_is_not_read_again(small_reference, tmp_path
     assert not first.from_cache_
     reads = []
     real_read = identifier_module.read_reference
-    monkeypatch.setattr(identifier_module, "read_reference", lambda ref: reads.append(ref) or real_read(ref))
+    monkeypatch.setattr(identifier_module, "read_reference", lambda ref, **options: reads.append(ref) or real_read(ref, **options))
     again = BarcodeIdentifier(**params).fit(small_reference)
     assert again.from_cache_ and again.cache_path_ == first.cache_path_ and reads == []
     # The cached state answers as the fitted one, fragments (memory-mapped containment index) included.
