@@ -95,7 +95,7 @@ def read_reference(reference: object, *, cache_dir: str | os.PathLike[str] | Non
     if not keep.all():
         frame = frame.loc[keep].reset_index(drop=True)
         raw_codes = raw_codes[keep]
-    haplotypes, _, usable_haplotype = _distinct([cleaned[i] for i in usable])
+    haplotypes, usable_haplotype = _distinct([cleaned[i] for i in usable])
     haplotype_of = np.full(len(cleaned), -1, dtype=np.int64)
     haplotype_of[usable] = usable_haplotype
     record_haplotype = haplotype_of[raw_codes]
@@ -208,19 +208,15 @@ def _cleaned(raw, frame: pd.DataFrame, record_of, source: str, what: str) -> lis
         raise BioscanError(where + reason, path=source or None, value=error.value) from None
 
 
-def _distinct(sequences: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """The distinct strings sorted (code point order, as ``np.unique``), the position of each one's first
-    occurrence, and the index of every input into them (int64): ``np.unique(..., return_index=True,
-    return_inverse=True)`` without sorting every input string in Python."""
+def _distinct(sequences: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct strings sorted (code point order, as ``np.unique``) and the index of every input into
+    them (int64): ``np.unique(..., return_inverse=True)`` without sorting every input string in Python."""
     codes, uniques = pd.factorize(np.array(sequences, dtype=object))  # hashing; first-appearance order
     # UTF-8 byte order is code point order, so Arrow's (C++) sort orders them as Python's would.
     order = pc.sort_indices(pa.array(uniques, pa.string())).to_numpy()
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    # In first-appearance order a code's first position is where the running maximum of codes grows.
-    running = np.maximum.accumulate(codes)
-    first = np.flatnonzero(np.concatenate([[True], running[1:] != running[:-1]]))
-    return uniques[order].tolist(), first[order], rank[codes]
+    return uniques[order].tolist(), rank[codes]
 
 
 def _rank_codes(values: pd.Series) -> tuple[tuple[str, ...], np.ndarray]:
