@@ -240,18 +240,24 @@ class BarcodeIdentifier:
 
     def _build(self, ref: ReferenceSet) -> None:
         model_dir = model_directory(self.method)
+        # Two steps of seconds (minutes for a million barcodes): say which one runs.
+        bar = tqdm(total=2, desc=f"indexing {len(ref):,} reference barcodes", unit="step", disable=self._no_bar())
         # The containment index is built on another thread meanwhile (its kernel releases the GIL).
-        with ThreadPoolExecutor(1) as pool:
+        with bar, ThreadPoolExecutor(1) as pool:
+            bar.set_postfix_str("k-mer and containment indexes")
             building = pool.submit(KmerContainment(threads=self.threads_).build, ref.sequences)
             if model_dir is not None:
                 self.index_ = EmbeddingIndex(model_dir).build(ref.sequences)
             else:
                 self.index_ = KmerIndex(self.k, self.dim, self.seed, self.threads_).build(ref.sequences)
             self._containment_index = building.result()
-        containment = self._containment()
-        self.kmer_frequency_, self.kmer_sampling_ = containment.frequency, containment.sampling
-        self._set_threads()
-        self.calibration_, self.cosine_to_identity_ = self._calibrate(ref)
+            containment = self._containment()
+            self.kmer_frequency_, self.kmer_sampling_ = containment.frequency, containment.sampling
+            self._set_threads()
+            bar.update()
+            bar.set_postfix_str("calibrating on queries simulated from the reference")
+            self.calibration_, self.cosine_to_identity_ = self._calibrate(ref)
+            bar.update()
 
     def _calibrate(self, ref: ReferenceSet) -> tuple[dict[str, Calibration], np.ndarray]:
         """Fit the calibration on queries simulated from the reference (see ``consensus``)."""
@@ -314,7 +320,7 @@ class BarcodeIdentifier:
                 continue
             kept = np.flatnonzero(keep)[:self.n_candidates]
             score[row, :len(kept)], candidates[row, :len(kept)] = wide_score[row, kept], wide[row, kept]
-        for row in tqdm(alone, desc="calibrating", unit="query", disable=self._no_bar()):
+        for row in tqdm(alone, desc="calibrating", unit="query", leave=False, disable=self._no_bar()):
             found_score, found = search([sequences[row]], self.n_candidates, excluded[row])
             width = found.shape[1]
             score[row, :width], candidates[row, :width] = found_score[0], found[0]
