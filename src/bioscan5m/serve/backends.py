@@ -13,8 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: The ranks the pages show (the map colours by any of them).
-RANKS: tuple[str, ...] = ("phylum", "class", "order", "family", "subfamily", "genus", "species")
+from bioscan5m.data.schema import TAXONOMIC_RANKS
+
+#: The ranks the pages show (the map colours by any of them): the dataset's.
+RANKS: tuple[str, ...] = TAXONOMIC_RANKS
 #: The records of a dataset root that serve as reference and as retrieval keys (the retrieval benchmark's).
 KEY_SPLITS = "train+key_unseen"
 #: The encoder of the map: k-mer profiles need no model, so every reference gets a map.
