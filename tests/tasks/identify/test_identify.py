@@ -100,8 +100,8 @@ def test_index_cache_is_reused_and_invalidated(bold, fitted):
         other = BarcodeIdentifier(cache_dir=fitted.cache_path_.parents[1], **FAST).fit(edited)
         assert not other.from_cache_ and other.cache_path_ not in (fitted.cache_path_, rebuilt.cache_path_), column
     assert sorted(p.name for p in fitted.cache_path_.iterdir()) == [
-        "config.json", "containment_indptr.npy", "containment_postings.npy", "kmer.faiss", "kmer_pca.safetensors",
-        "reference.safetensors"]
+        "config.json", "containment_bitmaps.npy", "containment_frequency.npy", "containment_postings.npy",
+        "kmer.faiss", "kmer_pca.safetensors", "reference.safetensors"]
 
 
 def test_vsearch_method_uses_the_same_consensus(bold, fitted):

@@ -76,6 +76,53 @@ def test_containment_search_equals_set_containment(barcodes):
     np.testing.assert_array_equal(found_without[0], np.lexsort((np.arange(len(references)), -without))[:10])
 
 
+def _related_barcodes(n_species: int, per_species: int, length: int, seed: int) -> list[str]:
+    """AT-rich random barcodes, each copied with ~3% substitutions: 8-mers held by one reference up to
+    most of them, as in COI (some with a bitmap, some with a posting list)."""
+    rng = np.random.default_rng(seed)
+    bases = np.array(list("ACGT"))
+    out = []
+    for _ in range(n_species):
+        ancestor = rng.choice(bases, length, p=[0.3, 0.15, 0.15, 0.4])
+        for _ in range(per_species):
+            copy = ancestor.copy()
+            changed = rng.random(length) < 0.03
+            copy[changed] = rng.choice(bases, changed.sum())
+            out.append("".join(copy))
+    return out
+
+
+def test_bit_sliced_containment_search_equals_set_containment(tmp_path):
+    references = _related_barcodes(15, 10, 400, seed=1)  # 150: three 64-bit words, the last one partial
+    index = KmerContainment(threads=2).build(references)
+    assert len(index.bitmaps) > 0 and len(index.postings) > 0
+    fragments = [references[i][start:start + 120] for i, start in ((3, 0), (77, 250), (149, 100))]
+    queries = [*fragments, *_related_barcodes(2, 1, 300, seed=2), references[10][:60] + "N" * 20 + references[10][80:200],
+               "ACGTACG", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"]
+    expected = _set_shares(queries, references)
+    rows = np.arange(len(references))
+    for n in (10, len(references) + 5):
+        share, found = index.search(queries, n)
+        shown = min(n, len(references))
+        order = np.lexsort((np.broadcast_to(rows, expected.shape), -expected), axis=1)[:, :shown]
+        held = np.take_along_axis(expected, order, 1) > 0  # references holding none of the query's 8-mers are not hits
+        np.testing.assert_array_equal(found[:, :shown], np.where(held, order, -1))
+        np.testing.assert_allclose(share[:, :shown][held], np.take_along_axis(expected, order, 1)[held], rtol=1e-6)
+        assert (found[:, shown:] == -1).all() and (share[found < 0] == -np.inf).all()
+    # Left-out references are skipped; a query without a whole 8-mer finds nothing.
+    _, found = index.search(fragments, 10, exclude=np.array([3, 77, 149, 64]))
+    assert not np.isin(found, [3, 77, 149, 64]).any() and (found[:, 0] >= 0).all()
+    assert (index.search(["ACGTACG"], 3)[1] == -1).all()
+    # Saved and loaded (memory-mapped), the same answers; a truncated file is a damaged index.
+    index.save(tmp_path)
+    loaded = KmerContainment.load(tmp_path, index.sampling, len(references))
+    for got, want in zip(loaded.search(queries, 10), index.search(queries, 10)):
+        np.testing.assert_array_equal(got, want)
+    np.save(tmp_path / "containment_postings.npy", index.postings[:-1])
+    with pytest.raises(ValueError, match="damaged"):
+        KmerContainment.load(tmp_path, index.sampling, len(references))
+
+
 def test_kmer_index_embedding_equals_the_dense_profile_projection(barcodes):
     sequences = barcodes["dna_barcode"].tolist()[:1500]
     index = KmerIndex(k=6, dim=32, threads=2).build(sequences)
@@ -97,9 +144,12 @@ def test_kmer_index_embedding_equals_the_dense_profile_projection(barcodes):
 def test_sampled_containment_index_stays_bounded_and_still_names_fragments(barcodes):
     references = barcodes["dna_barcode"].tolist()
     full = KmerContainment().build(references)
-    bounded = KmerContainment(max_postings=len(full.postings) // 6).build(references)
+    held = int(full.frequency.sum())  # (8-mer, reference) pairs
+    bounded = KmerContainment(max_postings=held // 6).build(references)
     assert full.sampling == 1 and bounded.sampling == 7
-    assert len(bounded.postings) < len(full.postings) / 5
+    assert bounded.frequency.sum() < held / 5
+    # Bitmaps (common 8-mers) and posting lists (the rest) never take more than posting lists alone would.
+    assert len(full.bitmaps) > 0 and full.nbytes <= 4 * held and bounded.nbytes < full.nbytes / 5
     # Fragments of reference barcodes (5' mini-barcodes and 3' Leray amplicons) find their own barcode.
     rows = np.arange(0, 3000, 10)
     fragments = [references[i][:150] for i in rows] + [references[i][-313:] for i in rows]

@@ -78,14 +78,14 @@ HIT_COLUMNS: tuple[str, ...] = ("query_id", "hit", "reference_id", "bin_uri", "i
 #: Default confidence a rank needs to enter the ``lineage`` column.
 DEFAULT_MIN_CONFIDENCE = 0.7
 #: Bump when what is stored in the cache changes meaning.
-CACHE_VERSION = 9
+CACHE_VERSION = 10
 #: Hex digits of an index's key (its folder name in the identify cache).
 KEY_LENGTH = 24
 #: Extra hits fetched while calibrating, so that hiding a species' barcodes still leaves enough hits.
 EXCLUSION_ROOM = 64
 #: Share of the simulated calibration queries cut to fragments, and their length range in nt. A quarter
 #: (~700 fragments for the staged BOLD reference) fits the partial models about as well as half did (held-out
-#: fragments' novelty AUROC within 0.002) at half the cost: a fragment's containment search walks ~2M postings.
+#: fragments' novelty AUROC within 0.002) at half the cost: each fragment costs a containment search.
 FRAGMENT_SHARE = 0.25
 FRAGMENT_LENGTHS = (MIN_QUERY_LENGTH, PARTIAL_LENGTH - 1)
 
