@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
           f"queries: {len(queries):,} ({int(short.sum()):,} of them 150 nt), {args.threads} threads")
     print(f"k-mer index: {type(model.index_.index).__name__}, recall@10 against exact search "
           f"{model.index_.recall:.3f}")
-    print(f"containment index: one 8-mer in {containment.sampling} kept, {len(containment.postings):,} postings "
-          f"({containment.postings.nbytes / 2**20:,.0f} MiB)")
+    print(f"containment index: one 8-mer in {containment.sampling} kept, {int(containment.frequency.sum()):,} "
+          f"(8-mer, reference) pairs in {len(containment.bitmaps):,} bitmaps and {len(containment.postings):,} "
+          f"postings ({containment.nbytes / 2**20:,.0f} MiB)")
     print(f"index built in {built:.1f} s; {len(queries):,} queries in {searched:.1f} s "
           f"({len(queries) / searched:,.0f} q/s)")
     print(f"named to the source barcode's species: full length {right[~short].mean():.1%}, "
