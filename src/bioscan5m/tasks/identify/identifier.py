@@ -30,6 +30,7 @@ from bioscan5m.cachedir import cache_folder, discard, mark_used
 from bioscan5m.errors import BioscanError
 from bioscan5m.filehash import remembered_digest
 from bioscan5m.fileio import atomic_folder, atomic_path
+from bioscan5m.tasks.identify.blocks import overlapped, thread_budget
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
 from bioscan5m.tasks.identify.containment import (
     CONTAINMENT_K,
@@ -417,6 +418,7 @@ class BarcodeIdentifier:
         """Every distinct answerable query through the k-mer search (then alignment, or the peer program),
         on the strand the strand vote picks, or on both where the vote is close."""
         self._set_threads()
+        warming = self._warm_kernels()
         # The same barcode often comes many times (one haplotype, many specimens): search each once.
         distinct, inverse = np.unique(np.array(sequences, dtype=object), return_inverse=True)
         distinct = [str(s) for s in distinct]
@@ -431,9 +433,8 @@ class BarcodeIdentifier:
         kmer_similarity = np.zeros(n, dtype=np.float32)
         width = min(width, len(self.reference_))
         answerable = np.flatnonzero(status == OK)  # too short or low-complexity: nothing to search
-        bar = tqdm(total=len(sequences), desc=f"identifying ({self.method})", unit="query", disable=self._no_bar())
-        for start in range(0, len(answerable), self.batch_size):
-            rows = answerable[start:start + self.batch_size]
+
+        def run_batch(rows: np.ndarray) -> np.ndarray:
             batch, minus, cosine, found = self._search_batch([distinct[i] for i in rows], width)
             strand[rows[minus]] = "-"
             for i, seq in zip(rows, batch):
@@ -449,14 +450,39 @@ class BarcodeIdentifier:
                 found_aligned, found_coverage = self._kmer_overlap(batch, found)
             similarity[rows, :width], aligned[rows, :width], coverage[rows, :width] = (
                 found_identity, found_aligned, found_coverage)
-            bar.update(int(np.isin(inverse, rows).sum()))
-        bar.update(len(sequences) - bar.n)
-        bar.close()
+            return rows
+
+        batches = [answerable[start:start + self.batch_size] for start in range(0, len(answerable), self.batch_size)]
+        bar = tqdm(total=len(sequences), desc=f"identifying ({self.method})", unit="query", disable=self._no_bar())
+        # With several threads, two batches overlap (each writes only its own rows): one's Python work
+        # (strand vote, bookkeeping) runs while the other's blocks keep the threads busy.
+        with bar, thread_budget(self.threads_):
+            for rows in overlapped(run_batch, batches, depth=2 if self.threads_ > 1 else 1):
+                bar.update(int(np.isin(inverse, rows).sum()))
+            bar.update(len(sequences) - bar.n)
+        if warming is not None:
+            warming.join()
         hits = _Hits(ids, [oriented[i] for i in inverse], strand[inverse], status[inverse], similarity[inverse],
                      candidates[inverse], aligned[inverse], coverage[inverse], kmer_similarity[inverse])
         if self.method in PEER_METHODS:
             self._peer_hits(hits, sequences)
         return hits
+
+    def _warm_kernels(self) -> threading.Thread | None:
+        """With several threads, load the k-mer kernels (numba, ~0.5-1 s the first time in a process) on a
+        background thread while the queries' statuses are worked out; the first batch's search then finds
+        them loaded. None when there is nothing to load or one thread only."""
+        if self.threads_ <= 1 or model_directory(self.method) is not None:
+            return None
+
+        def warm() -> None:
+            probe = ["ACGT" * 30]
+            self.index_.embed(probe)
+            self._containment().search(probe, 1)
+
+        thread = threading.Thread(target=warm, daemon=True, name="bioscan5m-warm-kernels")
+        thread.start()
+        return thread
 
     def _search_batch(self, forward: list[str], width: int
                       ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
