@@ -289,13 +289,22 @@ class BarcodeIdentifier:
         full = ~partial
         cosine = np.full((len(records), self.n_candidates), -np.inf, dtype=np.float32)
         candidates = np.full((len(records), self.n_candidates), -1, dtype=np.int64)
-        for rows, search in ((full, self.index_.search), (partial, self._containment().search)):
-            rows = np.flatnonzero(rows)
-            found_score, found = self._search_hiding(search, [sequences[i] for i in rows], [excluded[i] for i in rows])
+        identity = np.full((len(records), self.n_candidates), -np.inf, dtype=np.float32)
+        aligned = np.zeros((len(records), self.n_candidates), dtype=np.int32)
+
+        def search_and_align(part: tuple[np.ndarray, object]) -> None:
+            rows, search = np.flatnonzero(part[0]), part[1]
+            queries = [sequences[i] for i in rows]
+            found_score, found = self._search_hiding(search, queries, [excluded[i] for i in rows])
             candidates[rows] = found
             if search == self.index_.search:
                 cosine[rows] = found_score
-        identity, aligned, _ = candidate_alignments(sequences, ref.sequences, candidates, self.threads_)
+            identity[rows], aligned[rows], _ = candidate_alignments(queries, ref.sequences, found, self.threads_)
+
+        # The full-length and the partial queries overlap (each writes only its rows), in one thread budget.
+        with thread_budget(self.threads_):
+            list(overlapped(search_and_align, [(full, self.index_.search), (partial, self._containment().search)],
+                            depth=2 if self.threads_ > 1 else 1))
 
         # The k-mer method reports identities: a monotone curve from cosine to alignment identity (fitted
         # on the full-length queries: a fragment's profile is a part of its barcode's), stored as 201
