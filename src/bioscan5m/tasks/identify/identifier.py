@@ -427,7 +427,6 @@ class BarcodeIdentifier:
         """Every distinct answerable query through the k-mer search (then alignment, or the peer program),
         on the strand the strand vote picks, or on both where the vote is close."""
         self._set_threads()
-        warming = self._warm_kernels()
         # The same barcode often comes many times (one haplotype, many specimens): search each once.
         distinct, inverse = np.unique(np.array(sequences, dtype=object), return_inverse=True)
         distinct = [str(s) for s in distinct]
@@ -469,29 +468,11 @@ class BarcodeIdentifier:
             for rows in overlapped(run_batch, batches, depth=2 if self.threads_ > 1 else 1):
                 bar.update(int(np.isin(inverse, rows).sum()))
             bar.update(len(sequences) - bar.n)
-        if warming is not None:
-            warming.join()
         hits = _Hits(ids, [oriented[i] for i in inverse], strand[inverse], status[inverse], similarity[inverse],
                      candidates[inverse], aligned[inverse], coverage[inverse], kmer_similarity[inverse])
         if self.method in PEER_METHODS:
             self._peer_hits(hits, sequences)
         return hits
-
-    def _warm_kernels(self) -> threading.Thread | None:
-        """With several threads, load the k-mer kernels (numba, ~0.5-1 s the first time in a process) on a
-        background thread while the queries' statuses are worked out; the first batch's search then finds
-        them loaded. None when there is nothing to load or one thread only."""
-        if self.threads_ <= 1 or model_directory(self.method) is not None:
-            return None
-
-        def warm() -> None:
-            probe = ["ACGT" * 30]
-            self.index_.embed(probe)
-            self._containment().search(probe, 1)
-
-        thread = threading.Thread(target=warm, daemon=True, name="bioscan5m-warm-kernels")
-        thread.start()
-        return thread
 
     def _search_batch(self, forward: list[str], width: int
                       ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
