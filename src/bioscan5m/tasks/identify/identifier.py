@@ -11,9 +11,11 @@ taxonomy plus the parameters, so an edited reference is re-indexed and an unchan
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +27,10 @@ from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
 from bioscan5m.cachedir import cache_folder, discard, mark_used
-from bioscan5m.data.schema import DNA_COLUMN, ID_COLUMN
 from bioscan5m.errors import BioscanError
 from bioscan5m.filehash import remembered_digest
 from bioscan5m.fileio import atomic_folder, atomic_path
+from bioscan5m.tasks.identify.blocks import overlapped, thread_budget
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
 from bioscan5m.tasks.identify.containment import (
     CONTAINMENT_K,
@@ -88,6 +90,9 @@ EXCLUSION_ROOM = 64
 #: fragments' novelty AUROC within 0.002) at half the cost: each fragment costs a containment search.
 FRAGMENT_SHARE = 0.25
 FRAGMENT_LENGTHS = (MIN_QUERY_LENGTH, PARTIAL_LENGTH - 1)
+#: What building an index imports (the PCA of :class:`KmerIndex` and the calibration's isotonic fit): 1-2 s
+#: of imports, done on a background thread while the reference is read.
+BUILD_IMPORTS = ("sklearn.decomposition", "sklearn.isotonic")
 
 
 @dataclass
@@ -162,9 +167,11 @@ class BarcodeIdentifier:
         self._set_threads()
         self.from_cache_ = False
         self._workdir = None
+        self._build_imports: threading.Thread | None = None
         # A model's embeddings are not cached here (the key does not know the model): built each fit.
         if not (self.use_cache and model_directory(self.method) is None):
             self.cache_path_ = None
+            self._start_build_imports()
             self.reference_ = read_reference(reference, cache_dir=self.cache_dir, use_cache=self.use_cache)
             self._build(self.reference_)
             return self
@@ -175,6 +182,8 @@ class BarcodeIdentifier:
         key = self._remembered_key(reference, read)
         if key is not None and self._load_cached(folder / key):
             return self
+        if not read:
+            self._start_build_imports()  # remembered key, but no index under it: one is built
         ref = read[0] if read else read_reference(reference, cache_dir=self.cache_dir)
         self.reference_ = ref
         self.cache_path_ = folder / self._cache_key(ref)
@@ -192,11 +201,20 @@ class BarcodeIdentifier:
             return None
 
         def index_digest(path: Path, size: int) -> str:
+            self._start_build_imports()  # an unknown reference is probably not indexed yet
             read.append(read_reference(path, cache_dir=self.cache_dir))
             return self._index_digest(read[-1])
 
         return remembered_digest(reference, f"identify-index|{self._params_key()}", index_digest,
                                  self.cache_dir)[:KEY_LENGTH]
+
+    def _start_build_imports(self) -> None:
+        """Import :data:`BUILD_IMPORTS` on a background thread, when the index is built from k-mers: the
+        reference is read meanwhile (pyarrow's parsing releases the GIL), so the build need not wait for them."""
+        if self._build_imports is None and model_directory(self.method) is None:
+            self._build_imports = threading.Thread(target=_import_quietly, args=(BUILD_IMPORTS,), daemon=True,
+                                                   name="bioscan5m-build-imports")
+            self._build_imports.start()
 
     def _load_cached(self, folder: Path) -> bool:
         """Load the fitted state saved in ``folder``; False if there is none (a damaged one is removed)."""
@@ -240,6 +258,8 @@ class BarcodeIdentifier:
 
     def _build(self, ref: ReferenceSet) -> None:
         model_dir = model_directory(self.method)
+        if self._build_imports is not None:
+            self._build_imports.join()  # one import of a module at a time: no race between the two threads
         # Two steps of seconds (minutes for a million barcodes): say which one runs.
         bar = tqdm(total=2, desc=f"indexing {len(ref):,} reference barcodes", unit="step", disable=self._no_bar())
         # The containment index is built on another thread meanwhile (its kernel releases the GIL).
@@ -269,13 +289,22 @@ class BarcodeIdentifier:
         full = ~partial
         cosine = np.full((len(records), self.n_candidates), -np.inf, dtype=np.float32)
         candidates = np.full((len(records), self.n_candidates), -1, dtype=np.int64)
-        for rows, search in ((full, self.index_.search), (partial, self._containment().search)):
-            rows = np.flatnonzero(rows)
-            found_score, found = self._search_hiding(search, [sequences[i] for i in rows], [excluded[i] for i in rows])
+        identity = np.full((len(records), self.n_candidates), -np.inf, dtype=np.float32)
+        aligned = np.zeros((len(records), self.n_candidates), dtype=np.int32)
+
+        def search_and_align(part: tuple[np.ndarray, object]) -> None:
+            rows, search = np.flatnonzero(part[0]), part[1]
+            queries = [sequences[i] for i in rows]
+            found_score, found = self._search_hiding(search, queries, [excluded[i] for i in rows])
             candidates[rows] = found
             if search == self.index_.search:
                 cosine[rows] = found_score
-        identity, aligned, _ = candidate_alignments(sequences, ref.sequences, candidates, self.threads_)
+            identity[rows], aligned[rows], _ = candidate_alignments(queries, ref.sequences, found, self.threads_)
+
+        # The full-length and the partial queries overlap (each writes only its rows), in one thread budget.
+        with thread_budget(self.threads_):
+            list(overlapped(search_and_align, [(full, self.index_.search), (partial, self._containment().search)],
+                            depth=2 if self.threads_ > 1 else 1))
 
         # The k-mer method reports identities: a monotone curve from cosine to alignment identity (fitted
         # on the full-length queries: a fragment's profile is a part of its barcode's), stored as 201
@@ -379,7 +408,11 @@ class BarcodeIdentifier:
         first (columns :data:`HIT_COLUMNS`, identity in percent), from one search."""
         if not hasattr(self, "index_"):
             raise BioscanError("this BarcodeIdentifier is not fitted yet: call fit(reference) first")
-        hits = self._search(queries, max(self.n_candidates, int(n_hits)))
+        return self._predict(*read_queries(queries), n_hits)
+
+    def _predict(self, ids: np.ndarray, sequences: list[str], n_hits: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`predict_with_hits` of queries already read and cleaned (``read_queries``)."""
+        hits = self._search(ids, sequences, max(self.n_candidates, int(n_hits)))
         c = self.n_candidates
         partial = np.array([len(s) < PARTIAL_LENGTH for s in hits.sequences]) & (self.method not in ("kmer",)) & (
             model_directory(self.method) is None)
@@ -390,11 +423,10 @@ class BarcodeIdentifier:
                                         else "kmer"]
         return self._table(hits, votes, calibration), self._hits_table(hits, int(n_hits))
 
-    def _search(self, queries: object, width: int) -> _Hits:
+    def _search(self, ids: np.ndarray, sequences: list[str], width: int) -> _Hits:
         """Every distinct answerable query through the k-mer search (then alignment, or the peer program),
         on the strand the strand vote picks, or on both where the vote is close."""
         self._set_threads()
-        ids, sequences = read_queries(queries)
         # The same barcode often comes many times (one haplotype, many specimens): search each once.
         distinct, inverse = np.unique(np.array(sequences, dtype=object), return_inverse=True)
         distinct = [str(s) for s in distinct]
@@ -409,9 +441,8 @@ class BarcodeIdentifier:
         kmer_similarity = np.zeros(n, dtype=np.float32)
         width = min(width, len(self.reference_))
         answerable = np.flatnonzero(status == OK)  # too short or low-complexity: nothing to search
-        bar = tqdm(total=len(sequences), desc=f"identifying ({self.method})", unit="query", disable=self._no_bar())
-        for start in range(0, len(answerable), self.batch_size):
-            rows = answerable[start:start + self.batch_size]
+
+        def run_batch(rows: np.ndarray) -> np.ndarray:
             batch, minus, cosine, found = self._search_batch([distinct[i] for i in rows], width)
             strand[rows[minus]] = "-"
             for i, seq in zip(rows, batch):
@@ -427,9 +458,16 @@ class BarcodeIdentifier:
                 found_aligned, found_coverage = self._kmer_overlap(batch, found)
             similarity[rows, :width], aligned[rows, :width], coverage[rows, :width] = (
                 found_identity, found_aligned, found_coverage)
-            bar.update(int(np.isin(inverse, rows).sum()))
-        bar.update(len(sequences) - bar.n)
-        bar.close()
+            return rows
+
+        batches = [answerable[start:start + self.batch_size] for start in range(0, len(answerable), self.batch_size)]
+        bar = tqdm(total=len(sequences), desc=f"identifying ({self.method})", unit="query", disable=self._no_bar())
+        # With several threads, two batches overlap (each writes only its own rows): one's Python work
+        # (strand vote, bookkeeping) runs while the other's blocks keep the threads busy.
+        with bar, thread_budget(self.threads_):
+            for rows in overlapped(run_batch, batches, depth=2 if self.threads_ > 1 else 1):
+                bar.update(int(np.isin(inverse, rows).sum()))
+            bar.update(len(sequences) - bar.n)
         hits = _Hits(ids, [oriented[i] for i in inverse], strand[inverse], status[inverse], similarity[inverse],
                      candidates[inverse], aligned[inverse], coverage[inverse], kmer_similarity[inverse])
         if self.method in PEER_METHODS:
@@ -644,6 +682,15 @@ class BarcodeIdentifier:
         self.calibration_ = {family: Calibration.from_dict(c) for family, c in config["calibration"].items()}
 
 
+def _import_quietly(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` ahead of their use; a failure is left to the import where they are used."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - raised again, with its traceback, where the module is used
+            return
+
+
 def _fragments(sequences: list[str], seed: int) -> list[str]:
     """``sequences`` with a :data:`FRAGMENT_SHARE` of them cut to a random length in
     :data:`FRAGMENT_LENGTHS`: a third at the 5' end (mini-barcodes), a third at the 3' end (Leray-type
@@ -715,8 +762,7 @@ def identify(reference: object, queries: object, out: str | os.PathLike[str], *,
     model = BarcodeIdentifier(**params)
     model._check_params()
     ids, sequences = read_queries(queries)
-    queries = pd.DataFrame({ID_COLUMN: ids, DNA_COLUMN: sequences})
-    table, top = model.fit(reference).predict_with_hits(queries, hits)
+    table, top = model.fit(reference)._predict(ids, sequences, hits)
     if hits > 0:
         with atomic_path(hits_out or default_hits_path(out)) as tmp:
             top.to_csv(tmp, sep="\t", index=False)

@@ -1,0 +1,83 @@
+"""Less serial time in identify, the same answers: batches of queries (and the calibration's two searches)
+overlapped on several threads give what one at a time gives; the queries are read once; the build's imports
+start early only when an index is built. On real BOLD barcodes."""
+
+import threading
+
+import pandas as pd
+import pytest
+
+from bioscan5m.data.schema import TAXONOMIC_RANKS
+from bioscan5m.tasks.identify import BarcodeIdentifier, identify
+from bioscan5m.tasks.identify import identifier as identifier_module
+from bioscan5m.tasks.identify.blocks import overlapped
+from bioscan5m.tasks.identify.queries import reverse_complement
+
+
+@pytest.fixture(scope="module")
+def bold(shared_data, tmp_path_factory):
+    """A 600-barcode reference file (real BOLD records) and queries from 300 other records: as given,
+    reverse-complemented, 150 nt 5' ends and 313 nt 3' ends, some repeated."""
+    from bioscan5m.data.records import load_records
+
+    records = load_records(shared_data / "insect_bold_degobbi" / "insect_bold_records.tsv.gz",
+                           columns=[*TAXONOMIC_RANKS, "processid", "dna_barcode"], use_cache=False)
+    frame = records.to_pandas()
+    frame["dna_barcode"] = records.barcodes(clean=True)
+    frame = frame[frame["dna_barcode"].str.len() >= 600].drop_duplicates("dna_barcode")
+    frame = frame.sample(n=900, random_state=5).reset_index(drop=True)
+    path = tmp_path_factory.mktemp("reference") / "reference.tsv"
+    frame.iloc[:600].rename(columns={"dna_barcode": "nucleotides"}).to_csv(path, sep="\t", index=False)
+    held_out = frame["dna_barcode"].iloc[600:].tolist()
+    queries = (held_out + [reverse_complement(s) for s in held_out[::3]] + [s[:150] for s in held_out[::4]]
+               + [s[-313:] for s in held_out[1::4]] + held_out[:50])
+    return path, {f"q{i}": s for i, s in enumerate(queries)}
+
+
+def _one_at_a_time(run, items, depth):
+    return overlapped(run, items, 1)
+
+
+def test_overlapped_batches_and_calibration_answer_as_one_at_a_time(bold, monkeypatch):
+    reference, queries = bold
+    params = {"n_simulated": 150, "threads": 2, "batch_size": 64, "use_cache": False, "progress": False}
+    calls = []
+    monkeypatch.setattr(identifier_module, "overlapped",
+                        lambda run, items, depth: calls.append(depth) or overlapped(run, items, depth))
+    together = BarcodeIdentifier(**params).fit(reference)
+    table, hits = together.predict_with_hits(queries, 5)
+    assert calls == [2, 2]  # the calibration's two searches, then the query batches, two at a time
+    monkeypatch.setattr(identifier_module, "overlapped", _one_at_a_time)
+    alone = BarcodeIdentifier(**params).fit(reference)
+    assert {f: c.to_dict() for f, c in together.calibration_.items()} == {
+        f: c.to_dict() for f, c in alone.calibration_.items()}
+    alone_table, alone_hits = alone.predict_with_hits(queries, 5)
+    pd.testing.assert_frame_equal(table, alone_table)
+    pd.testing.assert_frame_equal(hits, alone_hits)
+    # The batches answered every query: fragments, other strand and repeats included.
+    assert len(table) == len(queries) and (table["status"] == "ok").mean() > 0.9
+    assert (table["strand"] == "-").sum() == len(range(0, 300, 3))
+
+
+def test_identify_reads_the_queries_once_and_writes_what_predict_gives(bold, tmp_path, monkeypatch):
+    reference, queries = bold
+    fasta = tmp_path / "queries.fasta"
+    fasta.write_text("".join(f">{name}\n{seq}\n" for name, seq in queries.items()))
+    reads = []
+    real = identifier_module.read_queries
+    monkeypatch.setattr(identifier_module, "read_queries", lambda q: reads.append(q) or real(q))
+    params = {"n_simulated": 150, "threads": 2, "progress": False, "cache_dir": tmp_path / "cache"}
+    written = identify(reference, fasta, tmp_path / "out.tsv", **params)
+    assert len(reads) == 1
+    predicted = BarcodeIdentifier(**params).fit(reference).predict(fasta)
+    pd.testing.assert_frame_equal(written, predicted)
+
+
+def test_the_build_imports_start_early_only_when_an_index_is_built(bold, tmp_path):
+    reference, _ = bold
+    params = {"n_simulated": 150, "threads": 2, "progress": False, "cache_dir": tmp_path}
+    built = BarcodeIdentifier(**params).fit(reference)
+    assert not built.from_cache_
+    assert isinstance(built._build_imports, threading.Thread) and not built._build_imports.is_alive()
+    cached = BarcodeIdentifier(**params).fit(reference)
+    assert cached.from_cache_ and cached._build_imports is None
