@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -80,7 +81,7 @@ def test_cache_layout_with_and_without_splits(tmp_path, monkeypatch, splits):
     """Without splits the cache is written in one pass; either way each split fills its own row groups of
     exactly ROW_GROUP_ROWS rows (the last shorter) and opens give the table an uncached read gives."""
     monkeypatch.setattr(cache_module, "ROW_GROUP_ROWS", 40)
-    monkeypatch.setattr(readers, "_BLOCK_SIZE", 1500)  # many Arrow batches: row groups are cut across them
+    monkeypatch.setattr(readers, "_TSV_BLOCK_SIZE", 1500)  # many Arrow batches: row groups are cut across them
     source = _bold_tsv(tmp_path / "bold.tsv", 237, splits)
     records = load_records(source, cache_dir=tmp_path / "cache")
     uncached = load_records(source, use_cache=False)
@@ -114,5 +115,48 @@ def test_tsv_text_read_through_a_small_reused_buffer(tmp_path, monkeypatch, enco
     for chunk in (40, 41, 97):  # the first piece pyarrow gets must hold the header line
         monkeypatch.setattr(readers, "_CHUNK", chunk)
         monkeypatch.setattr(readers, "_DECODE_PIECE", 3)
-        assert readers._detect_encoding(path) == encoding
+        assert readers._scan_text(path) == (encoding, True)
         assert load_records(path, use_cache=False).table.to_pylist() == expected
+
+
+def _plain_null_blanks(arr: pa.Array, words: tuple[str, ...]) -> pa.Array:
+    """Every value trimmed, then ``words`` made null, with a copy each: what ``_null_blanks`` must give."""
+    trimmed = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    return pc.if_else(pc.is_in(trimmed, pa.array(words)), pa.scalar(None, pa.string()), trimmed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_blank_fields_are_nulled_as_the_plain_trim_and_replace_does(seed):
+    """Fields needing no trim are not copied and blanks are nulled in the validity bitmap only; the result is
+    what trimming and replacing every value gives, for any whitespace (ASCII, control, Unicode) at either end,
+    in sliced arrays too."""
+    rng = np.random.default_rng(seed)
+    pool = np.array(["", "None", " None ", "ACGT", " ACGT", "ACGT\t", "\x1cx", "x\x85", "\u00a0y", "\u00e9",
+                     None, "N one", "  ", "\r", "a\u3000"], dtype=object)
+    for _ in range(60):
+        arr = pa.array(rng.choice(pool, int(rng.integers(0, 14))).tolist(), pa.string())
+        start = int(rng.integers(0, 3))
+        for values in (arr, arr.slice(start, max(len(arr) - 2 * start, 0))):
+            for words in (readers._NULL_WORDS, ("",)):
+                got = readers._null_blanks(values, words)
+                got.validate(full=True)
+                assert got.equals(_plain_null_blanks(values, words)), (values, words)
+    clean = pa.array(["ACGT", "TTGA"])
+    assert readers._null_blanks(clean).buffers()[2].address == clean.buffers()[2].address  # no copy
+
+
+def test_a_tsv_read_as_is_matches_one_read_through_the_cleaning_stream(tmp_path, monkeypatch):
+    """A UTF-8 table without carriage returns goes to pyarrow unchanged, in small blocks; the records equal
+    those of the same table with CRLF line ends (which is read through ``_CleanText``) and of one big block."""
+    lines = ["processid\tspecies_name\tgenus_name\tnucleotides"] + [
+        f"P{i}\t Aus b\u00e9{i % 4} \t{'' if i % 5 == 0 else 'Aus'}\t{'ACGT' * (i % 9)}" for i in range(300)]
+    plain, crlf = tmp_path / "plain.tsv", tmp_path / "crlf.tsv"
+    plain.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    crlf.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    assert readers._scan_text(plain) == ("utf-8", False) and readers._scan_text(crlf) == ("utf-8", True)
+    monkeypatch.setattr(readers, "_TSV_BLOCK_SIZE", 700)
+    expected = load_records(crlf, use_cache=False).table
+    assert expected.column("species")[3].as_py() == "Aus b\u00e93" and expected.column("genus")[0].as_py() is None
+    assert load_records(plain, use_cache=False).table.to_pylist() == expected.to_pylist()
+    monkeypatch.setattr(readers, "_TSV_BLOCK_SIZE", 1 << 20)
+    assert load_records(plain, use_cache=False).table.to_pylist() == expected.to_pylist()

@@ -131,3 +131,18 @@ def test_the_references_records_cache_follows_identifys_cache_folder(tmp_path, m
     BarcodeIdentifier(n_simulated=20, threads=1, use_cache=False, cache_dir=tmp_path / "unused",
                       progress=False).fit(reference)
     assert not (tmp_path / "unused").exists() and not (tmp_path / "user-cache").exists()
+
+
+def test_distinct_strings_are_what_numpy_unique_gives():
+    """The haplotypes' order and every record's index are ``np.unique``'s (code point order), for barcodes and
+    for any strings (non-ASCII ones sort by code point too)."""
+    from bioscan5m.tasks.identify.reference import _distinct
+
+    rng = np.random.default_rng(5)
+    for pool in (["ACGT", "ACG", "ACGTN", "TTT", "A", "ACGTA"], ["b", "\u00e9", "B", "\u4e2d", "a\U0001f600", "", "e"]):
+        strings = rng.choice(np.array(pool, dtype=object), 200).tolist()
+        distinct, inverse = _distinct(strings)
+        want, want_inverse = np.unique(np.array(strings, dtype=object), return_inverse=True)
+        assert distinct == want.tolist() and inverse.tolist() == want_inverse.tolist() and inverse.dtype == np.int64
+    empty, inverse = _distinct([])
+    assert empty == [] and inverse.shape == (0,) and inverse.dtype == np.int64

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN
 from bioscan5m.data.sequences import clean_barcodes
@@ -210,13 +209,13 @@ def _cleaned(raw, frame: pd.DataFrame, record_of, source: str, what: str) -> lis
 
 def _distinct(sequences: list[str]) -> tuple[list[str], np.ndarray]:
     """The distinct strings sorted (code point order, as ``np.unique``) and the index of every input into
-    them (int64): ``np.unique(..., return_inverse=True)`` without sorting every input string in Python."""
-    codes, uniques = pd.factorize(np.array(sequences, dtype=object))  # hashing; first-appearance order
-    # UTF-8 byte order is code point order, so Arrow's (C++) sort orders them as Python's would.
-    order = pc.sort_indices(pa.array(uniques, pa.string())).to_numpy()
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return uniques[order].tolist(), rank[codes]
+    them (int64): ``np.unique(..., return_inverse=True)`` without sorting every input string.
+
+    Only the distinct strings are sorted, by Python (one ``memcmp`` per comparison: ~20 ms for 36k
+    barcodes), and no copy of them is made (an Arrow array of them would be tens of MB of fresh memory)."""
+    distinct = sorted(set(sequences))
+    index = {seq: position for position, seq in enumerate(distinct)}
+    return distinct, np.fromiter(map(index.__getitem__, sequences), dtype=np.int64, count=len(sequences))
 
 
 def _rank_codes(values: pd.Series) -> tuple[tuple[str, ...], np.ndarray]:
