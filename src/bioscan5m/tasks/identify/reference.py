@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN
-from bioscan5m.data.sequences import clean_barcodes
+from bioscan5m.data.sequences import barcode_blocks, clean_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.tasks.identify.consensus import RANKS
 
@@ -173,25 +173,39 @@ def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = T
 
 def _clean(frame: pd.DataFrame, source: str, what: str) -> list[str]:
     """Every record's barcode, cleaned."""
-    column = frame[DNA_COLUMN]
-    if hasattr(column.array, "__arrow_array__") and not isinstance(column.dtype, pd.CategoricalDtype):
-        raw = pa.array(column.array)  # Arrow-backed (a file read): no Python copy of every barcode at once
-    else:
-        raw = column.astype(object).where(column.notna(), None).tolist()
-    return _cleaned(raw, frame, lambda position: position, source, what)
+    return _cleaned(_raw_barcodes(frame[DNA_COLUMN]), frame, lambda position: position, source, what)
 
 
 def _clean_distinct(frame: pd.DataFrame, source: str, what: str) -> tuple[np.ndarray, list[str]]:
-    """Each record's index (int64) into the distinct raw barcodes, and those barcodes cleaned; a missing
-    barcode is one more, last, distinct value (cleaned: "")."""
-    codes, uniques = pd.factorize(frame[DNA_COLUMN])  # first-appearance order; missing: -1
-    if hasattr(uniques, "__arrow_array__") and not isinstance(uniques, pd.Categorical):
-        raw = pa.array(uniques)
-    else:
-        raw = np.asarray(uniques, dtype=object).tolist()
+    """Each record's index (int64) into the distinct raw barcodes (missing ones are one of them), and those
+    barcodes cleaned (a missing one: "")."""
+    codes, distinct = _factorize(_raw_barcodes(frame[DNA_COLUMN]))
     # The first bad distinct barcode first appears where the first bad record is: name that record.
-    cleaned = _cleaned(raw, frame, lambda position: int(np.argmax(codes == position)), source, what)
-    return np.where(codes < 0, len(cleaned), codes).astype(np.int64), [*cleaned, ""]
+    cleaned = _cleaned(distinct, frame, lambda position: int(np.argmax(codes == position)), source, what)
+    return codes, cleaned
+
+
+def _raw_barcodes(column: pd.Series) -> pa.Array | pa.ChunkedArray | list:
+    """A barcode column as ``clean_barcodes`` takes it: a file's Arrow column as it is (never a Python string
+    of every barcode at once), anything else as a list (None where missing)."""
+    if hasattr(column.array, "__arrow_array__") and not isinstance(column.dtype, pd.CategoricalDtype):
+        return pa.array(column.array)
+    return column.astype(object).where(column.notna(), None).tolist()
+
+
+def _factorize(values: pa.Array | pa.ChunkedArray | list) -> tuple[np.ndarray, list]:
+    """Each value's index (int64) into the distinct values, and those in order of first appearance.
+
+    A dict of Python strings filled a block at a time keeps only the distinct barcodes: Arrow's (and so
+    pandas') dictionary encoding grows a hash table and a copy of them besides, ~2x the memory, fresh
+    memory being what costs most on some virtual machines."""
+    index: dict = {}
+    codes = np.empty(len(values), dtype=np.int64)
+    start = 0
+    for block in barcode_blocks(values):
+        codes[start:start + len(block)] = [index.setdefault(value, len(index)) for value in block]
+        start += len(block)
+    return codes, list(index)
 
 
 def _cleaned(raw, frame: pd.DataFrame, record_of, source: str, what: str) -> list[str]:
