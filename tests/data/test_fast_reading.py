@@ -160,3 +160,51 @@ def test_a_tsv_read_as_is_matches_one_read_through_the_cleaning_stream(tmp_path,
     assert load_records(plain, use_cache=False).table.to_pylist() == expected.to_pylist()
     monkeypatch.setattr(readers, "_TSV_BLOCK_SIZE", 1 << 20)
     assert load_records(plain, use_cache=False).table.to_pylist() == expected.to_pylist()
+
+
+_GOOD_HEADERS = [">r{} some description", ">r{};tax=o:Diptera,g:Aus;", ">r{}\t\u00e9t\u00e9", ">r{};", ">r{}"]
+_GOOD_LINES = ["ACGTN", "acgtn-..ryk", "ACGT ACGT", "  ACGU\t", ""]
+_BAD_HEADERS = ["> ", "  >r{}"]
+_BAD_LINES = ["ACXT", "AC\x0bGT", "\u00e9CGT", "AC\x1cGT", ">"]
+
+
+def _random_fasta(rng: np.random.Generator) -> bytes:
+    """A FASTA text, plain (half) or not: CRLF, blank and indented lines, lower case, gaps, SINTAX headers,
+    bad letters, headers without an id, records without sequence, text before the first header, non-UTF-8."""
+    messy = rng.random() < 0.5
+    headers, sequence_lines = (_GOOD_HEADERS + _BAD_HEADERS, _GOOD_LINES + _BAD_LINES) if messy else (
+        _GOOD_HEADERS, _GOOD_LINES)
+    lines = []
+    for number in range(int(rng.integers(1, 7))):
+        lines.append(str(rng.choice(headers)).format(number))
+        for _ in range(int(rng.integers(0 if messy and rng.random() < 0.2 else 1, 4))):
+            lines.append(str(rng.choice(sequence_lines[:1] if not messy and len(lines) < 2 else sequence_lines)))
+    ending = str(rng.choice(["\n", "\r\n"]))
+    text = ending.join(lines) + (ending if rng.random() < 0.8 else "")
+    prefix = str(rng.choice(["", "\n", "ACGT\n", "\ufeff"])) if messy and rng.random() < 0.3 else ""
+    data = (prefix + text).encode("utf-8")
+    return data.replace(b"\xc3\xa9", b"\xe9") if messy and rng.random() < 0.1 else data
+
+
+def _fasta_outcome(path, monkeypatch, plain: bool):
+    with monkeypatch.context() as patch:
+        if not plain:
+            patch.setattr(readers, "_parse_plain_fasta", lambda path: None)
+        try:
+            return readers._read_fasta(path, None).to_pydict()
+        except BioscanError as error:
+            return str(error), error.value
+
+
+def test_plain_fasta_reading_matches_the_line_by_line_parser(tmp_path, monkeypatch):
+    """Record by record, in pieces of whole records, a plain FASTA gives the records, and any other FASTA the
+    error (with its line), that the line-by-line parser gives."""
+    rng = np.random.default_rng(11)
+    path = tmp_path / "queries.fasta"
+    plain = 0
+    for _ in range(300):
+        path.write_bytes(_random_fasta(rng))
+        monkeypatch.setattr(readers, "_CHUNK", int(rng.choice([7, 64, 1 << 20])))
+        plain += readers._parse_plain_fasta(path) is not None
+        assert _fasta_outcome(path, monkeypatch, True) == _fasta_outcome(path, monkeypatch, False)
+    assert 30 < plain < 270  # both paths were taken

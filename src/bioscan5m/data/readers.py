@@ -64,7 +64,7 @@ from bioscan5m.data.schema import (
     SPLITS,
     TAXONOMIC_RANKS,
 )
-from bioscan5m.data.sequences import first_non_dna_letter
+from bioscan5m.data.sequences import IUPAC_NUCLEOTIDES, first_non_dna_letter
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import GZIP_MAGIC, CheckedGzipFile, open_binary
 
@@ -457,8 +457,21 @@ def _jsonld_value(value: object, name: str, index: int, path: Path) -> str | Non
 
 
 def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
+    parsed = _parse_plain_fasta(path)
+    ids, sintax, sequences = parsed if parsed is not None else _parse_fasta_lines(path)
+    columns = {ID_COLUMN: pa.array(ids, pa.string()), DNA_COLUMN: sequences}
+    if any(sintax):
+        columns.update(_lineage_columns(sintax, SINTAX_RANKS, ":", ","))
+    if taxonomy is not None:
+        columns.update(_taxonomy_columns(taxonomy, columns[ID_COLUMN]))
+    return records_from_strings(columns, len(ids), path)
+
+
+def _parse_fasta_lines(path: Path) -> tuple[list[str], list[str], pa.Array]:
+    """Ids, the ``tax=`` part of SINTAX-style headers ("" when absent) and sequences, line by line: any
+    FASTA, and the error for a bad one names its line."""
     ids: list[str] = []
-    sintax: list[str] = []  # the ``tax=`` part of SINTAX-style headers ("" when absent)
+    sintax: list[str] = []
     sequences: list[str] = []
     parts: list[str] = []
     header_line = 0
@@ -470,12 +483,11 @@ def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
                     raise BioscanError(f"record {ids[-1]!r} has no sequence", path=path, line=header_line)
                 if ids:
                     sequences.append("".join(parts))
-                words = line[1:].split()
-                if not words:
+                header = _fasta_header(line[1:])
+                if header is None:
                     raise BioscanError("header without an id", path=path, line=number)
-                record_id, _, tax = words[0].partition(";tax=")
-                ids.append(record_id.rstrip(";"))
-                sintax.append(tax)
+                ids.append(header[0])
+                sintax.append(header[1])
                 parts, header_line = [], number
             elif line:
                 if not ids:
@@ -494,12 +506,70 @@ def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
     if not parts:
         raise BioscanError(f"record {ids[-1]!r} has no sequence", path=path, line=header_line)
     sequences.append("".join(parts))
-    columns = {ID_COLUMN: pa.array(ids, pa.string()), DNA_COLUMN: pa.array(sequences, pa.string())}
-    if any(sintax):
-        columns.update(_lineage_columns(sintax, SINTAX_RANKS, ":", ","))
-    if taxonomy is not None:
-        columns.update(_taxonomy_columns(taxonomy, columns[ID_COLUMN]))
-    return records_from_strings(columns, len(ids), path)
+    return ids, sintax, pa.array(sequences, pa.string())
+
+
+def _fasta_header(text: str) -> tuple[str, str] | None:
+    """The record id and the SINTAX ``tax=`` part ("" when absent) of a header line without its ``>``;
+    None when it holds no id."""
+    words = text.split()
+    if not words:
+        return None
+    record_id, _, tax = words[0].partition(";tax=")
+    return record_id.rstrip(";"), tax
+
+
+#: The bytes a plain FASTA's sequence lines hold: IUPAC letters in either case, U, gaps, spaces, line ends.
+_PLAIN_SEQUENCE_BYTES = (IUPAC_NUCLEOTIDES + IUPAC_NUCLEOTIDES.lower() + "uU-. \t\r\n").encode()
+
+
+def _parse_plain_fasta(path: Path) -> tuple[list[str], list[str], pa.Array] | None:
+    """What :func:`_parse_fasta_lines` gives, a record at a time rather than a line at a time, for a plain
+    FASTA: it starts with ``>``, sequence lines hold only :data:`_PLAIN_SEQUENCE_BYTES` and every record has
+    a sequence and an id. Anything else returns None, and the line-by-line parser reads the file (and names
+    the line at fault). Sequences become one Arrow array without a Python string each."""
+    ids: list[str] = []
+    sintax: list[str] = []
+    sequences: list[bytes] = []
+    with open_binary(path) as handle:
+        for piece in _fasta_pieces(handle):
+            for record in piece.split(b"\n>"):
+                header, _, body = record.partition(b"\n")
+                sequence = body.translate(None, b" \t\r\n")
+                if not sequence or sequence.translate(None, _PLAIN_SEQUENCE_BYTES):
+                    return None
+                try:
+                    parsed = _fasta_header(header.decode("utf-8"))
+                except UnicodeDecodeError:
+                    return None
+                if parsed is None:
+                    return None
+                ids.append(parsed[0])
+                sintax.append(parsed[1])
+                sequences.append(sequence)
+    if not ids:
+        return None
+    offsets = np.cumsum([0, *map(len, sequences)], dtype=np.int64)
+    if offsets[-1] >= 1 << 31:
+        return None  # beyond an Arrow string array's 32-bit offsets: the line parser builds a chunked one
+    return ids, sintax, pa.StringArray.from_buffers(len(sequences), pa.py_buffer(offsets.astype(np.int32)),
+                                                    pa.py_buffer(b"".join(sequences)))
+
+
+def _fasta_pieces(handle: IO[bytes]) -> Iterator[bytes]:
+    """The file's bytes in pieces of whole records (a few MB each), each without the ``>`` of its first
+    header; the first piece must start with ``>``, or nothing is yielded."""
+    rest = handle.read(_CHUNK)
+    if not rest.startswith(b">"):
+        return
+    rest = rest[1:]
+    while chunk := handle.read(_CHUNK):
+        rest += chunk
+        cut = rest.rfind(b"\n>")
+        if cut >= 0:
+            yield rest[:cut]
+            rest = rest[cut + 2:]
+    yield rest
 
 
 def _read_fastq(path: Path) -> pa.RecordBatch:
