@@ -111,10 +111,12 @@ def read_reference(reference: object, *, cache_dir: str | os.PathLike[str] | Non
     if BIN in frame.columns and frame[BIN].notna().any():
         bin_names, bin_codes = _bin_codes(frame[BIN])
         bins = np.append(bin_names, "").astype(object)[_majority(record_haplotype, bin_codes, len(haplotypes))]
-    ids = frame[ID_COLUMN].astype(str).to_numpy() if ID_COLUMN in frame.columns else np.arange(len(frame)).astype(str)
+    # Only each haplotype's first record's id becomes a Python string.
+    first_ids = (frame[ID_COLUMN].iloc[first].astype(str).to_numpy() if ID_COLUMN in frame.columns
+                 else np.arange(len(frame)).astype(str)[first])
     return ReferenceSet(
         sequences=haplotypes,
-        record_ids=ids[first],
+        record_ids=first_ids,
         n_records=n_records,
         labels=labels,
         names=names,
