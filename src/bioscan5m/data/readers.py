@@ -536,7 +536,7 @@ def _parse_plain_fasta(path: Path) -> tuple[list[str], list[str], pa.Array] | No
             for record in piece.split(b"\n>"):
                 header, _, body = record.partition(b"\n")
                 sequence = body.translate(None, b" \t\r\n")
-                if not sequence or sequence.translate(None, _PLAIN_SEQUENCE_BYTES):
+                if not sequence:
                     return None
                 try:
                     parsed = _fasta_header(header.decode("utf-8"))
@@ -547,13 +547,11 @@ def _parse_plain_fasta(path: Path) -> tuple[list[str], list[str], pa.Array] | No
                 ids.append(parsed[0])
                 sintax.append(parsed[1])
                 sequences.append(sequence)
-    if not ids:
-        return None
-    offsets = np.cumsum([0, *map(len, sequences)], dtype=np.int64)
-    if offsets[-1] >= 1 << 31:
-        return None  # beyond an Arrow string array's 32-bit offsets: the line parser builds a chunked one
-    return ids, sintax, pa.StringArray.from_buffers(len(sequences), pa.py_buffer(offsets.astype(np.int32)),
-                                                    pa.py_buffer(b"".join(sequences)))
+    text = b"".join(sequences)
+    if not ids or text.translate(None, _PLAIN_SEQUENCE_BYTES) or len(text) >= 1 << 31:
+        return None  # (beyond 2 GiB, an Arrow string array's 32-bit offsets: the line parser builds a chunked one)
+    offsets = np.cumsum([0, *map(len, sequences)], dtype=np.int64).astype(np.int32)
+    return ids, sintax, pa.StringArray.from_buffers(len(sequences), pa.py_buffer(offsets), pa.py_buffer(text))
 
 
 def _fasta_pieces(handle: IO[bytes]) -> Iterator[bytes]:
