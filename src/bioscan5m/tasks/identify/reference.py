@@ -143,14 +143,16 @@ def read_queries(queries: object) -> tuple[np.ndarray, list[str]]:
         frame, source = _as_frame(queries, "queries", columns=[ID_COLUMN, DNA_COLUMN], use_cache=False)
     if len(frame) == 0:
         raise BioscanError("no query barcodes given", path=source or None)
-    sequences = _clean(frame, source, "query")
+    # Queries repeat too (half of a field sample's): each distinct one is cleaned once.
+    codes, cleaned = _clean_distinct(frame, source, "query")
     ids = frame[ID_COLUMN].astype(str).to_numpy() if ID_COLUMN in frame.columns else np.array(
         [f"query{i + 1}" for i in range(len(frame))])
-    for query_id, seq in zip(ids, sequences):
-        if not seq.strip("N"):
-            raise BioscanError(f"query {query_id!r} has no DNA left after cleaning (empty or only N)",
-                               path=source or None, value=query_id)
-    return ids, sequences
+    empty = np.isin(codes, np.flatnonzero([not seq.strip("N") for seq in cleaned]))
+    if empty.any():
+        query_id = ids[np.argmax(empty)]
+        raise BioscanError(f"query {query_id!r} has no DNA left after cleaning (empty or only N)",
+                           path=source or None, value=query_id)
+    return ids, list(map(cleaned.__getitem__, codes))
 
 
 def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = True,
@@ -173,15 +175,14 @@ def _as_frame(source: object, what: str, columns: list[str], use_cache: bool = T
     return frame, name
 
 
-def _clean(frame: pd.DataFrame, source: str, what: str) -> list[str]:
-    """Every record's barcode, cleaned."""
-    return _cleaned(_raw_barcodes(frame[DNA_COLUMN]), frame, lambda position: position, source, what)
-
-
 def _clean_distinct(frame: pd.DataFrame, source: str, what: str) -> tuple[np.ndarray, list[str]]:
     """Each record's index (int64) into the distinct raw barcodes (missing ones are one of them), and those
     barcodes cleaned (a missing one: "")."""
-    codes, distinct = _factorize(_raw_barcodes(frame[DNA_COLUMN]))
+    raw = _raw_barcodes(frame[DNA_COLUMN])
+    try:
+        codes, distinct = _factorize(raw)
+    except TypeError:  # an unhashable value (a list...): every record its own, cleaning names the bad one
+        codes, distinct = np.arange(len(raw), dtype=np.int64), list(raw)
     # The first bad distinct barcode first appears where the first bad record is: name that record.
     cleaned = _cleaned(distinct, frame, lambda position: int(np.argmax(codes == position)), source, what)
     return codes, cleaned
