@@ -531,22 +531,20 @@ def _parse_plain_fasta(path: Path) -> tuple[list[str], list[str], pa.Array] | No
     ids: list[str] = []
     sintax: list[str] = []
     sequences: list[bytes] = []
-    with open_binary(path) as handle:
-        for piece in _fasta_pieces(handle):
-            for record in piece.split(b"\n>"):
-                header, _, body = record.partition(b"\n")
-                sequence = body.translate(None, b" \t\r\n")
-                if not sequence:
-                    return None
-                try:
-                    parsed = _fasta_header(header.decode("utf-8"))
-                except UnicodeDecodeError:
-                    return None
-                if parsed is None:
-                    return None
-                ids.append(parsed[0])
-                sintax.append(parsed[1])
-                sequences.append(sequence)
+    try:
+        with open_binary(path) as handle:
+            for piece in _fasta_pieces(handle):
+                for record in piece.split(b"\n>"):
+                    header, _, body = record.partition(b"\n")
+                    sequence = body.translate(None, b" \t\r\n")
+                    parsed = _fasta_header(header.decode("utf-8")) if sequence else None
+                    if parsed is None:
+                        return None
+                    ids.append(parsed[0])
+                    sintax.append(parsed[1])
+                    sequences.append(sequence)
+    except (UnicodeDecodeError, BioscanError):  # (damaged gzip: the line parser may meet a bad line first)
+        return None
     text = b"".join(sequences)
     if not ids or text.translate(None, _PLAIN_SEQUENCE_BYTES) or len(text) >= 1 << 31:
         return None  # (beyond 2 GiB, an Arrow string array's 32-bit offsets: the line parser builds a chunked one)
