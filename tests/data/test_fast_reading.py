@@ -1,5 +1,6 @@
 """The fast paths of reading and cleaning give exactly what the plain ones give: block-wise barcode
-cleaning, the records cache written straight for sources without splits, and the reused read buffers."""
+cleaning, the records cache written straight for sources without splits, the reused read buffers, blank
+fields nulled without copies, UTF-8 tables read as they are, and plain FASTA read a record at a time."""
 
 from __future__ import annotations
 
