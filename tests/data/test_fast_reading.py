@@ -1,10 +1,12 @@
 """The fast paths of reading and cleaning give exactly what the plain ones give: block-wise barcode
-cleaning, the records cache written straight for sources without splits, and the reused read buffers."""
+cleaning, the records cache written straight for sources without splits, the reused read buffers, blank
+fields nulled without copies, UTF-8 tables read as they are, and plain FASTA read a record at a time."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -80,7 +82,7 @@ def test_cache_layout_with_and_without_splits(tmp_path, monkeypatch, splits):
     """Without splits the cache is written in one pass; either way each split fills its own row groups of
     exactly ROW_GROUP_ROWS rows (the last shorter) and opens give the table an uncached read gives."""
     monkeypatch.setattr(cache_module, "ROW_GROUP_ROWS", 40)
-    monkeypatch.setattr(readers, "_BLOCK_SIZE", 1500)  # many Arrow batches: row groups are cut across them
+    monkeypatch.setattr(readers, "_TSV_BLOCK_SIZE", 1500)  # many Arrow batches: row groups are cut across them
     source = _bold_tsv(tmp_path / "bold.tsv", 237, splits)
     records = load_records(source, cache_dir=tmp_path / "cache")
     uncached = load_records(source, use_cache=False)
@@ -114,5 +116,96 @@ def test_tsv_text_read_through_a_small_reused_buffer(tmp_path, monkeypatch, enco
     for chunk in (40, 41, 97):  # the first piece pyarrow gets must hold the header line
         monkeypatch.setattr(readers, "_CHUNK", chunk)
         monkeypatch.setattr(readers, "_DECODE_PIECE", 3)
-        assert readers._detect_encoding(path) == encoding
+        assert readers._scan_text(path) == (encoding, True)
         assert load_records(path, use_cache=False).table.to_pylist() == expected
+
+
+def _plain_null_blanks(arr: pa.Array, words: tuple[str, ...]) -> pa.Array:
+    """Every value trimmed, then ``words`` made null, with a copy each: what ``_null_blanks`` must give."""
+    trimmed = pc.utf8_trim_whitespace(arr.cast(pa.string()))
+    return pc.if_else(pc.is_in(trimmed, pa.array(words)), pa.scalar(None, pa.string()), trimmed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_blank_fields_are_nulled_as_the_plain_trim_and_replace_does(seed):
+    """Fields needing no trim are not copied and blanks are nulled in the validity bitmap only; the result is
+    what trimming and replacing every value gives, for any whitespace (ASCII, control, Unicode) at either end,
+    in sliced arrays too."""
+    rng = np.random.default_rng(seed)
+    pool = np.array(["", "None", " None ", "ACGT", " ACGT", "ACGT\t", "\x1cx", "x\x85", "\u00a0y", "\u00e9",
+                     None, "N one", "  ", "\r", "a\u3000"], dtype=object)
+    for _ in range(60):
+        arr = pa.array(rng.choice(pool, int(rng.integers(0, 14))).tolist(), pa.string())
+        start = int(rng.integers(0, 3))
+        for values in (arr, arr.slice(start, max(len(arr) - 2 * start, 0))):
+            for words in (readers._NULL_WORDS, ("",)):
+                got = readers._null_blanks(values, words)
+                got.validate(full=True)
+                assert got.equals(_plain_null_blanks(values, words)), (values, words)
+    clean = pa.array(["ACGT", "TTGA"])
+    assert readers._null_blanks(clean).buffers()[2].address == clean.buffers()[2].address  # no copy
+
+
+def test_a_tsv_read_as_is_matches_one_read_through_the_cleaning_stream(tmp_path, monkeypatch):
+    """A UTF-8 table without carriage returns goes to pyarrow unchanged, in small blocks; the records equal
+    those of the same table with CRLF line ends (which is read through ``_CleanText``) and of one big block."""
+    lines = ["processid\tspecies_name\tgenus_name\tnucleotides"] + [
+        f"P{i}\t Aus b\u00e9{i % 4} \t{'' if i % 5 == 0 else 'Aus'}\t{'ACGT' * (i % 9)}" for i in range(300)]
+    plain, crlf = tmp_path / "plain.tsv", tmp_path / "crlf.tsv"
+    plain.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    crlf.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    assert readers._scan_text(plain) == ("utf-8", False) and readers._scan_text(crlf) == ("utf-8", True)
+    monkeypatch.setattr(readers, "_TSV_BLOCK_SIZE", 700)
+    expected = load_records(crlf, use_cache=False).table
+    assert expected.column("species")[3].as_py() == "Aus b\u00e93" and expected.column("genus")[0].as_py() is None
+    assert load_records(plain, use_cache=False).table.to_pylist() == expected.to_pylist()
+    monkeypatch.setattr(readers, "_TSV_BLOCK_SIZE", 1 << 20)
+    assert load_records(plain, use_cache=False).table.to_pylist() == expected.to_pylist()
+
+
+_GOOD_HEADERS = [">r{} some description", ">r{};tax=o:Diptera,g:Aus;", ">r{}\t\u00e9t\u00e9", ">r{};", ">r{}"]
+_GOOD_LINES = ["ACGTN", "acgtn-..ryk", "ACGT ACGT", "  ACGU\t", ""]
+_BAD_HEADERS = ["> ", "  >r{}"]
+_BAD_LINES = ["ACXT", "AC\x0bGT", "\u00e9CGT", "AC\x1cGT", ">"]
+
+
+def _random_fasta(rng: np.random.Generator) -> bytes:
+    """A FASTA text, plain (half) or not: CRLF, blank and indented lines, lower case, gaps, SINTAX headers,
+    bad letters, headers without an id, records without sequence, text before the first header, non-UTF-8."""
+    messy = rng.random() < 0.5
+    headers, sequence_lines = (_GOOD_HEADERS + _BAD_HEADERS, _GOOD_LINES + _BAD_LINES) if messy else (
+        _GOOD_HEADERS, _GOOD_LINES)
+    lines = []
+    for number in range(int(rng.integers(1, 7))):
+        lines.append(str(rng.choice(headers)).format(number))
+        for _ in range(int(rng.integers(0 if messy and rng.random() < 0.2 else 1, 4))):
+            lines.append(str(rng.choice(sequence_lines[:1] if not messy and len(lines) < 2 else sequence_lines)))
+    ending = str(rng.choice(["\n", "\r\n"]))
+    text = ending.join(lines) + (ending if rng.random() < 0.8 else "")
+    prefix = str(rng.choice(["", "\n", "ACGT\n", "\ufeff"])) if messy and rng.random() < 0.3 else ""
+    data = (prefix + text).encode("utf-8")
+    return data.replace(b"\xc3\xa9", b"\xe9") if messy and rng.random() < 0.1 else data
+
+
+def _fasta_outcome(path, monkeypatch, plain: bool):
+    with monkeypatch.context() as patch:
+        if not plain:
+            patch.setattr(readers, "_parse_plain_fasta", lambda path: None)
+        try:
+            return readers._read_fasta(path, None).to_pydict()
+        except BioscanError as error:
+            return str(error), error.value
+
+
+def test_plain_fasta_reading_matches_the_line_by_line_parser(tmp_path, monkeypatch):
+    """Record by record, in pieces of whole records, a plain FASTA gives the records, and any other FASTA the
+    error (with its line), that the line-by-line parser gives."""
+    rng = np.random.default_rng(11)
+    path = tmp_path / "queries.fasta"
+    plain = 0
+    for _ in range(300):
+        path.write_bytes(_random_fasta(rng))
+        monkeypatch.setattr(readers, "_CHUNK", int(rng.choice([7, 64, 1 << 20])))
+        plain += readers._parse_plain_fasta(path) is not None
+        assert _fasta_outcome(path, monkeypatch, True) == _fasta_outcome(path, monkeypatch, False)
+    assert 30 < plain < 270  # both paths were taken

@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -63,7 +64,7 @@ from bioscan5m.data.schema import (
     SPLITS,
     TAXONOMIC_RANKS,
 )
-from bioscan5m.data.sequences import first_non_dna_letter
+from bioscan5m.data.sequences import IUPAC_NUCLEOTIDES, first_non_dna_letter
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import GZIP_MAGIC, CheckedGzipFile, open_binary
 
@@ -95,6 +96,9 @@ COORD_COLUMN = "coord"
 _COORD_PATTERN = r"^[\[(]\s*(?P<lat>[-+0-9.eE]+)\s*,\s*(?P<lon>[-+0-9.eE]+)\s*[\])]$"
 _NULL_WORDS = ("", "None")
 _BLOCK_SIZE = 16 << 20  # bytes of text per Arrow batch (~20k BIOSCAN records)
+#: A BOLD table is read in smaller blocks (~1,500 records; ~1 ms of overhead each): the reader's buffers
+#: and copies stay small and reuse freed memory, instead of growing by tens of MB of fresh memory.
+_TSV_BLOCK_SIZE = 1 << 20
 _CHUNK = 4 << 20
 _DECODE_PIECE = 64 << 10
 
@@ -242,7 +246,7 @@ def _check_split_values(batch: pa.RecordBatch, path: Path) -> None:
 
 
 def _read_tsv(path: Path, marker: str | None, bad_lines: str) -> Iterator[pa.RecordBatch]:
-    encoding = _detect_encoding(path)
+    encoding, has_cr = _scan_text(path)
     header = _unique_names(_first_line(path).split("\t"))
     sources = _map_columns(header)
     if ID_COLUMN not in sources:
@@ -252,11 +256,13 @@ def _read_tsv(path: Path, marker: str | None, bad_lines: str) -> Iterator[pa.Rec
     wanted = sorted(set(sources.values()) | ({COORD_COLUMN} & set(header)) | {marker_column} - {None})
     skipped = _SkippedLines()
     with _ProgressStream(path) as stream:
-        text = _CleanText(stream.decompressed(), encoding)
+        text = stream.decompressed()
+        if encoding != "utf-8" or has_cr:
+            text = _CleanText(text, encoding)
         try:
             reader = pa_csv.open_csv(
                 text,
-                read_options=_read_options(bad_lines, column_names=header, skip_rows=1),
+                read_options=_read_options(bad_lines, _TSV_BLOCK_SIZE, column_names=header, skip_rows=1),
                 parse_options=pa_csv.ParseOptions(
                     delimiter="\t",
                     quote_char=False,
@@ -335,8 +341,38 @@ def records_from_strings(columns: dict[str, pa.Array], length: int, path: Path) 
 
 
 def _null_blanks(arr: pa.Array, words: tuple[str, ...] = _NULL_WORDS) -> pa.Array:
-    arr = pc.utf8_trim_whitespace(arr.cast(pa.string()))
-    return pc.if_else(pc.is_in(arr, pa.array(words)), pa.scalar(None, pa.string()), arr)
+    """``arr`` as strings, trimmed, with ``words`` (compared after trimming) made null.
+
+    A column with nothing to trim and no blanks (barcodes, ids: nearly always) comes back without a
+    copy of its text, and blanks are nulled in the validity bitmap alone: every copy of a reference's
+    barcodes is tens of MB of fresh memory, which costs up to ~10 ms per MB on some virtual machines.
+    """
+    arr = arr.cast(pa.string())
+    if _may_have_edge_space(arr):
+        arr = pc.utf8_trim_whitespace(arr)
+    blank = pc.is_in(arr, pa.array(words))
+    return _with_nulls(arr, blank) if pc.any(blank).as_py() else arr
+
+
+def _may_have_edge_space(arr: pa.Array) -> bool:
+    """False only when no string of ``arr`` starts or ends with a space, a control character or a non-ASCII
+    byte (which may begin or end Unicode whitespace): then ``utf8_trim_whitespace`` would change nothing.
+    Reads one byte at each end of every string, instead of writing a trimmed copy of all of them."""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    if not filled.any():
+        return False
+    text = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    edges = np.concatenate([text[starts[filled]], text[ends[filled] - 1]])
+    return bool(((edges <= 0x20) | (edges >= 0x7F)).any())
+
+
+def _with_nulls(arr: pa.Array, null: pa.Array) -> pa.Array:
+    """``arr`` (strings) with the values where ``null`` is true made null, sharing ``arr``'s text."""
+    valid = pc.and_(pc.is_valid(arr), pc.invert(null))
+    offsets = arr.buffers()[1].slice(arr.offset * 4, (len(arr) + 1) * 4)
+    return pa.Array.from_buffers(pa.string(), len(arr), [valid.buffers()[1], offsets, arr.buffers()[2]])
 
 
 def _parse_numbers(arr: pa.Array, name: str, dtype: pa.DataType, ids: pa.Array | None, path: Path) -> pa.Array:
@@ -421,8 +457,21 @@ def _jsonld_value(value: object, name: str, index: int, path: Path) -> str | Non
 
 
 def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
+    parsed = _parse_plain_fasta(path)
+    ids, sintax, sequences = parsed if parsed is not None else _parse_fasta_lines(path)
+    columns = {ID_COLUMN: pa.array(ids, pa.string()), DNA_COLUMN: sequences}
+    if any(sintax):
+        columns.update(_lineage_columns(sintax, SINTAX_RANKS, ":", ","))
+    if taxonomy is not None:
+        columns.update(_taxonomy_columns(taxonomy, columns[ID_COLUMN]))
+    return records_from_strings(columns, len(ids), path)
+
+
+def _parse_fasta_lines(path: Path) -> tuple[list[str], list[str], pa.Array]:
+    """Ids, the ``tax=`` part of SINTAX-style headers ("" when absent) and sequences, line by line: any
+    FASTA, and the error for a bad one names its line."""
     ids: list[str] = []
-    sintax: list[str] = []  # the ``tax=`` part of SINTAX-style headers ("" when absent)
+    sintax: list[str] = []
     sequences: list[str] = []
     parts: list[str] = []
     header_line = 0
@@ -434,12 +483,11 @@ def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
                     raise BioscanError(f"record {ids[-1]!r} has no sequence", path=path, line=header_line)
                 if ids:
                     sequences.append("".join(parts))
-                words = line[1:].split()
-                if not words:
+                header = _fasta_header(line[1:])
+                if header is None:
                     raise BioscanError("header without an id", path=path, line=number)
-                record_id, _, tax = words[0].partition(";tax=")
-                ids.append(record_id.rstrip(";"))
-                sintax.append(tax)
+                ids.append(header[0])
+                sintax.append(header[1])
                 parts, header_line = [], number
             elif line:
                 if not ids:
@@ -458,12 +506,66 @@ def _read_fasta(path: Path, taxonomy: Path | None) -> pa.RecordBatch:
     if not parts:
         raise BioscanError(f"record {ids[-1]!r} has no sequence", path=path, line=header_line)
     sequences.append("".join(parts))
-    columns = {ID_COLUMN: pa.array(ids, pa.string()), DNA_COLUMN: pa.array(sequences, pa.string())}
-    if any(sintax):
-        columns.update(_lineage_columns(sintax, SINTAX_RANKS, ":", ","))
-    if taxonomy is not None:
-        columns.update(_taxonomy_columns(taxonomy, columns[ID_COLUMN]))
-    return records_from_strings(columns, len(ids), path)
+    return ids, sintax, pa.array(sequences, pa.string())
+
+
+def _fasta_header(text: str) -> tuple[str, str] | None:
+    """The record id and the SINTAX ``tax=`` part ("" when absent) of a header line without its ``>``;
+    None when it holds no id."""
+    words = text.split()
+    if not words:
+        return None
+    record_id, _, tax = words[0].partition(";tax=")
+    return record_id.rstrip(";"), tax
+
+
+#: The bytes a plain FASTA's sequence lines hold: IUPAC letters in either case, U, gaps, spaces, line ends.
+_PLAIN_SEQUENCE_BYTES = (IUPAC_NUCLEOTIDES + IUPAC_NUCLEOTIDES.lower() + "uU-. \t\r\n").encode()
+
+
+def _parse_plain_fasta(path: Path) -> tuple[list[str], list[str], pa.Array] | None:
+    """What :func:`_parse_fasta_lines` gives, a record at a time rather than a line at a time, for a plain
+    FASTA: it starts with ``>``, sequence lines hold only :data:`_PLAIN_SEQUENCE_BYTES` and every record has
+    a sequence and an id. Anything else returns None, and the line-by-line parser reads the file (and names
+    the line at fault). Sequences become one Arrow array without a Python string each."""
+    ids: list[str] = []
+    sintax: list[str] = []
+    sequences: list[bytes] = []
+    try:
+        with open_binary(path) as handle:
+            for piece in _fasta_pieces(handle):
+                for record in piece.split(b"\n>"):
+                    header, _, body = record.partition(b"\n")
+                    sequence = body.translate(None, b" \t\r\n")
+                    parsed = _fasta_header(header.decode("utf-8")) if sequence else None
+                    if parsed is None:
+                        return None
+                    ids.append(parsed[0])
+                    sintax.append(parsed[1])
+                    sequences.append(sequence)
+    except (UnicodeDecodeError, BioscanError):  # (damaged gzip: the line parser may meet a bad line first)
+        return None
+    text = b"".join(sequences)
+    if not ids or text.translate(None, _PLAIN_SEQUENCE_BYTES) or len(text) >= 1 << 31:
+        return None  # (beyond 2 GiB, an Arrow string array's 32-bit offsets: the line parser builds a chunked one)
+    offsets = np.cumsum([0, *map(len, sequences)], dtype=np.int64).astype(np.int32)
+    return ids, sintax, pa.StringArray.from_buffers(len(sequences), pa.py_buffer(offsets), pa.py_buffer(text))
+
+
+def _fasta_pieces(handle: IO[bytes]) -> Iterator[bytes]:
+    """The file's bytes in pieces of whole records (a few MB each), each without the ``>`` of its first
+    header; the first piece must start with ``>``, or nothing is yielded."""
+    rest = handle.read(_CHUNK)
+    if not rest.startswith(b">"):
+        return
+    rest = rest[1:]
+    while chunk := handle.read(_CHUNK):
+        rest += chunk
+        cut = rest.rfind(b"\n>")
+        if cut >= 0:
+            yield rest[:cut]
+            rest = rest[cut + 2:]
+    yield rest
 
 
 def _read_fastq(path: Path) -> pa.RecordBatch:
@@ -522,7 +624,7 @@ def _lineage_columns(lineages: list[str], ranks: dict[str, str], separator: str,
 
 def _taxonomy_columns(path: Path, ids: pa.Array) -> dict[str, pa.Array]:
     """Columns of a taxonomy TSV, aligned to ``ids`` (null where an id is not in the TSV)."""
-    encoding = _detect_encoding(path)
+    encoding = _scan_text(path)[0]
     with _ProgressStream(path, progress=False) as stream:
         lines = _CleanText(stream.decompressed(), encoding).read().decode("utf-8").split("\n")
     rows = [line.split("\t") for line in lines if line.strip()]
@@ -579,8 +681,15 @@ class _ProgressStream(io.RawIOBase):
         self._bar.update(count)
         return count
 
+    def read(self, size: int = -1) -> bytes:
+        # pyarrow reads its blocks through read(): one new bytes object each, not RawIOBase's two copies.
+        data = self._file.read(size)
+        self._bar.update(len(data))
+        return data
+
     def decompressed(self) -> IO[bytes]:
-        return CheckedGzipFile(self.path, fileobj=self) if self.gzip else io.BufferedReader(self, _CHUNK)
+        """The file's bytes, gunzipped when it is gzip (pyarrow and ``_CleanText`` read large blocks: no buffer)."""
+        return CheckedGzipFile(self.path, fileobj=self) if self.gzip else self
 
     def close(self) -> None:
         if not self.closed:
@@ -644,9 +753,9 @@ class _SkippedLines:
             warnings.warn(f"{path}: skipped {self.count} lines with the wrong number of fields{where}", stacklevel=3)
 
 
-def _read_options(bad_lines: str, **options) -> pa_csv.ReadOptions:
+def _read_options(bad_lines: str, block_size: int = _BLOCK_SIZE, **options) -> pa_csv.ReadOptions:
     # Skipped lines only get their line number when pyarrow parses on one thread.
-    return pa_csv.ReadOptions(block_size=_BLOCK_SIZE, use_threads=bad_lines != "skip", **options)
+    return pa_csv.ReadOptions(block_size=block_size, use_threads=bad_lines != "skip", **options)
 
 
 def _first_line(path: Path) -> str:
@@ -659,20 +768,25 @@ def _first_line(path: Path) -> str:
     return line.rstrip("\n").replace("\r", "")
 
 
-def _detect_encoding(path: Path) -> str:
-    """``"utf-8"`` if the whole file decodes as UTF-8, else ``"cp1252"`` (the other encoding BOLD uses)."""
+def _scan_text(path: Path) -> tuple[str, bool]:
+    """The file's encoding, ``"utf-8"`` if the whole file decodes as UTF-8, else ``"cp1252"`` (the other
+    encoding BOLD uses), and whether a UTF-8 file holds any ``\r`` (if neither, pyarrow can read it as is)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     chunk = bytearray(_CHUNK)  # reused, and decoded in small pieces: no large object per read (page faults)
+    has_cr = False
     with open_binary(path) as handle:
         try:
             while size := handle.readinto(chunk):
+                has_cr = has_cr or chunk.find(b"\r", 0, size) >= 0
+                if not decoder.getstate()[0] and (chunk if size == len(chunk) else chunk[:size]).isascii():
+                    continue  # ASCII is UTF-8: no decoding needed (most BOLD files are ASCII)
                 view = memoryview(chunk)[:size]
                 for start in range(0, size, _DECODE_PIECE):
                     decoder.decode(view[start:start + _DECODE_PIECE])
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return "cp1252"
-    return "utf-8"
+            return "cp1252", has_cr
+    return "utf-8", has_cr
 
 
 def _unique_names(names: list[str]) -> list[str]:

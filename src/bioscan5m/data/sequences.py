@@ -87,7 +87,7 @@ def clean_barcodes(
     mask = iupac == "mask"
     cleaned: list[str] = []
     if mode == "standard":
-        for block in _blocks(seqs):
+        for block in barcode_blocks(seqs):
             done = _clean_block(block, mask, max_length)
             if done is None:  # a bad barcode in this block: the one-by-one path below names it
                 break
@@ -142,9 +142,9 @@ def _clean_mode(seq: str | None, mask: bool, max_length: int | None, mode: str) 
     return seq.rstrip("N")
 
 
-def _blocks(seqs: BarcodeInput) -> Iterator[list]:
-    """``seqs`` as lists of at most ``_BLOCK`` barcodes; an Arrow array becomes Python strings one block at
-    a time, so no copy of every barcode is made at once."""
+def barcode_blocks(seqs: BarcodeInput) -> Iterator[list]:
+    """``seqs`` as lists of at most 256 barcodes (Python strings, None where missing); an Arrow array
+    becomes Python strings one block at a time, so no copy of every barcode is made at once."""
     if isinstance(seqs, pa.Array | pa.ChunkedArray):
         for chunk in seqs.chunks if isinstance(seqs, pa.ChunkedArray) else [seqs]:
             for start in range(0, len(chunk), _BLOCK):

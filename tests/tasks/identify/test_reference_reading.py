@@ -131,3 +131,52 @@ def test_the_references_records_cache_follows_identifys_cache_folder(tmp_path, m
     BarcodeIdentifier(n_simulated=20, threads=1, use_cache=False, cache_dir=tmp_path / "unused",
                       progress=False).fit(reference)
     assert not (tmp_path / "unused").exists() and not (tmp_path / "user-cache").exists()
+
+
+def test_distinct_strings_are_what_numpy_unique_gives():
+    """The haplotypes' order and every record's index are ``np.unique``'s (code point order), for barcodes and
+    for any strings (non-ASCII ones sort by code point too)."""
+    from bioscan5m.tasks.identify.reference import _distinct
+
+    rng = np.random.default_rng(5)
+    for pool in (["ACGT", "ACG", "ACGTN", "TTT", "A", "ACGTA"], ["b", "\u00e9", "B", "\u4e2d", "a\U0001f600", "", "e"]):
+        strings = rng.choice(np.array(pool, dtype=object), 200).tolist()
+        distinct, inverse = _distinct(strings)
+        want, want_inverse = np.unique(np.array(strings, dtype=object), return_inverse=True)
+        assert distinct == want.tolist() and inverse.tolist() == want_inverse.tolist() and inverse.dtype == np.int64
+    empty, inverse = _distinct([])
+    assert empty == [] and inverse.shape == (0,) and inverse.dtype == np.int64
+
+
+def _plain_queries(barcodes: list) -> list[str] | str:
+    """Every query cleaned one by one, or the error naming the first bad one (first a barcode that cannot be
+    cleaned, then one with nothing left): what read_queries must give."""
+    cleaned = []
+    for number, barcode in enumerate(barcodes, 1):
+        try:
+            cleaned.append(clean_barcodes([barcode], **CLEAN_OPTIONS)[0])
+        except Exception as error:  # noqa: BLE001 (the message is compared)
+            return f"query 'query{number}': {error.reason.split(': ', 1)[-1]}"
+    for number, sequence in enumerate(cleaned, 1):
+        if not sequence:
+            return f"query 'query{number}' has no DNA left after cleaning (empty or only N)"
+    return cleaned
+
+
+@pytest.mark.parametrize("bad", [None, "NNNN", "", "ACXT", 5, ["ACGT"]])
+def test_queries_are_cleaned_as_one_by_one(bad):
+    """Each distinct query is cleaned once, yet every query gets its cleaned barcode, and the error names the
+    first query that is bad (a non-DNA letter, not a string, unhashable, or nothing left after cleaning)."""
+    rng = np.random.default_rng(7)
+    good = ["ACGTACGTAA", "acgt-acgtaa", "NNACGTACGTAA", "TTGGCCAATT", "GGRYCCAA"]
+    barcodes = rng.choice(np.array(good, dtype=object), 40).tolist()
+    if bad is not None:
+        barcodes[17], barcodes[30] = bad, "NNN-N" if bad in ("NNNN", "") else "ACXT"
+    expected = _plain_queries(barcodes)
+    try:
+        ids, sequences = read_queries(barcodes)
+    except Exception as error:  # noqa: BLE001
+        assert type(error).__name__ == "BioscanError" and error.reason == expected
+        assert "query18" in expected
+    else:
+        assert bad is None and sequences == expected and ids.tolist() == [f"query{i + 1}" for i in range(40)]
