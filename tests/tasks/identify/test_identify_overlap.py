@@ -1,8 +1,6 @@
 """Less serial time in identify, the same answers: batches of queries (and the calibration's two searches)
-overlapped on several threads give what one at a time gives; the queries are read once; the build's imports
-start early only when an index is built. On real BOLD barcodes."""
-
-import threading
+overlapped on several threads give what one at a time gives; the queries are read once. On real BOLD
+barcodes."""
 
 import pandas as pd
 import pytest
@@ -71,13 +69,3 @@ def test_identify_reads_the_queries_once_and_writes_what_predict_gives(bold, tmp
     assert len(reads) == 1
     predicted = BarcodeIdentifier(**params).fit(reference).predict(fasta)
     pd.testing.assert_frame_equal(written, predicted)
-
-
-def test_the_build_imports_start_early_only_when_an_index_is_built(bold, tmp_path):
-    reference, _ = bold
-    params = {"n_simulated": 150, "threads": 2, "progress": False, "cache_dir": tmp_path}
-    built = BarcodeIdentifier(**params).fit(reference)
-    assert not built.from_cache_
-    assert isinstance(built._build_imports, threading.Thread) and not built._build_imports.is_alive()
-    cached = BarcodeIdentifier(**params).fit(reference)
-    assert cached.from_cache_ and cached._build_imports is None

@@ -11,11 +11,9 @@ taxonomy plus the parameters, so an edited reference is re-indexed and an unchan
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +88,6 @@ EXCLUSION_ROOM = 64
 #: fragments' novelty AUROC within 0.002) at half the cost: each fragment costs a containment search.
 FRAGMENT_SHARE = 0.25
 FRAGMENT_LENGTHS = (MIN_QUERY_LENGTH, PARTIAL_LENGTH - 1)
-#: What building an index imports (the PCA of :class:`KmerIndex` and the calibration's isotonic fit): 1-2 s
-#: of imports, done on a background thread while the reference is read.
-BUILD_IMPORTS = ("sklearn.decomposition", "sklearn.isotonic")
 
 
 @dataclass
@@ -167,11 +162,9 @@ class BarcodeIdentifier:
         self._set_threads()
         self.from_cache_ = False
         self._workdir = None
-        self._build_imports: threading.Thread | None = None
         # A model's embeddings are not cached here (the key does not know the model): built each fit.
         if not (self.use_cache and model_directory(self.method) is None):
             self.cache_path_ = None
-            self._start_build_imports()
             self.reference_ = read_reference(reference, cache_dir=self.cache_dir, use_cache=self.use_cache)
             self._build(self.reference_)
             return self
@@ -182,8 +175,6 @@ class BarcodeIdentifier:
         key = self._remembered_key(reference, read)
         if key is not None and self._load_cached(folder / key):
             return self
-        if not read:
-            self._start_build_imports()  # remembered key, but no index under it: one is built
         ref = read[0] if read else read_reference(reference, cache_dir=self.cache_dir)
         self.reference_ = ref
         self.cache_path_ = folder / self._cache_key(ref)
@@ -201,20 +192,11 @@ class BarcodeIdentifier:
             return None
 
         def index_digest(path: Path, size: int) -> str:
-            self._start_build_imports()  # an unknown reference is probably not indexed yet
             read.append(read_reference(path, cache_dir=self.cache_dir))
             return self._index_digest(read[-1])
 
         return remembered_digest(reference, f"identify-index|{self._params_key()}", index_digest,
                                  self.cache_dir)[:KEY_LENGTH]
-
-    def _start_build_imports(self) -> None:
-        """Import :data:`BUILD_IMPORTS` on a background thread, when the index is built from k-mers: the
-        reference is read meanwhile (pyarrow's parsing releases the GIL), so the build need not wait for them."""
-        if self._build_imports is None and model_directory(self.method) is None:
-            self._build_imports = threading.Thread(target=_import_quietly, args=(BUILD_IMPORTS,), daemon=True,
-                                                   name="bioscan5m-build-imports")
-            self._build_imports.start()
 
     def _load_cached(self, folder: Path) -> bool:
         """Load the fitted state saved in ``folder``; False if there is none (a damaged one is removed)."""
@@ -258,8 +240,6 @@ class BarcodeIdentifier:
 
     def _build(self, ref: ReferenceSet) -> None:
         model_dir = model_directory(self.method)
-        if self._build_imports is not None:
-            self._build_imports.join()  # one import of a module at a time: no race between the two threads
         # Two steps of seconds (minutes for a million barcodes): say which one runs.
         bar = tqdm(total=2, desc=f"indexing {len(ref):,} reference barcodes", unit="step", disable=self._no_bar())
         # The containment index is built on another thread meanwhile (its kernel releases the GIL).
@@ -680,15 +660,6 @@ class BarcodeIdentifier:
         self.kmer_frequency_, self.kmer_sampling_ = arrays["kmer_frequency"], int(arrays["kmer_sampling"][0])
         self._containment_index = KmerContainment.load(folder, self.kmer_sampling_, len(self.reference_))
         self.calibration_ = {family: Calibration.from_dict(c) for family, c in config["calibration"].items()}
-
-
-def _import_quietly(modules: tuple[str, ...]) -> None:
-    """Import ``modules`` ahead of their use; a failure is left to the import where they are used."""
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - raised again, with its traceback, where the module is used
-            return
 
 
 def _fragments(sequences: list[str], seed: int) -> list[str]:
