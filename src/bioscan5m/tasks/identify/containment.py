@@ -8,14 +8,14 @@ many of its distinct 8-mers each reference holds; the best ``n`` are read off th
 
 **Two forms of "the references holding an 8-mer".** A rare 8-mer keeps a sorted posting list (int32
 reference numbers, CSR). An 8-mer held by more than :data:`BITMAP_SHARE` of the references keeps a
-bitmap instead (one bit per reference, never larger than its list would be): COI is AT-rich and its
-common 8-mers are held by a sixth of all references, so a 300 nt fragment's lists hold ~3M postings,
-97% of them in such 8-mers. Counts live bit-sliced (bit j of every reference's count in one bitmap
-"plane"), so a bitmap is added to all of them with a ripple-carry pass over n/64 words, ~4x cheaper than
-incrementing one counter per posting; a posting adds one bit the same way. The best ``n`` are then found
-plane by plane from the highest bit (a bit-sliced top-k), and only their counts are read out. The
-kernels are compiled by numba (cached on disk after the first run) and release the GIL, so queries are
-spread over threads.
+bitmap instead (one bit per reference, never larger than its list would be): COI is AT-rich, many of
+its 8-mers are held by thousands of references, and the lists of a 300-500 nt fragment hold ~3M postings
+against the staged reference, ~99% of them in 8-mers with a bitmap. Counts live bit-sliced (bit j of
+every reference's count in one bitmap "plane"), so a bitmap is added to all of them with a ripple-carry
+pass over n/64 words, ~4x cheaper than incrementing one counter per posting; a posting adds one bit the
+same way. The best ``n`` are then found plane by plane from the highest bit (a bit-sliced top-k), and
+only their counts are read out. The kernels are compiled by numba (cached on disk after the first run)
+and release the GIL, so queries are spread over threads.
 
 **Bounded memory.** A barcode holds ~580 distinct 8-mers, so a 1M-barcode reference would hold ~580M
 (8-mer, reference) pairs (2.3 GB as posting lists). Above :data:`MAX_POSTINGS` pairs the index keeps only
