@@ -2,6 +2,7 @@
 overlapped on several threads give what one at a time gives; the queries are read once. On real BOLD
 barcodes."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,3 +70,16 @@ def test_identify_reads_the_queries_once_and_writes_what_predict_gives(bold, tmp
     assert len(reads) == 1
     predicted = BarcodeIdentifier(**params).fit(reference).predict(fasta)
     pd.testing.assert_frame_equal(written, predicted)
+
+
+def test_the_same_index_and_answers_whatever_the_threads(bold):
+    """BLAS sums a block's dot products in an order that depends on the block's rows: the k-mer search's
+    blocks do not depend on --threads, so neither do the calibration nor the answers."""
+    reference, queries = bold
+    params = {"n_simulated": 300, "use_cache": False, "progress": False}
+    fitted = [BarcodeIdentifier(threads=threads, **params).fit(reference) for threads in (1, 3)]
+    np.testing.assert_array_equal(fitted[0].cosine_to_identity_, fitted[1].cosine_to_identity_)
+    one, three = ({f: c.to_dict() for f, c in m.calibration_.items()} for m in fitted)
+    assert one == three
+    for one_thread, three_threads in zip(*[m.predict_with_hits(queries, 5) for m in fitted]):  # table, hits
+        pd.testing.assert_frame_equal(one_thread, three_threads)

@@ -204,7 +204,7 @@ class KmerIndex:
         """The ``n`` most similar references of each query: cosine ``(Q, n)`` float32, index ``(Q, n)`` int64.
 
         ``exclude``: reference indices to leave out (used to simulate queries of absent species). With
-        ``threads`` > 1, blocks of up to :data:`SEARCH_BLOCK` queries (at least :data:`BLAS_FROM_ROWS`) are
+        ``threads`` > 1, blocks of :data:`SEARCH_BLOCK` queries (the last one smaller) are
         embedded and searched on that many Python threads, each with one OpenMP thread (FAISS releases the GIL): OpenMP threads spin while
         they wait for busy cores, which made a 2-thread search 2-5x slower than one on the shared machine.
         """
@@ -225,7 +225,9 @@ class KmerIndex:
             similarity[start:stop], index[start:stop] = self.index.search(self.embed(sequences[start:stop]), n,
                                                                           params=params)
 
-        run_blocks(run, len(sequences), self.threads, SEARCH_BLOCK, smallest=BLAS_FROM_ROWS)
+        # Blocks of SEARCH_BLOCK whatever the threads: BLAS sums a block's dot products in an order that
+        # depends on its rows, so blocks sized by the threads gave cosines that differed in the last bits.
+        run_blocks(run, len(sequences), self.threads, SEARCH_BLOCK, smallest=SEARCH_BLOCK)
         similarity[index < 0] = -np.inf
         return similarity, index
 
