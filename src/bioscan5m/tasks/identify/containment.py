@@ -218,10 +218,15 @@ class KmerContainment:
         """Bytes of the posting lists and bitmaps."""
         return int(self.postings.nbytes + self.bitmaps.nbytes)
 
-    def _bitmap(self, references: np.ndarray) -> np.ndarray:
-        """Bitmap of ``references`` (bit r % 64 of word r // 64 is reference r)."""
-        words = np.zeros(self.n_words, np.uint64)
-        np.bitwise_or.at(words, references >> 6, np.left_shift(np.uint64(1), (references & 63).astype(np.uint64)))
+    def _allowed(self, exclude: np.ndarray | None) -> np.ndarray:
+        """Bitmap of the references a search may return (bit r % 64 of word r // 64 is reference r): all but
+        ``exclude``. Built per search, so only the excluded ones are touched one by one."""
+        words = np.full(self.n_words, ~np.uint64(0))
+        if self.n_references % 64:
+            words[-1] = (np.uint64(1) << np.uint64(self.n_references % 64)) - np.uint64(1)
+        if exclude is not None and len(exclude):
+            exclude = np.asarray(exclude, dtype=np.int64)
+            np.bitwise_and.at(words, exclude >> 6, ~np.left_shift(np.uint64(1), (exclude & 63).astype(np.uint64)))
         return words
 
     def build(self, sequences: Sequence[str]) -> KmerContainment:
@@ -287,9 +292,7 @@ class KmerContainment:
         ``(Q, n)`` float32 (-inf where none), index ``(Q, n)`` int64 (-1 where none), best first, equal
         shares in reference order. ``exclude``: references to leave out."""
         top = compiled(_top_shared)
-        allowed = self._bitmap(np.arange(self.n_references))
-        if exclude is not None and len(exclude):
-            allowed &= ~self._bitmap(np.asarray(exclude, dtype=np.int64))
+        allowed = self._allowed(exclude)
         count = np.zeros((len(sequences), n), np.int32)
         found = np.full((len(sequences), n), -1, np.int64)
         sizes = np.zeros(len(sequences), np.int64)

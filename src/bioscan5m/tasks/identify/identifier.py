@@ -31,10 +31,8 @@ from bioscan5m.fileio import atomic_folder, atomic_path
 from bioscan5m.tasks.identify.blocks import overlapped, thread_budget
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
 from bioscan5m.tasks.identify.containment import (
-    CONTAINMENT_K,
     STRAND_MARGIN,
     KmerContainment,
-    kept_kmers,
     strand_votes,
 )
 from bioscan5m.tasks.identify.embedding_index import BARCODEBERT_PREFIX, EmbeddingIndex, model_directory
@@ -78,7 +76,7 @@ HIT_COLUMNS: tuple[str, ...] = ("query_id", "hit", "reference_id", "bin_uri", "i
 #: Default confidence a rank needs to enter the ``lineage`` column.
 DEFAULT_MIN_CONFIDENCE = 0.7
 #: Bump when what is stored in the cache changes meaning.
-CACHE_VERSION = 10
+CACHE_VERSION = 11
 #: Hex digits of an index's key (its folder name in the identify cache).
 KEY_LENGTH = 24
 #: Extra hits fetched while calibrating, so that hiding a species' barcodes still leaves enough hits.
@@ -252,7 +250,7 @@ class BarcodeIdentifier:
                 self.index_ = KmerIndex(self.k, self.dim, self.seed, self.threads_).build(ref.sequences)
             self._containment_index = building.result()
             containment = self._containment()
-            self.kmer_frequency_, self.kmer_sampling_ = containment.frequency, containment.sampling
+            self.kmer_sampling_ = containment.sampling
             self._set_threads()
             bar.update()
             bar.set_postfix_str("calibrating on queries simulated from the reference")
@@ -341,11 +339,6 @@ class BarcodeIdentifier:
             self._containment_index = KmerContainment(threads=self.threads_).build(self.reference_.sequences)
         self._containment_index.threads = self.threads_
         return self._containment_index
-
-    def _kmer_keep(self) -> np.ndarray:
-        """Which 8-mers the strand vote and the containment search read (all of them below
-        :data:`~containment.MAX_POSTINGS`)."""
-        return kept_kmers(CONTAINMENT_K, self.kmer_sampling_)
 
     def _simulated_queries(self, ref: ReferenceSet) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """Reference records to use as queries, the haplotypes hidden from each, and whether its species is.
@@ -466,7 +459,8 @@ class BarcodeIdentifier:
         """
         q = len(forward)
         reverse = [reverse_complement(s) for s in forward]
-        margin = strand_votes(forward, reverse, self.kmer_frequency_, self._kmer_keep())
+        containment = self._containment()  # its 8-mer counts (and which 8-mers it keeps) tell the strand
+        margin = strand_votes(forward, reverse, containment.frequency, containment.keep)
         both = np.flatnonzero(np.abs(margin) < STRAND_MARGIN)
         minus = margin <= -STRAND_MARGIN
         # Rows 0..q-1: each query on its voted strand (+ if undecided); rows q..: the undecided, other way.
@@ -631,7 +625,6 @@ class BarcodeIdentifier:
                        "sequence_ends": sequence_ends, "record_ids": record_ids, "record_id_ends": record_id_ends,
                        "bins": bins, "bin_ends": bin_ends,
                        "cosine_to_identity": self.cosine_to_identity_,
-                       "kmer_frequency": self.kmer_frequency_.astype(np.int64),
                        "kmer_sampling": np.array([self.kmer_sampling_], dtype=np.int64)},
                       str(building / "reference.safetensors"))
             self.index_.save(building)
@@ -657,7 +650,7 @@ class BarcodeIdentifier:
         )
         self.index_ = KmerIndex.load(folder, config["k"], config["seed"])
         self.cosine_to_identity_ = arrays["cosine_to_identity"]
-        self.kmer_frequency_, self.kmer_sampling_ = arrays["kmer_frequency"], int(arrays["kmer_sampling"][0])
+        self.kmer_sampling_ = int(arrays["kmer_sampling"][0])
         self._containment_index = KmerContainment.load(folder, self.kmer_sampling_, len(self.reference_))
         self.calibration_ = {family: Calibration.from_dict(c) for family, c in config["calibration"].items()}
 

@@ -32,7 +32,8 @@ PCA_SAMPLE = 8000
 #: and 1,000 cells with 32 probed still scan only 3% of a 1M reference.
 APPROXIMATE_ABOVE = 200_000
 N_PROBE = 32
-#: Queries embedded and searched at once by one thread, at most.
+#: Queries embedded and searched at once by one thread (the last block of a call holds the rest), whatever
+#: the number of threads, so that the cosines do not depend on it.
 SEARCH_BLOCK = 512
 #: Query rows from which FAISS scans a flat index with BLAS (FAISS's former default). FAISS 1.15 counts
 #: rows x dim against 128,000, i.e. 1,000 rows at dim 128; below that its plain loop cost ~0.7 ms per
