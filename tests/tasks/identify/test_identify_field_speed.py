@@ -13,7 +13,7 @@ from bioscan5m.models.kmer import kmer_counts
 from bioscan5m.tasks.identify import BarcodeIdentifier
 from bioscan5m.tasks.identify import identifier as identifier_module
 from bioscan5m.tasks.identify.containment import STRAND_MARGIN, KmerContainment, strand_votes
-from bioscan5m.tasks.identify.kmer_index import KmerIndex, unit_rows
+from bioscan5m.tasks.identify.kmer_index import KmerIndex, principal_axes, unit_rows
 from bioscan5m.tasks.identify.queries import reverse_complement
 from bioscan5m.tasks.identify.sequence_alignment import candidate_alignments, overlap_alignment
 
@@ -141,6 +141,39 @@ def test_kmer_index_embedding_equals_the_dense_profile_projection(barcodes):
     np.testing.assert_allclose(similarity[:, 0], 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [1200, 300, 200])
+def test_principal_axes_are_scikit_learns_pca_to_the_bit(rows):
+    """The k-mer index's PCA, computed without scikit-learn, is scikit-learn's to the last bit: randomized
+    with the range found on either side (more or fewer rows than columns), and full for few rows."""
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(rows)
+    x = np.where(rng.random((rows, 1024)) < 0.15, rng.random((rows, 1024)), 0).astype(np.float32)
+    x = unit_rows(x)
+    dim = min(128, rows - 1)
+    randomized = dim < min(x.shape) // 2
+    pca = PCA(dim, svd_solver="randomized" if randomized else "full", iterated_power=3 if randomized else "auto",
+              random_state=7).fit(x)
+    mean, axes = principal_axes(x.copy(), dim, 7)
+    assert np.array_equal(mean, pca.mean_) and np.array_equal(axes, pca.components_)
+    assert axes.shape == (dim, 1024) and (np.abs(axes).argmax(1) == np.argmax(axes, 1)).all()
+
+
+def test_the_kmer_index_does_not_depend_on_the_blas_threads():
+    """BLAS sums in an order that depends on its threads: the PCA runs on one whatever the caller (numpy
+    takes as many as the machine has cores), so the axes and the index are the same on every machine."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(3)
+    barcodes = ["".join(rng.choice(list("ACGT"), 658)) for _ in range(3000)]
+    built = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            built.append(KmerIndex(threads=2).build(barcodes))
+    assert np.array_equal(built[0].components, built[1].components)
+    assert np.array_equal(built[0].index.reconstruct_n(0, 3000), built[1].index.reconstruct_n(0, 3000))
+
+
 def test_sampled_containment_index_stays_bounded_and_still_names_fragments(barcodes):
     references = barcodes["dna_barcode"].tolist()
     full = KmerContainment().build(references)
@@ -224,6 +257,42 @@ def _edlib_alignment(query: str, reference: str) -> tuple[float, int, float]:
     aligned = max(len(short), end - start + 1)
     coverage = 1.0 if len(query) <= len(reference) else min(1.0, (end - start + 1) / len(query))
     return max(0.0, 1.0 - result["editDistance"] / aligned), aligned, coverage
+
+
+def _mutated(rng: np.random.Generator, sequence: str, rate: float) -> str:
+    """``sequence`` with substitutions, insertions and deletions (and an N now and then) at ``rate``."""
+    out = []
+    for base in sequence:
+        roll = rng.random()
+        if roll < rate / 3:
+            out.append(rng.choice(list("ACGTN")))
+        elif roll < 2 * rate / 3:
+            out.append(base + rng.choice(list("ACGT")))
+        elif roll >= rate:
+            out.append(base)
+    return "".join(out)
+
+
+def test_overlap_alignment_equals_a_plain_edlib_alignment_on_made_up_barcodes():
+    """The distance-only search, its shortcut where the start cannot matter and its start searched over a
+    window give edlib's own locations' answers: pairs of every kind (equal lengths, fragments inside,
+    query longer, diverged, tandem repeats whose ends tie, Ns), from a bare clone."""
+    rng = np.random.default_rng(5)
+    pairs = []
+    for _ in range(300):
+        barcode = "".join(rng.choice(list("ACGT"), int(rng.integers(560, 700))))
+        relative = _mutated(rng, barcode, float(rng.uniform(0.01, 0.25)))
+        start = int(rng.integers(0, 300))
+        fragment = _mutated(rng, barcode[start:start + int(rng.integers(100, 350))], 0.05)
+        repeat = "ACGTTG" * 30
+        for query, reference in [(relative, barcode), (barcode, relative), (fragment, barcode), (barcode, fragment),
+                                 (relative[:len(barcode)], barcode), ("TT" + relative + "GGA", barcode),
+                                 (repeat[:100], "CC" + repeat + "AA"), (_mutated(rng, repeat[:90], 0.1), repeat)]:
+            pairs.append((query, reference))
+    shortcut = sum(len(q) <= len(r) and q not in r for q, r in pairs)
+    assert shortcut > 1000
+    for query, reference in pairs:
+        assert overlap_alignment(query, reference) == _edlib_alignment(query, reference), (query, reference)
 
 
 def test_overlap_alignment_equals_a_plain_edlib_alignment(barcodes):

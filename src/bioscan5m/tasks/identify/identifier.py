@@ -240,10 +240,12 @@ class BarcodeIdentifier:
         model_dir = model_directory(self.method)
         # Two steps of seconds (minutes for a million barcodes): say which one runs.
         bar = tqdm(total=2, desc=f"indexing {len(ref):,} reference barcodes", unit="step", disable=self._no_bar())
-        # The containment index is built on another thread meanwhile (its kernel releases the GIL).
-        with bar, ThreadPoolExecutor(1) as pool:
+        # The containment index is built on another thread meanwhile (its kernel releases the GIL), and
+        # scikit-learn, which the calibration needs, is imported (~1.4 s of Python) while kernels run.
+        with bar, ThreadPoolExecutor(2) as pool:
             bar.set_postfix_str("k-mer and containment indexes")
             building = pool.submit(KmerContainment(threads=self.threads_).build, ref.sequences)
+            pool.submit(_import_scikit_learn)
             if model_dir is not None:
                 self.index_ = EmbeddingIndex(model_dir).build(ref.sequences)
             else:
@@ -653,6 +655,12 @@ class BarcodeIdentifier:
         self.kmer_sampling_ = int(arrays["kmer_sampling"][0])
         self._containment_index = KmerContainment.load(folder, self.kmer_sampling_, len(self.reference_))
         self.calibration_ = {family: Calibration.from_dict(c) for family, c in config["calibration"].items()}
+
+
+def _import_scikit_learn() -> None:
+    """Import what the calibration uses of scikit-learn."""
+    import sklearn.isotonic  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
 
 
 def _fragments(sequences: list[str], seed: int) -> list[str]:

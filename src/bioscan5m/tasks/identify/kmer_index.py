@@ -16,6 +16,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 from safetensors.numpy import load_file, save_file
+from threadpoolctl import threadpool_limits
 
 from bioscan5m.models.kmer import kmer_windows
 from bioscan5m.tasks.identify.blocks import run_blocks
@@ -90,6 +91,33 @@ def _project_profiles(codes, valid, basis, out):  # pragma: no cover - compiled 
             out[i, j] = total[j] * scale
 
 
+def principal_axes(x: np.ndarray, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column means ``(F,)`` and the first ``dim`` principal axes ``(dim, F)`` of the rows of ``x`` (float32
+    ``(N, F)``, centred in place), the same numbers as scikit-learn's ``PCA(dim, random_state=seed)`` with
+    ``svd_solver="randomized", iterated_power=3`` when ``dim`` is under half of ``min(N, F)`` and
+    ``svd_solver="full"`` otherwise: the same operations in the same order (Halko et al.'s range finder with
+    LU-normalised power iterations, then an SVD; signs so that each axis's largest entry is positive),
+    without importing scikit-learn (~1.4 s, most of a small reference's build)."""
+    from scipy import linalg
+
+    mean = np.mean(x, axis=0)
+    x -= mean
+    if dim < min(x.shape) // 2:
+        transposed = x.shape[0] < x.shape[1]  # the range is found on the smaller side
+        a = x.T if transposed else x
+        basis = np.random.RandomState(seed).normal(size=(a.shape[1], dim + 10)).astype(x.dtype, copy=False)
+        for _ in range(3):
+            basis = linalg.lu(a @ basis, permute_l=True, check_finite=False)[0]
+            basis = linalg.lu(a.T @ basis, permute_l=True, check_finite=False)[0]
+        basis = linalg.qr(a @ basis, mode="economic", check_finite=False)[0]
+        u, _, vt = linalg.svd(basis.T @ a, full_matrices=False, lapack_driver="gesdd")
+        axes = (basis @ u)[:, :dim].T if transposed else vt[:dim]
+    else:
+        axes = linalg.svd(x, full_matrices=False)[2][:dim]
+    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
+    return mean, axes * signs[:, None]
+
+
 class KmerIndex:
     """Cosine search over PCA-compressed k-mer profiles of reference barcodes.
 
@@ -152,17 +180,16 @@ class KmerIndex:
 
     def build(self, sequences: Sequence[str]) -> KmerIndex:
         """Fit the PCA on (a sample of) ``sequences`` and index all of them."""
-        from sklearn.decomposition import PCA
-
         rng = np.random.default_rng(self.seed)
         sample = np.sort(rng.choice(len(sequences), min(PCA_SAMPLE, len(sequences)), replace=False))
         profiles = self.profiles([sequences[i] for i in sample])
         dim = max(1, min(self.dim, profiles.shape[0] - 1, profiles.shape[1]))
-        randomized = dim < min(profiles.shape) // 2
-        # copy=False: the PCA centres the sample in place (it is not needed afterwards).
-        pca = PCA(dim, svd_solver="randomized" if randomized else "full", iterated_power=3 if randomized else "auto",
-                  random_state=self.seed, copy=False).fit(profiles)
-        self._set_pca(pca.mean_, pca.components_)
+        # One BLAS thread: BLAS sums the products in an order that depends on its threads, so with as many
+        # as the machine has cores (numpy's default) the axes, and the answers, depended on the machine.
+        # It also leaves the other cores to the containment index, built meanwhile, instead of BLAS
+        # threads spinning for them (~1 CPU s).
+        with threadpool_limits(1, user_api="blas"):
+            self._set_pca(*principal_axes(profiles, dim, self.seed))
         if len(sequences) <= APPROXIMATE_ABOVE:
             self.index = faiss.IndexFlatIP(self.components.shape[0])
             self.index.add(self.embed_all(sequences))
