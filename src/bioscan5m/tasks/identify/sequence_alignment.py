@@ -49,8 +49,7 @@ def overlap_alignment(query: str, reference: str) -> tuple[float, int, float]:
     distance, end = found["editDistance"], found["locations"][0][1]
     n = len(short)
     # The aligned stretch of the longer one ends at ``end``, so it is at most end + 1 long: when that is
-    # no longer than a query (26% of the pairs aligned for held-out BOLD queries), its start cannot
-    # change the answer.
+    # no longer than a query, its start cannot change the answer.
     if short is query and end < n:
         return max(0.0, 1.0 - distance / n), n, 1.0
     # Its start, as edlib's task="locations" finds it (the start of the longest alignment ending at
