@@ -1,5 +1,3 @@
-import sys
+from bioscan5m.cli import run_and_exit
 
-from bioscan5m.cli import main
-
-sys.exit(main())
+run_and_exit()

@@ -70,3 +70,20 @@ def test_unknown_split_and_unsafe_zip_exit_2_without_traceback(tmp_path, capsys)
     with pytest.raises(BioscanError, match=r"\.\./escape\.txt"):
         extract_archive(archive, tmp_path / "root")
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_the_console_command_exits_with_mains_status(tmp_path):
+    """``python -m bioscan5m`` (and the installed ``bioscan5m``) run :func:`main` and exit with its status,
+    the cycle collector's exit passes skipped: 0 for help, 2 with one line and no output on bad input."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "bioscan5m"]
+    done = subprocess.run([*command, "stats", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "usage: bioscan5m stats" in done.stdout
+    fasta = tmp_path / "queries.fasta"
+    fasta.write_text(">q1\nACGT\n")
+    refused = subprocess.run([*command, "identify", "--reference", str(tmp_path / "absent.tsv"), "--queries",
+                              str(fasta), "--out", str(tmp_path / "out.tsv")], capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "absent.tsv" in refused.stderr
+    assert not (tmp_path / "out.tsv").exists()

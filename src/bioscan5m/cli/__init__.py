@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import os
 import pkgutil
@@ -116,6 +117,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
+
+
+def run_and_exit() -> NoReturn:
+    """The console command: :func:`main`, then the process ends with its status.
+
+    Everything is moved out of the cycle collector's sight first: Python's exit runs full collections over
+    every object of every imported module (0.4-0.5 s after ``identify``, nearly a tenth of a cached run) only
+    to free what the process's end frees anyway.
+    """
+    status = main()
+    gc.freeze()
+    sys.exit(status)
 
 
 def _declared_outputs(args: argparse.Namespace) -> tuple[Output, ...]:

@@ -144,16 +144,19 @@ def test_kmer_index_embedding_equals_the_dense_profile_projection(barcodes):
 @pytest.mark.parametrize("rows", [1200, 300, 200])
 def test_principal_axes_are_scikit_learns_pca_to_the_bit(rows):
     """The k-mer index's PCA, computed without scikit-learn, is scikit-learn's to the last bit: randomized
-    with the range found on either side (more or fewer rows than columns), and full for few rows."""
+    with the range found on either side (more or fewer rows than columns), and full for few rows, both on
+    one BLAS thread (which principal_axes always uses)."""
     from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(rows)
     x = np.where(rng.random((rows, 1024)) < 0.15, rng.random((rows, 1024)), 0).astype(np.float32)
     x = unit_rows(x)
     dim = min(128, rows - 1)
     randomized = dim < min(x.shape) // 2
-    pca = PCA(dim, svd_solver="randomized" if randomized else "full", iterated_power=3 if randomized else "auto",
-              random_state=7).fit(x)
+    with threadpool_limits(1, user_api="blas"):
+        pca = PCA(dim, svd_solver="randomized" if randomized else "full",
+                  iterated_power=3 if randomized else "auto", random_state=7).fit(x)
     mean, axes = principal_axes(x.copy(), dim, 7)
     assert np.array_equal(mean, pca.mean_) and np.array_equal(axes, pca.components_)
     assert axes.shape == (dim, 1024) and (np.abs(axes).argmax(1) == np.argmax(axes, 1)).all()

@@ -3,6 +3,8 @@ checked against the plain per-record algorithm, and what reading the inputs leav
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -91,8 +93,8 @@ def test_a_rank_without_any_name_is_all_missing():
 
 
 def test_reading_queries_leaves_no_records_cache(tmp_path, monkeypatch):
-    """Queries are read once per run: they are not cached; a reference file is (it is read again whenever
-    an index for other options is built)."""
+    """Queries are read once per run: they are not cached; ``read_reference`` caches a file's records
+    unless told not to (identify tells it not to for a reference file: see below)."""
     monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "cache"))
     queries = tmp_path / "queries.fasta"
     queries.write_text(">q1 first\nacgt-ACGTAA\n>q2\nNNTTGGCC\nAATT\n")
@@ -116,20 +118,39 @@ def test_a_bad_barcode_names_its_first_record():
         read_reference(frame)
 
 
-def test_the_references_records_cache_follows_identifys_cache_folder(tmp_path, monkeypatch):
-    """`identify --cache-dir X` keeps the reference's parsed records under X too (not in the user cache), and
-    `use_cache=False` leaves none anywhere."""
+def test_identify_keeps_its_caches_in_its_cache_folder(tmp_path, monkeypatch):
+    """`identify --cache-dir X` keeps the reference's index under X (not in the user cache), and the records
+    of a dataset folder too; a reference file gets no records cache (its index is found without reading it
+    again), and `use_cache=False` leaves nothing anywhere."""
+    from bioscan5m.data.records import METADATA_PATHS
+    from bioscan5m.data.schema import COLUMN_NAMES
     from bioscan5m.tasks.identify import BarcodeIdentifier
 
     monkeypatch.setenv("BIOSCAN5M_CACHE_DIR", str(tmp_path / "user-cache"))
+    rows = [(f"R{i}", "Diptera", "Aus", f"Aus b{i % 3}", f"{'ACGT' * 40}{'ACGT'[i % 4] * 8}{'TTGCA' * 30}")
+            for i in range(30)]
     reference = tmp_path / "reference.tsv"
-    rows = [f"R{i}\tDiptera\tAus\tAus b{i % 3}\t{'ACGT' * 40}{'ACGT'[i % 4] * 8}{'TTGCA' * 30}" for i in range(30)]
-    reference.write_text("processid\torder_name\tgenus_name\tspecies_name\tnucleotides\n" + "\n".join(rows) + "\n")
-    BarcodeIdentifier(n_simulated=20, threads=1, cache_dir=tmp_path / "chosen", progress=False).fit(reference)
-    assert len(list((tmp_path / "chosen").glob("records/reference.tsv.*.parquet"))) == 1
+    reference.write_text("processid\torder_name\tgenus_name\tspecies_name\tnucleotides\n"
+                         + "".join("\t".join(row) + "\n" for row in rows))
+    dataset = tmp_path / "dataset"
+    (dataset / METADATA_PATHS[0]).parent.mkdir(parents=True)
+    with open(dataset / METADATA_PATHS[0], "w", newline="") as handle:  # the 23 BIOSCAN-5M columns
+        writer = csv.DictWriter(handle, fieldnames=COLUMN_NAMES)
+        writer.writeheader()
+        writer.writerows({"processid": processid, "sampleid": processid, "order": order, "genus": genus,
+                          "species": species, "dna_barcode": barcode, "split": "train"}
+                         for processid, order, genus, species, barcode in rows)
+    model = BarcodeIdentifier(n_simulated=20, threads=1, cache_dir=tmp_path / "chosen", progress=False)
+    model.fit(reference)
+    assert model.cache_path_.parent == tmp_path / "chosen" / "identify"
+    assert not (tmp_path / "chosen" / "records").exists()
+    model.fit(dataset)
+    assert model.cache_path_.parent == tmp_path / "chosen" / "identify"
+    assert len(list((tmp_path / "chosen").glob("records/*.parquet"))) == 1
     assert not (tmp_path / "user-cache").exists()
-    BarcodeIdentifier(n_simulated=20, threads=1, use_cache=False, cache_dir=tmp_path / "unused",
-                      progress=False).fit(reference)
+    for source in (reference, dataset):
+        BarcodeIdentifier(n_simulated=20, threads=1, use_cache=False, cache_dir=tmp_path / "unused",
+                          progress=False).fit(source)
     assert not (tmp_path / "unused").exists() and not (tmp_path / "user-cache").exists()
 
 

@@ -97,25 +97,33 @@ def principal_axes(x: np.ndarray, dim: int, seed: int) -> tuple[np.ndarray, np.n
     ``svd_solver="randomized", iterated_power=3`` when ``dim`` is under half of ``min(N, F)`` and
     ``svd_solver="full"`` otherwise: the same operations in the same order (Halko et al.'s range finder with
     LU-normalised power iterations, then an SVD; signs so that each axis's largest entry is positive),
-    without importing scikit-learn (~1.4 s, most of a small reference's build)."""
+    without importing scikit-learn (~1.4 s, most of a small reference's build).
+
+    Both run on one BLAS thread here (scikit-learn's only under a limit like this one): BLAS sums the products
+    in an order that depends on its threads, so with as many as the machine has cores (numpy's default) the
+    axes, and the answers, depended on the machine.
+    """
+    # Imported before the limit: threadpoolctl limits only the BLAS libraries already loaded, and scipy's
+    # is its own.
     from scipy import linalg
 
-    mean = np.mean(x, axis=0)
-    x -= mean
-    if dim < min(x.shape) // 2:
-        transposed = x.shape[0] < x.shape[1]  # the range is found on the smaller side
-        a = x.T if transposed else x
-        basis = np.random.RandomState(seed).normal(size=(a.shape[1], dim + 10)).astype(x.dtype, copy=False)
-        for _ in range(3):
-            basis = linalg.lu(a @ basis, permute_l=True, check_finite=False)[0]
-            basis = linalg.lu(a.T @ basis, permute_l=True, check_finite=False)[0]
-        basis = linalg.qr(a @ basis, mode="economic", check_finite=False)[0]
-        u, _, vt = linalg.svd(basis.T @ a, full_matrices=False, lapack_driver="gesdd")
-        axes = (basis @ u)[:, :dim].T if transposed else vt[:dim]
-    else:
-        axes = linalg.svd(x, full_matrices=False)[2][:dim]
-    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
-    return mean, axes * signs[:, None]
+    with threadpool_limits(1, user_api="blas"):
+        mean = np.mean(x, axis=0)
+        x -= mean
+        if dim < min(x.shape) // 2:
+            transposed = x.shape[0] < x.shape[1]  # the range is found on the smaller side
+            a = x.T if transposed else x
+            basis = np.random.RandomState(seed).normal(size=(a.shape[1], dim + 10)).astype(x.dtype, copy=False)
+            for _ in range(3):
+                basis = linalg.lu(a @ basis, permute_l=True, check_finite=False)[0]
+                basis = linalg.lu(a.T @ basis, permute_l=True, check_finite=False)[0]
+            basis = linalg.qr(a @ basis, mode="economic", check_finite=False)[0]
+            u, _, vt = linalg.svd(basis.T @ a, full_matrices=False, lapack_driver="gesdd")
+            axes = (basis @ u)[:, :dim].T if transposed else vt[:dim]
+        else:
+            axes = linalg.svd(x, full_matrices=False)[2][:dim]
+        signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
+        return mean, axes * signs[:, None]
 
 
 class KmerIndex:
@@ -184,12 +192,9 @@ class KmerIndex:
         sample = np.sort(rng.choice(len(sequences), min(PCA_SAMPLE, len(sequences)), replace=False))
         profiles = self.profiles([sequences[i] for i in sample])
         dim = max(1, min(self.dim, profiles.shape[0] - 1, profiles.shape[1]))
-        # One BLAS thread: BLAS sums the products in an order that depends on its threads, so with as many
-        # as the machine has cores (numpy's default) the axes, and the answers, depended on the machine.
-        # It also leaves the other cores to the containment index, built meanwhile, instead of BLAS
-        # threads spinning for them (~1 CPU s).
-        with threadpool_limits(1, user_api="blas"):
-            self._set_pca(*principal_axes(profiles, dim, self.seed))
+        # On one BLAS thread (see principal_axes), which also leaves the other cores to the containment
+        # index, built meanwhile, instead of BLAS threads spinning for them (~1 CPU s).
+        self._set_pca(*principal_axes(profiles, dim, self.seed))
         if len(sequences) <= APPROXIMATE_ABOVE:
             self.index = faiss.IndexFlatIP(self.components.shape[0])
             self.index.add(self.embed_all(sequences))
