@@ -664,7 +664,7 @@ class BarcodeIdentifier:
 
 def _import_scikit_learn() -> None:
     """Import what the calibration uses of scikit-learn."""
-    import sklearn.isotonic  # noqa: F401
+    import sklearn.isotonic
     import sklearn.linear_model  # noqa: F401
 
 
