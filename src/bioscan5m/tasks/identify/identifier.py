@@ -10,6 +10,7 @@ taxonomy plus the parameters, so an edited reference is re-indexed and an unchan
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -86,6 +87,30 @@ EXCLUSION_ROOM = 64
 #: fragments' novelty AUROC within 0.002) at half the cost: each fragment costs a containment search.
 FRAGMENT_SHARE = 0.25
 FRAGMENT_LENGTHS = (MIN_QUERY_LENGTH, PARTIAL_LENGTH - 1)
+
+
+@dataclass
+class _SimulatedQueries:
+    """The queries a fit simulates from its reference: the records (Q,) they come from, the haplotypes hidden
+    from each, whether each plays a new species (Q,), the query barcodes and which are partial (Q,)."""
+
+    records: np.ndarray
+    excluded: list[np.ndarray]
+    novel: np.ndarray
+    sequences: list[str]
+    partial: np.ndarray
+
+
+@dataclass
+class _CalibrationHits:
+    """Some simulated queries (``rows`` into them) searched and aligned: the search's scores and candidates,
+    and the identity and aligned length of each candidate, all ``(len(rows), n_candidates)``."""
+
+    rows: np.ndarray
+    score: np.ndarray
+    found: np.ndarray
+    identity: np.ndarray
+    aligned: np.ndarray
 
 
 @dataclass
@@ -245,51 +270,59 @@ class BarcodeIdentifier:
         model_dir = model_directory(self.method)
         # Two steps of seconds (minutes for a million barcodes): say which one runs.
         bar = tqdm(total=2, desc=f"indexing {len(ref):,} reference barcodes", unit="step", disable=self._no_bar())
+        simulated = self._simulated_queries(ref)
         # The containment index is built on another thread meanwhile (its kernel releases the GIL), and
-        # scikit-learn, which the calibration needs, is imported (~1.4 s of Python) while kernels run.
-        with bar, ThreadPoolExecutor(2) as pool:
+        # scikit-learn, which the calibration needs, is imported (~1.4 s of Python) while kernels run. The
+        # partial simulated queries need only the containment index: they are searched and aligned as soon
+        # as it is built, while the k-mer index's PCA runs on one core. Their blocks and the k-mer index's
+        # share one thread budget.
+        with bar, thread_budget(self.threads_), ThreadPoolExecutor(2) as pool:
             bar.set_postfix_str("k-mer and containment indexes")
             building = pool.submit(KmerContainment(threads=self.threads_).build, ref.sequences)
             pool.submit(_import_scikit_learn)
+
+            def partial_hits() -> _CalibrationHits:
+                self._containment_index = building.result()
+                return self._calibration_hits(simulated, simulated.partial, self._containment_index.search)
+
+            partial = pool.submit(contextvars.copy_context().run, partial_hits)
             if model_dir is not None:
                 self.index_ = EmbeddingIndex(model_dir).build(ref.sequences)
             else:
                 self.index_ = KmerIndex(self.k, self.dim, self.seed, self.threads_).build(ref.sequences)
             self._containment_index = building.result()
-            containment = self._containment()
-            self.kmer_sampling_ = containment.sampling
+            self.kmer_sampling_ = self._containment().sampling
             self._set_threads()
             bar.update()
             bar.set_postfix_str("calibrating on queries simulated from the reference")
-            self.calibration_, self.cosine_to_identity_ = self._calibrate(ref)
+            full = self._calibration_hits(simulated, ~simulated.partial, self.index_.search)
+            self.calibration_, self.cosine_to_identity_ = self._calibrate(ref, simulated, full, partial.result())
             bar.update()
 
-    def _calibrate(self, ref: ReferenceSet) -> tuple[dict[str, Calibration], np.ndarray]:
-        """Fit the calibration on queries simulated from the reference (see ``consensus``)."""
+    def _calibration_hits(self, simulated: _SimulatedQueries, rows: np.ndarray, search) -> _CalibrationHits:
+        """The simulated queries ``rows`` (a mask) searched by ``search`` with their hidden references left out,
+        and aligned to their candidates."""
+        rows = np.flatnonzero(rows)
+        queries = [simulated.sequences[i] for i in rows]
+        score, found = self._search_hiding(search, queries, [simulated.excluded[i] for i in rows])
+        identity, aligned, _ = candidate_alignments(queries, self.reference_.sequences, found, self.threads_)
+        return _CalibrationHits(rows, score, found, identity, aligned)
+
+    def _calibrate(self, ref: ReferenceSet, simulated: _SimulatedQueries, full_hits: _CalibrationHits,
+                   partial_hits: _CalibrationHits) -> tuple[dict[str, Calibration], np.ndarray]:
+        """Fit the calibration on queries simulated from the reference (see ``consensus``): the full-length
+        ones found by the k-mer index (``full_hits``), the partial ones by the containment index."""
         from sklearn.isotonic import IsotonicRegression
 
-        records, excluded, novel = self._simulated_queries(ref)
-        sequences = _fragments([ref.sequences[h] for h in ref.record_haplotype[records]], self.seed)
-        partial = np.array([len(q) < PARTIAL_LENGTH for q in sequences])
+        records, novel, sequences, partial = simulated.records, simulated.novel, simulated.sequences, simulated.partial
         full = ~partial
         cosine = np.full((len(records), self.n_candidates), -np.inf, dtype=np.float32)
         candidates = np.full((len(records), self.n_candidates), -1, dtype=np.int64)
         identity = np.full((len(records), self.n_candidates), -np.inf, dtype=np.float32)
         aligned = np.zeros((len(records), self.n_candidates), dtype=np.int32)
-
-        def search_and_align(part: tuple[np.ndarray, object]) -> None:
-            rows, search = np.flatnonzero(part[0]), part[1]
-            queries = [sequences[i] for i in rows]
-            found_score, found = self._search_hiding(search, queries, [excluded[i] for i in rows])
-            candidates[rows] = found
-            if search == self.index_.search:
-                cosine[rows] = found_score
-            identity[rows], aligned[rows], _ = candidate_alignments(queries, ref.sequences, found, self.threads_)
-
-        # The full-length and the partial queries overlap (each writes only its rows), in one thread budget.
-        with thread_budget(self.threads_):
-            list(overlapped(search_and_align, [(full, self.index_.search), (partial, self._containment().search)],
-                            depth=2 if self.threads_ > 1 else 1))
+        for hits in (full_hits, partial_hits):
+            candidates[hits.rows], identity[hits.rows], aligned[hits.rows] = hits.found, hits.identity, hits.aligned
+        cosine[full_hits.rows] = full_hits.score
 
         # The k-mer method reports identities: a monotone curve from cosine to alignment identity (fitted
         # on the full-length queries: a fragment's profile is a part of its barcode's), stored as 201
@@ -347,11 +380,12 @@ class BarcodeIdentifier:
         self._containment_index.threads = self.threads_
         return self._containment_index
 
-    def _simulated_queries(self, ref: ReferenceSet) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    def _simulated_queries(self, ref: ReferenceSet) -> _SimulatedQueries:
         """Reference records to use as queries, the haplotypes hidden from each, and whether its species is.
 
         Seen: a random record, hiding only its own barcode if no other record shares it. New species: one
-        record of a random species, hiding every barcode of that species.
+        record of a random species, hiding every barcode of that species. Each query is its record's barcode
+        or a fragment of it (see ``_fragments``).
         """
         rng = np.random.default_rng(self.seed)
         labelled = np.flatnonzero((ref.record_labels >= 0).any(1))
@@ -372,7 +406,9 @@ class BarcodeIdentifier:
 
         records = np.concatenate([seen, new]).astype(np.int64)
         novel = np.concatenate([np.zeros(len(seen), bool), np.ones(len(new), bool)])
-        return records, hide_seen + hide_new, novel
+        sequences = _fragments([ref.sequences[h] for h in ref.record_haplotype[records]], self.seed)
+        partial = np.array([len(q) < PARTIAL_LENGTH for q in sequences], dtype=bool)
+        return _SimulatedQueries(records, hide_seen + hide_new, novel, sequences, partial)
 
     # --- predicting ---------------------------------------------------------------------------------
 
