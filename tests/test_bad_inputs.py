@@ -334,8 +334,8 @@ def test_unexpected_errors_are_one_line_internal_errors_with_a_traceback_on_dema
 
     real_build = cli.build_parser
 
-    def build():
-        parser = real_build()
+    def build(*command):
+        parser = real_build(*command)
         parser._subparsers._group_actions[0].choices["stats"].set_defaults(func=broken)
         return parser
 
@@ -369,8 +369,8 @@ def test_interrupt_and_sigterm_clean_up_and_exit_130_143(world, tmp_path, monkey
 
     real_build = cli.build_parser
     for kind, status, word in (("int", 130, "interrupted"), ("term", 143, "terminated")):
-        def build(kind=kind):
-            parser = real_build()
+        def build(*command, kind=kind):
+            parser = real_build(*command)
             parser._subparsers._group_actions[0].choices["stats"].set_defaults(func=writes_then_stops(kind))
             return parser
 

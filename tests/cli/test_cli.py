@@ -87,3 +87,19 @@ def test_the_console_command_exits_with_mains_status(tmp_path):
                               str(fasta), "--out", str(tmp_path / "out.tsv")], capture_output=True, text=True, check=False)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "absent.tsv" in refused.stderr
     assert not (tmp_path / "out.tsv").exists()
+
+
+def test_a_command_is_parsed_without_importing_the_other_commands():
+    """``bioscan5m identify ...`` builds only identify's parser: the other commands' modules (clustering's,
+    the downloader's) are not imported; without a command every one is listed."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bioscan5m.cli import build_parser; parser = build_parser('identify'); "
+            "print(sorted(parser._subparsers._group_actions[0].choices), "
+            "[m for m in ('bioscan5m.tasks.cluster', 'bioscan5m.data.download', 'requests') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["['identify']", "[]"]
+    assert {"identify", "cluster", "download"} <= set(build_parser()._subparsers._group_actions[0].choices)
+    assert set(build_parser("nosuch")._subparsers._group_actions[0].choices) == set(
+        build_parser()._subparsers._group_actions[0].choices)
