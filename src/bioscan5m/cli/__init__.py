@@ -124,7 +124,7 @@ def run_and_exit() -> NoReturn:
     """The console command: :func:`main`, then the process ends with its status.
 
     Everything is moved out of the cycle collector's sight first: Python's exit runs full collections over
-    every object of every imported module (0.4-0.5 s after ``identify``, nearly a tenth of a cached run) only
+    every object of every imported module (~0.5 s after ``identify``, nearly a tenth of a cached run) only
     to free what the process's end frees anyway.
     """
     status = main()
