@@ -103,3 +103,26 @@ def test_a_command_is_parsed_without_importing_the_other_commands():
     assert {"identify", "cluster", "download"} <= set(build_parser()._subparsers._group_actions[0].choices)
     assert set(build_parser("nosuch")._subparsers._group_actions[0].choices) == set(
         build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_identify_makes_collections_rare_only_while_it_runs(monkeypatch):
+    """``identify`` raises the cycle collector's thresholds for its run and restores them afterwards, also
+    after an error, for a caller that goes on in the same process."""
+    import argparse
+    import gc
+
+    from bioscan5m.cli import identify as command
+
+    before = gc.get_threshold()
+    during = []
+
+    def fails(args):
+        during.append(gc.get_threshold())
+        raise ValueError("stop")
+
+    monkeypatch.setattr(command, "_identify", lambda args: during.append(gc.get_threshold()) or 0)
+    assert command.run(argparse.Namespace()) == 0
+    monkeypatch.setattr(command, "_identify", fails)
+    with pytest.raises(ValueError, match="stop"):
+        command.run(argparse.Namespace())
+    assert during == [(50_000, 20, 100)] * 2 and gc.get_threshold() == before

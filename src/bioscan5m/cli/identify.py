@@ -58,10 +58,18 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # One run, then the process ends: the cycle collector's passes over every imported module's objects
-    # (0.2-0.4 s of a run holding the GIL, mostly while scikit-learn is imported) find next to nothing to
-    # free, so they are made rare (Python's defaults: 700, 10, 10).
+    # The cycle collector's passes over every imported module's objects (0.2-0.4 s of a run holding the
+    # GIL, mostly while scikit-learn is imported) find next to nothing to free here: they are made rare
+    # during the run (Python's defaults: 700, 10, 10), and restored for a caller that goes on in this process.
+    previous = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
+    try:
+        return _identify(args)
+    finally:
+        gc.set_threshold(*previous)
+
+
+def _identify(args: argparse.Namespace) -> int:
     from bioscan5m.data.records import load_records
     from bioscan5m.errors import BioscanError
     from bioscan5m.tasks.identify import default_hits_path, identify

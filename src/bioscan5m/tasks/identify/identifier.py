@@ -188,7 +188,7 @@ class BarcodeIdentifier:
         # A model's embeddings are not cached here (the key does not know the model): built each fit.
         if not (self.use_cache and model_directory(self.method) is None):
             self.cache_path_ = None
-            self.reference_ = read_reference(reference, cache_dir=self.cache_dir, use_cache=self.use_cache)
+            self.reference_ = self._read_reference(reference)
             self._build(self.reference_)
             return self
         folder = default_index_dir(self.cache_dir)
@@ -198,9 +198,7 @@ class BarcodeIdentifier:
         key = self._remembered_key(reference, read)
         if key is not None and self._load_cached(folder / key):
             return self
-        # A folder's records are cached: its index key is found by reading them, every run.
-        ref = read[0] if read else read_reference(reference, cache_dir=self.cache_dir,
-                                                  use_cache=not _is_file(reference))
+        ref = read[0] if read else self._read_reference(reference)
         self.reference_ = ref
         self.cache_path_ = folder / self._cache_key(ref)
         if not self._load_cached(self.cache_path_):
@@ -217,14 +215,20 @@ class BarcodeIdentifier:
             return None
 
         def index_digest(path: Path, size: int) -> str:
-            # Without a records cache: once its index is remembered the file is not read again, and for
-            # 72k BOLD records writing and reading back that cache made this read 3x slower (1.4 s against
-            # 0.5 s) while reading it later, for another index, was hardly faster than parsing (0.4 s).
-            read.append(read_reference(path, cache_dir=self.cache_dir, use_cache=False))
+            read.append(self._read_reference(path))
             return self._index_digest(read[-1])
 
         return remembered_digest(reference, f"identify-index|{self._params_key()}", index_digest,
                                  self.cache_dir)[:KEY_LENGTH]
+
+    def _read_reference(self, reference: object) -> ReferenceSet:
+        """``read_reference``, with a records cache for a dataset folder only: its index key is found by
+        reading its records, every run. A file's index is found by the file's identity, so the file is not
+        read again; for 72k BOLD records, writing and reading back a records cache made the read 3x slower
+        (1.4 s against 0.5 s), while reading that cache later, for another index, was hardly faster than
+        parsing the file (0.4 s)."""
+        return read_reference(reference, cache_dir=self.cache_dir,
+                              use_cache=self.use_cache and not _is_file(reference))
 
     def _load_cached(self, folder: Path) -> bool:
         """Load the fitted state saved in ``folder``; False if there is none (a damaged one is removed)."""
@@ -282,8 +286,7 @@ class BarcodeIdentifier:
             pool.submit(_import_scikit_learn)
 
             def partial_hits() -> _CalibrationHits:
-                self._containment_index = building.result()
-                return self._calibration_hits(simulated, simulated.partial, self._containment_index.search)
+                return self._calibration_hits(simulated, simulated.partial, building.result().search)
 
             partial = pool.submit(contextvars.copy_context().run, partial_hits)
             if model_dir is not None:
