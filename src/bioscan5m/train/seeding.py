@@ -18,9 +18,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+from bioscan5m.splitmix import GOLDEN as _GOLDEN
+from bioscan5m.splitmix import mix64
 
 
 def mix_seed(*values: int) -> int:
@@ -30,10 +29,8 @@ def mix_seed(*values: int) -> int:
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _MIX1
-    x = (x ^ (x >> np.uint64(27))) * _MIX2
-    return x ^ (x >> np.uint64(31))
+    """SplitMix64's output for state ``x``: the state advanced by one step, then scrambled."""
+    return mix64(x + _GOLDEN)
 
 
 def hashed_uniform(seeds: np.ndarray, count: int) -> np.ndarray:

@@ -8,18 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
+from bioscan5m.splitmix import GOLDEN as _GOLDEN
+from bioscan5m.splitmix import mix64
+
 _MASK = (1 << 64) - 1
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser: a bijective scramble of uint64 values (array in, array out)."""
-    x = np.asarray(x, dtype=np.uint64)
-    x = (x ^ (x >> np.uint64(30))) * _MIX1
-    x = (x ^ (x >> np.uint64(27))) * _MIX2
-    return x ^ (x >> np.uint64(31))
 
 
 def hash64(seed: int, stream: int, keys: np.ndarray, *subkeys: np.ndarray | int) -> np.ndarray:
