@@ -42,15 +42,15 @@ def build_map(records: Any, reducer: str, cache_dir: str | os.PathLike[str] | No
     """The map of ``records`` (those with a barcode): coordinates read from the cache folder when this
     reference was reduced the same way before, else embedded, reduced and stored there."""
     from bioscan5m.cachedir import cache_folder, entry_name, mark_used
-    from bioscan5m.tasks.cluster.protocol import REDUCED_VERSION
+    from bioscan5m.tasks.cluster.reduce import reduction_stamp
 
     taxonomy = backends.taxonomy_table(records)
     barcodes = records.barcodes(clean=True)
     keep = np.array([bool(b) for b in barcodes], dtype=bool)
     ids = taxonomy["processid"].to_numpy(dtype=object)[keep]
     kept = [b for b, k in zip(barcodes, keep) if k]
-    # REDUCED_VERSION: a change of the reduction itself (e.g. its seeding) re-reduces, as it does for cluster.
-    settings = f"{REDUCED_VERSION}\0{backends.MAP_ENCODER}\0{reducer}\0{sorted(backends.MAP_UMAP.items())}\0"
+    # A change of the reduction itself (e.g. its seeding) or of UMAP's release re-reduces, as it does for cluster.
+    settings = f"{reduction_stamp()}\0{backends.MAP_ENCODER}\0{reducer}\0{sorted(backends.MAP_UMAP.items())}\0"
     digest = hashlib.sha256(settings.encode())
     for record_id, barcode in zip(ids, kept):
         digest.update(f"{record_id}\t{barcode}\n".encode())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -241,7 +243,7 @@ def test_records_without_a_label_are_left_out_at_that_rank(bold_sample, bold_kme
     assert table.loc["genus", "ami"] > 0.8  # PCA-10 + Ward is weaker than UMAP, still far above chance
 
 
-def test_reduced_vectors_are_reused_until_the_embeddings_or_settings_change(bold_sample, bold_kmer, tmp_path,
+def test_reduced_vectors_are_reused_until_the_embeddings_settings_or_libraries_change(bold_sample, bold_kmer, tmp_path,
                                                                           monkeypatch):
     from bioscan5m.tasks.cluster import protocol as protocol_module
 
@@ -275,6 +277,11 @@ def test_reduced_vectors_are_reused_until_the_embeddings_or_settings_change(bold
     evaluate_encoders({"k": bold_kmer}, bold_sample, tmp_path / "fresh", ["genus"], pca, scatter_rank=None,
                       reuse_reduced=False)
     assert len(calls) == 6 and len(list(reduced.glob("*.npy"))) == 4  # nothing new kept
+    stamp = protocol_module.reduction_stamp()
+    assert f"umap-learn={version('umap-learn')}" in stamp and f"scikit-learn={version('scikit-learn')}" in stamp
+    monkeypatch.setattr(protocol_module, "reduction_stamp", lambda: stamp.replace("umap-learn=", "umap-learn=0"))
+    evaluate_encoders({"k": bold_kmer}, bold_sample, report, ["genus"], pca, scatter_rank=None)
+    assert len(calls) == 7  # another release of UMAP (or scikit-learn, ...): reduced again
 
 
 def test_ids_missing_from_the_labels_raise_a_clear_error(bold_sample, bold_kmer):

@@ -36,7 +36,7 @@ from bioscan5m.embeddings.store import Embeddings
 from bioscan5m.errors import BioscanError
 from bioscan5m.fileio import atomic_write
 from bioscan5m.tasks.cluster.clusterers import EXACT_WARD_LIMIT, make_clusterer, resolve_clusterer
-from bioscan5m.tasks.cluster.reduce import check_reducer, reduce_embeddings
+from bioscan5m.tasks.cluster.reduce import check_reducer, reduce_embeddings, reduction_stamp
 from bioscan5m.tasks.cluster.ward import WARD_KNN_NEIGHBORS
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 ZSC_RANKS: tuple[str, ...] = TARGET_RANKS[TARGET_RANKS.index("class") :]
 #: How per-rank AMI is read from the protocol (see the module docstring).
 READINGS: tuple[str, ...] = ("per-rank", "species-cut")
-#: Part of the ``reduced/`` cache key: bumped whenever the same vectors and settings reduce differently
-#: (2: UMAP's spectral start no longer draws ARPACK restart vectors from OS entropy).
-REDUCED_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -95,7 +92,7 @@ class ClusteringProtocol:
         if cache_dir is None or self.reducer == "none":
             return self._reduce(vectors, notes)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        settings = [REDUCED_VERSION, self.reducer, self.n_components, self.n_neighbors, self.min_dist,
+        settings = [reduction_stamp(), self.reducer, self.n_components, self.n_neighbors, self.min_dist,
                     self.metric, self.seed, vectors.shape]
         digest = hashlib.sha256(json.dumps(settings).encode())
         digest.update(memoryview(vectors).cast("B"))

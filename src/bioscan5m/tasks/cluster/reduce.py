@@ -16,8 +16,28 @@ from bioscan5m.errors import BioscanError
 log = logging.getLogger(__name__)
 
 REDUCERS: tuple[str, ...] = ("umap", "pca", "none")
+#: Part of every cache key of reduced vectors: bumped whenever the same vectors and settings reduce differently
+#: with the same libraries (2: UMAP's spectral start no longer draws ARPACK restart vectors from OS entropy).
+REDUCED_VERSION = 2
+#: The libraries whose releases can change a reduction: reduced vectors are cached per their versions.
+REDUCTION_LIBRARIES: tuple[str, ...] = ("umap-learn", "pynndescent", "scikit-learn", "scipy", "numpy", "numba")
 #: Below this many records UMAP computes exact distances and lays out small graphs quickly itself.
 UMAP_EXACT_BELOW = 4096
+
+
+@functools.cache
+def reduction_stamp() -> str:
+    """:data:`REDUCED_VERSION` and the installed versions of :data:`REDUCTION_LIBRARIES`, for cache keys: a
+    reduction cached under one release of UMAP is not read back under another."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    return " ".join([f"v{REDUCED_VERSION}", *(f"{name}={installed(name)}" for name in REDUCTION_LIBRARIES)])
 
 
 def check_reducer(name: str) -> str:
