@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from bioscan5m.tasks.identify.blocks import overlapped, run_blocks, thread_budget
+from bioscan5m.tasks.identify.blocks import overlapped, run_blocks, side_tasks, thread_budget
 
 
 @pytest.mark.parametrize(("n", "threads", "largest", "smallest"), [
@@ -89,3 +89,17 @@ def test_overlapped_with_depth_one_runs_in_this_thread_and_errors_reach_the_call
 
     with pytest.raises(ValueError, match="batch 2"):
         list(overlapped(fail, range(5), depth=2))
+
+
+def test_side_tasks_run_in_turn_with_one_thread_and_beside_with_more():
+    caller = threading.get_ident()
+    with side_tasks(1) as pool:
+        order = []
+        first = pool.submit(lambda: order.append("task") or threading.get_ident())
+        order.append("after submit")
+        failed = pool.submit(lambda: 1 / 0)
+    assert order == ["task", "after submit"] and first.result() == caller  # ran at once, in the caller's thread
+    with pytest.raises(ZeroDivisionError):
+        failed.result()  # an error surfaces where the result is asked for, as from a pool
+    with side_tasks(2) as pool:
+        assert pool.submit(threading.get_ident).result() != caller

@@ -2,8 +2,6 @@
 calibration of partial queries run beside the k-mer index's build) give what one at a time gives; the queries are read once. On real BOLD
 barcodes."""
 
-from concurrent.futures import Future
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +9,7 @@ import pytest
 from bioscan5m.data.schema import TAXONOMIC_RANKS
 from bioscan5m.tasks.identify import BarcodeIdentifier, identify
 from bioscan5m.tasks.identify import identifier as identifier_module
-from bioscan5m.tasks.identify.blocks import overlapped
+from bioscan5m.tasks.identify.blocks import InTurnExecutor, overlapped
 from bioscan5m.tasks.identify.queries import reverse_complement
 
 
@@ -39,24 +37,6 @@ def _one_at_a_time(run, items, depth):
     return overlapped(run, items, 1)
 
 
-class _InTurn:
-    """A ThreadPoolExecutor that runs each task when it is submitted, in the caller's thread."""
-
-    def __init__(self, workers: int) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def submit(self, fn, *args):
-        done = Future()
-        done.set_result(fn(*args))
-        return done
-
-
 def test_overlapped_batches_and_calibration_answer_as_one_at_a_time(bold, monkeypatch):
     reference, queries = bold
     params = {"n_simulated": 150, "threads": 2, "batch_size": 64, "use_cache": False, "progress": False}
@@ -69,7 +49,7 @@ def test_overlapped_batches_and_calibration_answer_as_one_at_a_time(bold, monkey
     # One at a time: the query batches, and the fit's tasks (the containment index, then the partial simulated
     # queries' calibration searches, which otherwise run beside the k-mer index's build).
     monkeypatch.setattr(identifier_module, "overlapped", _one_at_a_time)
-    monkeypatch.setattr(identifier_module, "ThreadPoolExecutor", _InTurn)
+    monkeypatch.setattr(identifier_module, "side_tasks", lambda threads: InTurnExecutor())
     alone = BarcodeIdentifier(**params).fit(reference)
     assert {f: c.to_dict() for f, c in together.calibration_.items()} == {
         f: c.to_dict() for f, c in alone.calibration_.items()}

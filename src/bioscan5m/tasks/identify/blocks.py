@@ -1,4 +1,4 @@
-"""Work on blocks of queries spread over Python threads: the work inside (FAISS, numba kernels, edlib)
+"""Work on blocks of queries spread over Python threads: the work inside (FAISS, numba kernels)
 releases the GIL, and one OpenMP thread per Python thread avoids OpenMP threads spinning for busy cores.
 
 Batches of queries can also overlap (:func:`overlapped`): while one batch is aligned, the next is searched,
@@ -13,7 +13,7 @@ import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -91,3 +91,21 @@ def overlapped(run: Callable[[T], R], items: Iterable[T], depth: int) -> Iterato
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+class InTurnExecutor(Executor):
+    """An executor that runs each task when it is submitted, in the caller's thread: with one thread asked
+    for, work that would run beside other work runs before it instead."""
+
+    def submit(self, fn: Callable[..., R], /, *args, **kwargs) -> Future:
+        done: Future = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except Exception as error:  # noqa: BLE001 - any error is the task's, raised by result() as from a pool
+            done.set_exception(error)
+        return done
+
+
+def side_tasks(threads: int) -> Executor:
+    """Where tasks that may run beside the caller's own work go: two threads, or in turn with ``threads`` 1."""
+    return ThreadPoolExecutor(2) if threads > 1 else InTurnExecutor()

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from bioscan5m.cachedir import cache_folder, discard, mark_used
 from bioscan5m.errors import BioscanError
 from bioscan5m.filehash import remembered_digest
 from bioscan5m.fileio import atomic_folder, atomic_path
-from bioscan5m.tasks.identify.blocks import overlapped, thread_budget
+from bioscan5m.tasks.identify.blocks import overlapped, side_tasks, thread_budget
 from bioscan5m.tasks.identify.consensus import RANKS, SPECIES, Calibration, Votes, vote
 from bioscan5m.tasks.identify.containment import (
     STRAND_MARGIN,
@@ -279,8 +278,8 @@ class BarcodeIdentifier:
         # scikit-learn, which the calibration needs, is imported (~1.4 s of Python) while kernels run. The
         # partial simulated queries need only the containment index: they are searched and aligned as soon
         # as it is built, while the k-mer index's PCA runs on one core. Their blocks and the k-mer index's
-        # share one thread budget.
-        with bar, thread_budget(self.threads_), ThreadPoolExecutor(2) as pool:
+        # share one thread budget. With one thread, each of these runs in turn instead.
+        with bar, thread_budget(self.threads_), side_tasks(self.threads_) as pool:
             bar.set_postfix_str("k-mer and containment indexes")
             building = pool.submit(KmerContainment(threads=self.threads_).build, ref.sequences)
             pool.submit(_import_scikit_learn)
