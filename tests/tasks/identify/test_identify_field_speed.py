@@ -15,7 +15,6 @@ from bioscan5m.tasks.identify import identifier as identifier_module
 from bioscan5m.tasks.identify.containment import STRAND_MARGIN, KmerContainment, strand_votes
 from bioscan5m.tasks.identify.kmer_index import KmerIndex, principal_axes, unit_rows
 from bioscan5m.tasks.identify.queries import reverse_complement
-from bioscan5m.tasks.identify.sequence_alignment import candidate_alignments, overlap_alignment
 
 
 @pytest.fixture(scope="module")
@@ -247,81 +246,3 @@ def test_repeated_queries_get_the_same_row_and_unanswered_ones_novelty_one(barco
     assert table["novelty_score"].notna().all()
 
 
-def _edlib_alignment(query: str, reference: str) -> tuple[float, int, float]:
-    """What :func:`overlap_alignment` means, by a plain edlib call every time (no shortcut)."""
-    import edlib
-
-    short, long = (query, reference) if len(query) <= len(reference) else (reference, query)
-    if not short:
-        return 0.0, 0, 0.0
-    result = edlib.align(short, long, mode="HW", task="locations",
-                         additionalEqualities=[("N", base) for base in "ACGT"])
-    start, end = result["locations"][0]
-    aligned = max(len(short), end - start + 1)
-    coverage = 1.0 if len(query) <= len(reference) else min(1.0, (end - start + 1) / len(query))
-    return max(0.0, 1.0 - result["editDistance"] / aligned), aligned, coverage
-
-
-def _mutated(rng: np.random.Generator, sequence: str, rate: float) -> str:
-    """``sequence`` with substitutions, insertions and deletions (and an N now and then) at ``rate``."""
-    out = []
-    for base in sequence:
-        roll = rng.random()
-        if roll < rate / 3:
-            out.append(rng.choice(list("ACGTN")))
-        elif roll < 2 * rate / 3:
-            out.append(base + rng.choice(list("ACGT")))
-        elif roll >= rate:
-            out.append(base)
-    return "".join(out)
-
-
-def test_overlap_alignment_equals_a_plain_edlib_alignment_on_made_up_barcodes():
-    """The distance-only search, its shortcut where the start cannot matter and its start searched over a
-    window give edlib's own locations' answers: pairs of every kind (equal lengths, fragments inside,
-    query longer, diverged, tandem repeats whose ends tie, Ns), from a bare clone."""
-    rng = np.random.default_rng(5)
-    pairs = []
-    for _ in range(300):
-        barcode = "".join(rng.choice(list("ACGT"), int(rng.integers(560, 700))))
-        relative = _mutated(rng, barcode, float(rng.uniform(0.01, 0.25)))
-        start = int(rng.integers(0, 300))
-        fragment = _mutated(rng, barcode[start:start + int(rng.integers(100, 350))], 0.05)
-        repeat = "ACGTTG" * 30
-        for query, reference in [(relative, barcode), (barcode, relative), (fragment, barcode), (barcode, fragment),
-                                 (relative[:len(barcode)], barcode), ("TT" + relative + "GGA", barcode),
-                                 (repeat[:100], "CC" + repeat + "AA"), (_mutated(rng, repeat[:90], 0.1), repeat)]:
-            pairs.append((query, reference))
-    shortcut = sum(len(q) <= len(r) and q not in r for q, r in pairs)
-    assert shortcut > 1000
-    for query, reference in pairs:
-        assert overlap_alignment(query, reference) == _edlib_alignment(query, reference), (query, reference)
-
-
-def test_overlap_alignment_equals_a_plain_edlib_alignment(barcodes):
-    """Exact matches skip edlib: identity, aligned length and coverage stay those of the alignment, on real
-    barcodes and their field forms both ways round (query shorter or longer), against themselves, a
-    relative, the reverse complement, and with Ns."""
-    sequences = list(barcodes["dna_barcode"][:60])
-    pairs = []
-    for barcode, other in zip(sequences, sequences[1:] + sequences[:1]):
-        masked = barcode[:200] + "N" * 5 + barcode[205:]
-        for form in [*_forms(barcode), masked, masked[150:450], "NNN" + barcode[:150]]:
-            pairs += [(form, barcode), (barcode, form), (form, other), (other, form),
-                      (form, reverse_complement(barcode))]
-    pairs += [("", "ACGT"), ("ACGT", ""), ("", ""), ("ACGT", "ACGT"), ("ACGT", "TTACGT"), ("TTACGT", "ACGT"),
-              ("ACGT", "ACGTTT"), ("ACGTTT", "ACGT"), ("ANGT", "ACGT"), ("ACGT", "NCGTACGT"), ("NCGTACGT", "ACGT"),
-              ("CCTT", "AAGG"), ("A", "C")]
-    exact = sum(bool(a) and bool(b) and (a in b or b in a) for a, b in pairs)
-    assert exact > 300  # the shortcut is exercised (identical, fragments inside, query longer)
-    for query, reference in pairs:
-        assert overlap_alignment(query, reference) == _edlib_alignment(query, reference), (query, reference)
-    queries = [q for q, _ in pairs[:400]]
-    references = sorted({r for _, r in pairs[:400]})
-    candidates = np.array([[references.index(r), -1] for _, r in pairs[:400]], dtype=np.int64)
-    identity, aligned, coverage = candidate_alignments(queries, references, candidates, threads=2)
-    expected = np.array([_edlib_alignment(q, r) for q, r in pairs[:400]])
-    assert np.array_equal(identity[:, 0], expected[:, 0].astype(np.float32))
-    assert np.array_equal(aligned[:, 0], expected[:, 1].astype(np.int32))
-    assert np.array_equal(coverage[:, 0], expected[:, 2].astype(np.float32))
-    assert np.all(identity[:, 1] == -np.inf) and not aligned[:, 1].any()

@@ -307,7 +307,7 @@ class BarcodeIdentifier:
         rows = np.flatnonzero(rows)
         queries = [simulated.sequences[i] for i in rows]
         score, found = self._search_hiding(search, queries, [simulated.excluded[i] for i in rows])
-        identity, aligned, _ = candidate_alignments(queries, self.reference_.sequences, found, self.threads_)
+        identity, aligned, _ = candidate_alignments(queries, self.reference_.packed, found, self.threads_)
         return _CalibrationHits(rows, score, found, identity, aligned)
 
     def _calibrate(self, ref: ReferenceSet, simulated: _SimulatedQueries, full_hits: _CalibrationHits,
@@ -459,6 +459,8 @@ class BarcodeIdentifier:
         kmer_similarity = np.zeros(n, dtype=np.float32)
         width = min(width, len(self.reference_))
         answerable = np.flatnonzero(status == OK)  # too short or low-complexity: nothing to search
+        if self.method == "kmer+align":
+            _ = self.reference_.packed  # packed for the alignments here, not by the first batches at once
 
         def run_batch(rows: np.ndarray) -> np.ndarray:
             batch, minus, cosine, found = self._search_batch([distinct[i] for i in rows], width)
@@ -470,7 +472,7 @@ class BarcodeIdentifier:
             candidates[rows, :width] = found
             if self.method == "kmer+align":
                 found_identity, found_aligned, found_coverage = candidate_alignments(
-                    batch, self.reference_.sequences, found, self.threads_)
+                    batch, self.reference_.packed, found, self.threads_)
             else:
                 found_identity = mapped
                 found_aligned, found_coverage = self._kmer_overlap(batch, found)
@@ -529,7 +531,7 @@ class BarcodeIdentifier:
             if self.method == "kmer+align":
                 # Short queries can meet an odd reference by k-mers on the wrong strand: let the alignment
                 # to each strand's first candidate decide.
-                first = candidate_alignments(searched, self.reference_.sequences, np.maximum(found[:, :1], 0),
+                first = candidate_alignments(searched, self.reference_.packed, np.maximum(found[:, :1], 0),
                                              self.threads_)[0][:, 0]
                 other_wins = (first[q:] > first[both]) | ((first[q:] == first[both]) & (first_score[q:] > first_score[both]))
             else:

@@ -12,6 +12,7 @@ import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from bioscan5m.data.schema import BIN, DNA_COLUMN, ID_COLUMN
 from bioscan5m.data.sequences import barcode_blocks, clean_barcodes
 from bioscan5m.errors import BioscanError
 from bioscan5m.tasks.identify.consensus import RANKS
+from bioscan5m.tasks.identify.sequence_alignment import PackedBarcodes, pack_barcodes
 
 #: How barcodes are cleaned before identification: ambiguity codes become N (N matches any base).
 CLEAN_OPTIONS = {"iupac": "mask"}
@@ -49,6 +51,11 @@ class ReferenceSet:
 
     def __len__(self) -> int:
         return len(self.sequences)
+
+    @cached_property
+    def packed(self) -> PackedBarcodes:
+        """The barcodes packed for the alignment kernel (made on first use)."""
+        return pack_barcodes(self.sequences)
 
     def fingerprint(self) -> str:
         """sha256 of everything identification depends on: barcodes, ids, taxonomy at every rank, BINs (hex)."""
