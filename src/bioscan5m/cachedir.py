@@ -12,6 +12,7 @@ not listed. Using an entry sets its modification time, which is its "last use" f
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -38,6 +39,21 @@ KINDS: dict[str, str] = {
 #: Temporary leftovers (a killed run's half-written entry) older than this are removed by any prune.
 STALE_TEMPORARY_S = 24 * 3600
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+@functools.cache
+def release_stamp(distributions: tuple[str, ...]) -> str:
+    """``name=version`` of each installed distribution (``name=absent`` where not installed), for cache keys:
+    an entry made with one release of a library that shapes it is not read back under another."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    return " ".join(f"{name}={installed(name)}" for name in distributions)
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:

@@ -1,5 +1,7 @@
 """Identification of held-out real BOLD barcodes, the CLI, its errors and the reference index cache."""
 
+from importlib.metadata import version
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from bioscan5m.data.schema import SCORED_RANKS, TAXONOMIC_RANKS
 from bioscan5m.errors import BioscanError
 from bioscan5m.peers.programs import write_fasta
 from bioscan5m.tasks.identify import HIT_COLUMNS, OUTPUT_COLUMNS, BarcodeIdentifier
+from bioscan5m.tasks.identify import identifier as identifier_module
 from bioscan5m.tasks.identify.consensus import vote
 from bioscan5m.tasks.identify.queries import reverse_complement
 from bioscan5m.tasks.metrics import micro_accuracy
@@ -82,7 +85,7 @@ def test_kmer_only_method_reports_identity_scale(bold, fitted):
 
 
 @pytest.mark.slow
-def test_index_cache_is_reused_and_invalidated(bold, fitted):
+def test_index_cache_is_reused_and_invalidated(bold, fitted, monkeypatch):
     reference, seen, _ = bold
     again = BarcodeIdentifier(cache_dir=fitted.cache_path_.parents[1], **FAST).fit(reference)
     assert again.from_cache_ and again.cache_path_ == fitted.cache_path_
@@ -99,6 +102,13 @@ def test_index_cache_is_reused_and_invalidated(bold, fitted):
         edited.loc[edited.index[:5], column] = value
         other = BarcodeIdentifier(cache_dir=fitted.cache_path_.parents[1], **FAST).fit(edited)
         assert not other.from_cache_ and other.cache_path_ not in (fitted.cache_path_, rebuilt.cache_path_), column
+    # Another release of a library that shapes the index (here scikit-learn's, for the calibration) indexes again.
+    stamp = identifier_module.release_stamp(identifier_module.INDEX_LIBRARIES)
+    assert f"scikit-learn={version('scikit-learn')}" in stamp and f"numpy={version('numpy')}" in stamp
+    monkeypatch.setattr(identifier_module, "release_stamp",
+                        lambda libraries: stamp.replace("scikit-learn=", "scikit-learn=0"))
+    upgraded = BarcodeIdentifier(cache_dir=fitted.cache_path_.parents[1], **FAST).fit(reference)
+    assert not upgraded.from_cache_ and upgraded.cache_path_ != fitted.cache_path_
     assert sorted(p.name for p in fitted.cache_path_.iterdir()) == [
         "config.json", "containment_bitmaps.npy", "containment_frequency.npy", "containment_postings.npy",
         "kmer.faiss", "kmer_pca.safetensors", "reference.safetensors"]

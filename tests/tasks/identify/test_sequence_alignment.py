@@ -105,10 +105,10 @@ def test_alignments_equal_edlib_on_real_barcodes(unseen_barcodes):
 
 
 def test_packed_barcodes_know_their_count_and_bases():
-    packed = pack_barcodes(["ACGTN", "", "GA", "acgR"])
-    assert isinstance(packed, PackedBarcodes) and len(packed) == 4
-    assert packed.starts.tolist() == [0, 5, 5, 7, 11]
-    assert packed.codes.tolist() == [0, 1, 2, 3, 4, 2, 0, 5, 5, 5, 5]
+    packed = pack_barcodes(["ACGTN", "", "GA", "acgR", "TÉ"])
+    assert isinstance(packed, PackedBarcodes) and len(packed) == 5
+    assert packed.starts.tolist() == [0, 5, 5, 7, 11, 13]
+    assert packed.codes.tolist() == [0, 1, 2, 3, 4, 2, 0, 5, 5, 5, 5, 3, 5]  # a non-ASCII letter too
 
 
 @pytest.mark.parametrize("other", ["R", "-"])

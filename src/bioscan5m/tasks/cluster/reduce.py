@@ -25,19 +25,12 @@ REDUCTION_LIBRARIES: tuple[str, ...] = ("umap-learn", "pynndescent", "scikit-lea
 UMAP_EXACT_BELOW = 4096
 
 
-@functools.cache
 def reduction_stamp() -> str:
     """:data:`REDUCED_VERSION` and the installed versions of :data:`REDUCTION_LIBRARIES`, for cache keys: a
     reduction cached under one release of UMAP is not read back under another."""
-    from importlib.metadata import PackageNotFoundError, version
+    from bioscan5m.cachedir import release_stamp
 
-    def installed(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "absent"
-
-    return " ".join([f"v{REDUCED_VERSION}", *(f"{name}={installed(name)}" for name in REDUCTION_LIBRARIES)])
+    return f"v{REDUCED_VERSION} {release_stamp(REDUCTION_LIBRARIES)}"
 
 
 def check_reducer(name: str) -> str:

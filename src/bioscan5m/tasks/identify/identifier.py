@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from tqdm.auto import tqdm
 
-from bioscan5m.cachedir import cache_folder, discard, mark_used
+from bioscan5m.cachedir import cache_folder, discard, mark_used, release_stamp
 from bioscan5m.errors import BioscanError
 from bioscan5m.filehash import remembered_digest
 from bioscan5m.fileio import atomic_folder, atomic_path
@@ -47,7 +47,7 @@ from bioscan5m.tasks.identify.queries import (
     reverse_complement,
 )
 from bioscan5m.tasks.identify.reference import ReferenceSet, read_queries, read_reference
-from bioscan5m.tasks.identify.sequence_alignment import candidate_alignments
+from bioscan5m.tasks.identify.sequence_alignment import PackedBarcodes, candidate_alignments
 
 #: ``kmer``: k-mer search only; ``kmer+align``: k-mer search, then exact alignment of the candidates;
 #: ``blast`` / ``vsearch``: the external programs find the hits, the same consensus names them.
@@ -77,6 +77,9 @@ HIT_COLUMNS: tuple[str, ...] = ("query_id", "hit", "reference_id", "bin_uri", "i
 DEFAULT_MIN_CONFIDENCE = 0.7
 #: Bump when what is stored in the cache changes meaning.
 CACHE_VERSION = 11
+#: The libraries whose releases can change an index (the PCA, FAISS's clustering, the containment kernel, the
+#: calibration's fits): indexes are cached per their versions, FAISS's read from the module (faiss-cpu, -gpu).
+INDEX_LIBRARIES: tuple[str, ...] = ("numpy", "scipy", "scikit-learn", "numba")
 #: Hex digits of an index's key (its folder name in the identify cache).
 KEY_LENGTH = 24
 #: Extra hits fetched while calibrating, so that hiding a species' barcodes still leaves enough hits.
@@ -261,7 +264,10 @@ class BarcodeIdentifier:
             self.index_.threads = self.threads_
 
     def _params_key(self) -> str:
-        return f"v{CACHE_VERSION}|k{self.k}|d{self.dim}|c{self.n_candidates}|t{self.tau}|s{self.n_simulated}|{self.seed}"
+        import faiss
+
+        return (f"v{CACHE_VERSION}|k{self.k}|d{self.dim}|c{self.n_candidates}|t{self.tau}|s{self.n_simulated}|"
+                f"{self.seed}|{release_stamp(INDEX_LIBRARIES)} faiss={faiss.__version__}")
 
     def _index_digest(self, ref: ReferenceSet) -> str:
         return hashlib.sha256(f"{ref.fingerprint()}|{self._params_key()}".encode()).hexdigest()
@@ -459,20 +465,20 @@ class BarcodeIdentifier:
         kmer_similarity = np.zeros(n, dtype=np.float32)
         width = min(width, len(self.reference_))
         answerable = np.flatnonzero(status == OK)  # too short or low-complexity: nothing to search
-        if self.method == "kmer+align":
-            _ = self.reference_.packed  # packed for the alignments here, not by the first batches at once
+        # Packed here, once, not by the first two batches at the same time.
+        packed = self.reference_.packed if self.method == "kmer+align" else None
 
         def run_batch(rows: np.ndarray) -> np.ndarray:
-            batch, minus, cosine, found = self._search_batch([distinct[i] for i in rows], width)
+            batch, minus, cosine, found = self._search_batch([distinct[i] for i in rows], width, packed)
             strand[rows[minus]] = "-"
             for i, seq in zip(rows, batch):
                 oriented[i] = seq
             mapped = _interp(cosine, self.cosine_to_identity_)
             kmer_similarity[rows] = mapped[:, 0]
             candidates[rows, :width] = found
-            if self.method == "kmer+align":
+            if packed is not None:
                 found_identity, found_aligned, found_coverage = candidate_alignments(
-                    batch, self.reference_.packed, found, self.threads_)
+                    batch, packed, found, self.threads_)
             else:
                 found_identity = mapped
                 found_aligned, found_coverage = self._kmer_overlap(batch, found)
@@ -494,10 +500,11 @@ class BarcodeIdentifier:
             self._peer_hits(hits, sequences)
         return hits
 
-    def _search_batch(self, forward: list[str], width: int
+    def _search_batch(self, forward: list[str], width: int, packed: PackedBarcodes | None
                       ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """Candidates of a batch of queries: the queries as searched, whether each was reverse-complemented
         (Q,), the k-mer index's cosines (Q, width; -inf where not searched) and the candidates (Q, width).
+        ``packed``: the reference packed for alignment (``kmer+align``), else None.
 
         The strand vote decides most queries' strand before any search; the rest are searched both ways
         and keep the strand whose first candidate aligns better (``kmer+align``; else is more similar,
@@ -528,11 +535,10 @@ class BarcodeIdentifier:
                     share[rows] = score[:, 0]
         if len(both):
             first_score = np.where(partial, share, cosine[:, 0])
-            if self.method == "kmer+align":
+            if packed is not None:
                 # Short queries can meet an odd reference by k-mers on the wrong strand: let the alignment
                 # to each strand's first candidate decide.
-                first = candidate_alignments(searched, self.reference_.packed, np.maximum(found[:, :1], 0),
-                                             self.threads_)[0][:, 0]
+                first = candidate_alignments(searched, packed, np.maximum(found[:, :1], 0), self.threads_)[0][:, 0]
                 other_wins = (first[q:] > first[both]) | ((first[q:] == first[both]) & (first_score[q:] > first_score[both]))
             else:
                 other_wins = first_score[q:] > first_score[both]

@@ -8,9 +8,9 @@ pairs of the 18,176 BOLD speed queries, two threads aligned them only 1.4x faste
 between and without the GIL (1.9 s on one thread, 1.2 s on two, the same answers: the tests compare it
 with edlib on real and made-up pairs). This module imports numba, so it is imported on first use.
 
-Barcodes come as base codes (:data:`BASE_CODES`): N is compatible with every base (edlib's
-``additionalEqualities`` for N), and any other byte matches nothing, not even itself (cleaned barcodes
-hold only ACGTN).
+Barcodes come as base codes (:data:`~bioscan5m.tasks.identify.sequence_alignment.BASE_CODES`): N is
+compatible with every base (edlib's ``additionalEqualities`` for N), and any other byte matches nothing, not
+even itself (cleaned barcodes hold only ACGTN).
 """
 
 from __future__ import annotations
@@ -21,10 +21,6 @@ import numpy as np
 _U = np.uint64
 _ONE = _U(1)
 _ALL = _U(0xFFFF_FFFF_FFFF_FFFF)
-#: Code of every byte: A C G T N -> 0-4, anything else -> 5 (matches nothing).
-BASE_CODES = np.full(256, 5, dtype=np.uint8)
-for _code, _base in enumerate(b"ACGTN"):
-    BASE_CODES[_base] = _code
 #: Edit distance tried first; a pair farther apart is aligned again with twice the limit (edlib's start too).
 FIRST_LIMIT = 64
 

@@ -21,11 +21,15 @@ from bioscan5m.tasks.identify.blocks import run_blocks
 
 #: Queries aligned per block, at most (one block per thread at a time).
 ALIGN_BLOCK = 64
+#: Code of every byte for the alignment kernel: A C G T N -> 0-4, anything else -> 5 (matches nothing).
+BASE_CODES = np.full(256, 5, dtype=np.uint8)
+BASE_CODES[np.frombuffer(b"ACGTN", dtype=np.uint8)] = np.arange(5, dtype=np.uint8)
+_BASE_TABLE = BASE_CODES.tobytes()
 
 
 @dataclass(frozen=True)
 class PackedBarcodes:
-    """Barcodes as one array of base codes (``myers.BASE_CODES``) and where each starts (``(n + 1,)``)."""
+    """Barcodes as one array of base codes (:data:`BASE_CODES`) and where each starts (``(n + 1,)``)."""
 
     codes: np.ndarray
     starts: np.ndarray
@@ -36,12 +40,11 @@ class PackedBarcodes:
 
 def pack_barcodes(sequences: Sequence[str]) -> PackedBarcodes:
     """``sequences`` (cleaned barcodes) as :class:`PackedBarcodes`."""
-    from bioscan5m.tasks.identify.myers import BASE_CODES
-
     starts = np.zeros(len(sequences) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in sequences], out=starts[1:])
-    joined = "".join(sequences).encode("ascii", errors="replace")
-    return PackedBarcodes(BASE_CODES[np.frombuffer(joined, dtype=np.uint8)], starts)
+    # bytes.translate maps 47 MB (72k BOLD barcodes) in ~40 ms; numpy's BASE_CODES[...] takes ~170 ms.
+    codes = "".join(sequences).encode("ascii", errors="replace").translate(_BASE_TABLE)
+    return PackedBarcodes(np.frombuffer(codes, dtype=np.uint8), starts)
 
 
 def candidate_alignments(queries: Sequence[str] | PackedBarcodes, references: Sequence[str] | PackedBarcodes,
