@@ -195,10 +195,13 @@ class LogisticCalibrator:
         return self
 
     def probability(self, x: np.ndarray) -> np.ndarray:
-        """P(y=1 | x) for each row of ``x``, float64 ``(n,)``."""
+        """P(y=1 | x) for each row of ``x``, float64 ``(n,)``. The logit is summed column by column, not by a
+        matrix product, whose last bits depend on how many rows it is given."""
         logit = np.full(len(x), self.intercept)
         if self.coef is not None:
-            logit = logit + ((x - self.mean) / self.scale) @ self.coef
+            standard = (x - self.mean) / self.scale
+            for column, weight in enumerate(self.coef):
+                logit = logit + standard[:, column] * weight
         return 1.0 / (1.0 + np.exp(-logit))
 
     def to_dict(self) -> dict:

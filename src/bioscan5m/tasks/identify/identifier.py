@@ -76,7 +76,7 @@ HIT_COLUMNS: tuple[str, ...] = ("query_id", "hit", "reference_id", "bin_uri", "i
 #: Default confidence a rank needs to enter the ``lineage`` column.
 DEFAULT_MIN_CONFIDENCE = 0.7
 #: Bump when what is stored in the cache changes meaning.
-CACHE_VERSION = 11
+CACHE_VERSION = 12
 #: The libraries whose releases can change an index (the PCA, FAISS's clustering, the containment kernel, the
 #: calibration's fits): indexes are cached per their versions, FAISS's read from the module (faiss-cpu, -gpu).
 INDEX_LIBRARIES: tuple[str, ...] = ("numpy", "scipy", "scikit-learn", "numba")

@@ -34,7 +34,7 @@ PCA_SAMPLE = 8000
 APPROXIMATE_ABOVE = 200_000
 N_PROBE = 32
 #: Queries embedded and searched at once by one thread (the last block of a call holds the rest), whatever
-#: the number of threads, so that the cosines do not depend on it.
+#: the number of threads (the rescored cosines depend on neither).
 SEARCH_BLOCK = 512
 #: Query rows from which FAISS scans a flat index with BLAS (FAISS's former default). FAISS 1.15 counts
 #: rows x dim against 128,000, i.e. 1,000 rows at dim 128; below that its plain loop cost ~0.7 ms per
@@ -43,6 +43,9 @@ SEARCH_BLOCK = 512
 BLAS_FROM_ROWS = 20
 #: Reference barcodes searched both ways (IVF and exact) to measure the recall of the approximate index.
 RECALL_SAMPLE = 1000
+#: Candidates fetched from FAISS beyond those asked for, so that ranking them by their exact cosines (see
+#: :meth:`KmerIndex.search`) can take in one that FAISS's rounding put just below the last place.
+RESCORE_ROOM = 8
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
@@ -63,6 +66,22 @@ def _unit_profiles(codes, valid, out):  # pragma: no cover - compiled by numba
             squares += out[i, c] * out[i, c]
         if squares > 0:
             out[i] /= np.sqrt(squares)
+
+
+def _exact_cosines(queries, references, found, out):  # pragma: no cover - compiled by numba
+    """``out[i, j]`` (``(Q, C)`` float32) becomes the inner product of row i of ``queries`` and row
+    ``found[i, j]`` of ``references`` (-inf where that is -1), summed in float64 in one fixed order: the
+    same value whatever else is searched with the query."""
+    for i in range(found.shape[0]):
+        for j in range(found.shape[1]):
+            r = found[i, j]
+            if r < 0:
+                out[i, j] = -np.inf
+                continue
+            total = 0.0
+            for t in range(queries.shape[1]):
+                total += np.float64(queries[i, t]) * np.float64(references[r, t])
+            out[i, j] = total
 
 
 def _project_profiles(codes, valid, basis, out):  # pragma: no cover - compiled by numba
@@ -214,6 +233,7 @@ class KmerIndex:
         self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, n_lists, faiss.METRIC_INNER_PRODUCT)
         self.index.train(training)
         self.index.nprobe = N_PROBE
+        self.index.make_direct_map()  # the candidates' vectors are read back by id to rescore them (saved too)
         probes = self.embed_all([sequences[i] for i in rng.choice(len(sequences), min(RECALL_SAMPLE, len(sequences)),
                                                                replace=False)])
         best = np.full((len(probes), 10), -np.inf, dtype=np.float32)
@@ -236,6 +256,11 @@ class KmerIndex:
                ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` most similar references of each query: cosine ``(Q, n)`` float32, index ``(Q, n)`` int64.
 
+        FAISS finds :data:`RESCORE_ROOM` more than ``n``; their cosines are computed again exactly
+        (:func:`_exact_cosines`) and the best ``n`` kept, ties in index order. FAISS's own cosines differ in
+        the last bits between a query searched alone and in a block of 20 or more (a plain loop or BLAS),
+        which changed confidences, novelty scores and, among near-equal references, the order of hits.
+
         ``exclude``: reference indices to leave out (used to simulate queries of absent species). With
         ``threads`` > 1, blocks of :data:`SEARCH_BLOCK` queries (the last one smaller) are
         embedded and searched on that many Python threads, each with one OpenMP thread (FAISS releases the GIL): OpenMP threads spin while
@@ -252,17 +277,35 @@ class KmerIndex:
         faiss.cvar.distance_compute_blas_threshold = min(faiss.cvar.distance_compute_blas_threshold,
                                                          BLAS_FROM_ROWS * self.index.d)
 
+        rescore = compiled(_exact_cosines)
+
         def run(start: int, stop: int) -> None:
             if self.threads > 1:
                 faiss.omp_set_num_threads(1)
-            similarity[start:stop], index[start:stop] = self.index.search(self.embed(sequences[start:stop]), n,
-                                                                          params=params)
+            embedded = self.embed(sequences[start:stop])
+            found = self.index.search(embedded, n + RESCORE_ROOM, params=params)[1]
+            references, rows = self._vectors_of(found)
+            exact = np.empty(found.shape, dtype=np.float32)
+            rescore(embedded, references, rows, exact)
+            best = np.lexsort((found, -exact))[:, :n]  # by cosine, then by index
+            similarity[start:stop] = np.take_along_axis(exact, best, 1)
+            index[start:stop] = np.take_along_axis(found, best, 1)
 
-        # Blocks of SEARCH_BLOCK whatever the threads: BLAS sums a block's dot products in an order that
-        # depends on its rows, so blocks sized by the threads gave cosines that differed in the last bits.
         run_blocks(run, len(sequences), self.threads, SEARCH_BLOCK, smallest=SEARCH_BLOCK)
-        similarity[index < 0] = -np.inf
+        index[similarity == -np.inf] = -1
         return similarity, index
+
+    def _vectors_of(self, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The indexed vectors ``found`` (``(Q, C)``, -1 for none) points to, and its rows into them: a
+        flat index's own storage as it is; an IVF index's found vectors read back by id."""
+        if isinstance(self.index, faiss.IndexFlat):
+            d = self.index.d
+            return faiss.rev_swig_ptr(self.index.get_xb(), self.index.ntotal * d).reshape(-1, d), found
+        kept = found >= 0
+        ids, rows = np.unique(found[kept], return_inverse=True)
+        positions = np.full(found.shape, -1, dtype=np.int64)
+        positions[kept] = rows
+        return self.index.reconstruct_batch(ids), positions
 
     def save(self, folder: str | os.PathLike[str]) -> None:
         """Write ``kmer_pca.safetensors`` and ``kmer.faiss`` into ``folder``."""
@@ -281,5 +324,7 @@ class KmerIndex:
         index.index = faiss.read_index(str(folder / "kmer.faiss"))
         if isinstance(index.index, faiss.IndexIVF):
             index.index.nprobe = N_PROBE
+            if index.index.direct_map.type == faiss.DirectMap.NoMap:
+                index.index.make_direct_map()
         index.recall = float(arrays["recall"][0]) if "recall" in arrays else 1.0
         return index
