@@ -119,7 +119,7 @@ class _CalibrationHits:
 class _Hits:
     """What the search found for Q queries (C hits each, columns in search order).
 
-    ``sequences``: the queries in the orientation searched; ``strand`` (Q,) "+"/"-"; ``status`` (Q,)
+    ``ids`` (Q,): what the tables name each query by; ``sequences``: the queries in the orientation searched; ``strand`` (Q,) "+"/"-"; ``status`` (Q,)
     before the search (:mod:`queries`); ``similarity`` (Q, C) identity scale (-inf: none); ``candidates``
     (Q, C) reference indices (-1: none); ``aligned`` (Q, C) aligned length in nt; ``coverage`` (Q, C)
     share of the query aligned; ``kmer_similarity`` (Q,) of the closest reference on the identity scale.
@@ -435,8 +435,10 @@ class BarcodeIdentifier:
         return self._predict(*read_queries(queries), n_hits)
 
     def _predict(self, ids: np.ndarray, sequences: list[str], n_hits: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """:meth:`predict_with_hits` of queries already read and cleaned (``read_queries``)."""
-        hits = self._search(ids, sequences, max(self.n_candidates, int(n_hits)))
+        """:meth:`predict_with_hits` of queries already read and cleaned (``read_queries``). The same barcode
+        often comes many times (one haplotype, many specimens): each distinct one is searched, voted on and
+        made into rows once, and its rows are repeated for every query that holds it."""
+        hits, inverse = self._search(sequences, max(self.n_candidates, int(n_hits)))
         c = self.n_candidates
         partial = np.array([len(s) < PARTIAL_LENGTH for s in hits.sequences]) & (self.method not in ("kmer",)) & (
             model_directory(self.method) is None)
@@ -445,13 +447,15 @@ class BarcodeIdentifier:
         # Methods without an alignment report (and are calibrated on) the search's similarity.
         calibration = self.calibration_["align" if self.method == "kmer+align" or self.method in PEER_METHODS
                                         else "kmer"]
-        return self._table(hits, votes, calibration), self._hits_table(hits, int(n_hits))
+        table = self._table(hits, votes, calibration).iloc[inverse].reset_index(drop=True)
+        table["query_id"] = ids
+        return table, _for_each_query(self._hits_table(hits, int(n_hits)), inverse, ids)
 
-    def _search(self, ids: np.ndarray, sequences: list[str], width: int) -> _Hits:
-        """Every distinct answerable query through the k-mer search (then alignment, or the peer program),
-        on the strand the strand vote picks, or on both where the vote is close."""
+    def _search(self, sequences: list[str], width: int) -> tuple[_Hits, np.ndarray]:
+        """Every distinct query barcode's hits (answerable ones through the k-mer search, then alignment or
+        the peer program, on the strand the strand vote picks, or on both where the vote is close), with
+        ``ids`` their row numbers, and the row of each of ``sequences`` among them."""
         self._set_threads()
-        # The same barcode often comes many times (one haplotype, many specimens): search each once.
         distinct, inverse = np.unique(np.array(sequences, dtype=object), return_inverse=True)
         distinct = [str(s) for s in distinct]
         n = len(distinct)
@@ -494,11 +498,11 @@ class BarcodeIdentifier:
             for rows in overlapped(run_batch, batches, depth=2 if self.threads_ > 1 else 1):
                 bar.update(int(np.isin(inverse, rows).sum()))
             bar.update(len(sequences) - bar.n)
-        hits = _Hits(ids, [oriented[i] for i in inverse], strand[inverse], status[inverse], similarity[inverse],
-                     candidates[inverse], aligned[inverse], coverage[inverse], kmer_similarity[inverse])
+        hits = _Hits(np.arange(n), oriented, strand, status, similarity, candidates, aligned, coverage,
+                     kmer_similarity)
         if self.method in PEER_METHODS:
-            self._peer_hits(hits, sequences)
-        return hits
+            self._peer_hits(hits, distinct)
+        return hits, inverse
 
     def _search_batch(self, forward: list[str], width: int, packed: PackedBarcodes | None
                       ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
@@ -750,6 +754,19 @@ def _lineage(names: dict[str, np.ndarray], confidence: np.ndarray, min_confidenc
                 break
             parts.append(name)
         out[row] = ";".join(parts)
+    return out
+
+
+def _for_each_query(hits: pd.DataFrame, inverse: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
+    """The hit table of distinct barcodes (``query_id``: their row numbers, in order) as one block of rows
+    per query, in query order: query i gets the block of distinct row ``inverse[i]``, under its own id."""
+    distinct_row = hits["query_id"].to_numpy(dtype=np.int64)
+    counts = np.bincount(distinct_row, minlength=int(inverse.max(initial=-1)) + 1)
+    first = np.cumsum(counts) - counts
+    repeats = counts[inverse]
+    position = np.arange(repeats.sum()) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    out = hits.iloc[np.repeat(first[inverse], repeats) + position].reset_index(drop=True)
+    out["query_id"] = np.repeat(ids, repeats)
     return out
 
 
