@@ -234,7 +234,15 @@ def test_repeated_queries_get_the_same_row_and_unanswered_ones_novelty_one(barco
     seq = barcodes["dna_barcode"].iloc[900]
     queries = {"a": seq, "b": reverse_complement(seq), "c": seq, "d": seq[:150], "short": "ACGTAC", "e": seq[:150],
                "polyA": "A" * 200}
-    table = model.predict(queries).set_index("query_id")
+    table, hits = model.predict_with_hits(queries, 3)
+    table = table.set_index("query_id")
+    assert list(table.index) == list(queries)
+    # Each repeat of a barcode gets its rows of hits under its own id, in query order.
+    assert list(dict.fromkeys(hits["query_id"])) == ["a", "b", "c", "d", "e"] and len(hits) == 15
+    hit_columns = [c for c in hits.columns if c not in ("query_id", "strand")]
+    for twin, of in (("c", "a"), ("b", "a"), ("e", "d")):
+        pd.testing.assert_frame_equal(hits.loc[hits["query_id"] == twin, hit_columns].reset_index(drop=True),
+                                      hits.loc[hits["query_id"] == of, hit_columns].reset_index(drop=True))
     columns = [c for c in table.columns if c != "strand"]
     pd.testing.assert_series_equal(table.loc["a", columns], table.loc["c", columns], check_names=False)
     pd.testing.assert_series_equal(table.loc["a", columns], table.loc["b", columns], check_names=False)
