@@ -119,10 +119,11 @@ class _CalibrationHits:
 class _Hits:
     """What the search found for Q queries (C hits each, columns in search order).
 
-    ``ids`` (Q,): what the tables name each query by; ``sequences``: the queries in the orientation searched; ``strand`` (Q,) "+"/"-"; ``status`` (Q,)
-    before the search (:mod:`queries`); ``similarity`` (Q, C) identity scale (-inf: none); ``candidates``
-    (Q, C) reference indices (-1: none); ``aligned`` (Q, C) aligned length in nt; ``coverage`` (Q, C)
-    share of the query aligned; ``kmer_similarity`` (Q,) of the closest reference on the identity scale.
+    ``ids`` (Q,): what the tables name each query by; ``sequences``: the queries in the orientation
+    searched; ``strand`` (Q,) "+"/"-"; ``status`` (Q,) before the search (:mod:`queries`); ``similarity``
+    (Q, C) identity scale (-inf: none); ``candidates`` (Q, C) reference indices (-1: none); ``aligned``
+    (Q, C) aligned length in nt; ``coverage`` (Q, C) share of the query aligned; ``kmer_similarity`` (Q,)
+    of the closest reference on the identity scale.
     """
 
     ids: np.ndarray
