@@ -117,16 +117,14 @@ class _CalibrationHits:
 
 @dataclass
 class _Hits:
-    """What the search found for Q queries (C hits each, columns in search order).
+    """What the search found for Q distinct query barcodes (C hits each, columns in search order).
 
-    ``ids`` (Q,): what the tables name each query by; ``sequences``: the queries in the orientation
-    searched; ``strand`` (Q,) "+"/"-"; ``status`` (Q,) before the search (:mod:`queries`); ``similarity``
-    (Q, C) identity scale (-inf: none); ``candidates`` (Q, C) reference indices (-1: none); ``aligned``
-    (Q, C) aligned length in nt; ``coverage`` (Q, C) share of the query aligned; ``kmer_similarity`` (Q,)
-    of the closest reference on the identity scale.
+    ``sequences``: the queries in the orientation searched; ``strand`` (Q,) "+"/"-"; ``status`` (Q,) before
+    the search (:mod:`queries`); ``similarity`` (Q, C) identity scale (-inf: none); ``candidates`` (Q, C)
+    reference indices (-1: none); ``aligned`` (Q, C) aligned length in nt; ``coverage`` (Q, C) share of the
+    query aligned; ``kmer_similarity`` (Q,) of the closest reference on the identity scale.
     """
 
-    ids: np.ndarray
     sequences: list[str]
     strand: np.ndarray
     status: np.ndarray
@@ -454,8 +452,8 @@ class BarcodeIdentifier:
 
     def _search(self, sequences: list[str], width: int) -> tuple[_Hits, np.ndarray]:
         """Every distinct query barcode's hits (answerable ones through the k-mer search, then alignment or
-        the peer program, on the strand the strand vote picks, or on both where the vote is close), with
-        ``ids`` their row numbers, and the row of each of ``sequences`` among them."""
+        the peer program, on the strand the strand vote picks, or on both where the vote is close), and the
+        row of each of ``sequences`` among them."""
         self._set_threads()
         distinct, inverse = np.unique(np.array(sequences, dtype=object), return_inverse=True)
         distinct = [str(s) for s in distinct]
@@ -499,8 +497,7 @@ class BarcodeIdentifier:
             for rows in overlapped(run_batch, batches, depth=2 if self.threads_ > 1 else 1):
                 bar.update(int(np.isin(inverse, rows).sum()))
             bar.update(len(sequences) - bar.n)
-        hits = _Hits(np.arange(n), oriented, strand, status, similarity, candidates, aligned, coverage,
-                     kmer_similarity)
+        hits = _Hits(oriented, strand, status, similarity, candidates, aligned, coverage, kmer_similarity)
         if self.method in PEER_METHODS:
             self._peer_hits(hits, distinct)
         return hits, inverse
@@ -563,6 +560,7 @@ class BarcodeIdentifier:
         return overlap.astype(np.int32), (overlap / query_lengths).astype(np.float32)
 
     def _table(self, hits: _Hits, votes: Votes, calibration: Calibration) -> pd.DataFrame:
+        """One row per distinct query barcode (:data:`OUTPUT_COLUMNS`, ``query_id`` its row number)."""
         ref = self.reference_
         status = hits.status.copy()
         status[(status == OK) & ((votes.nearest < 0) | (votes.best < MIN_IDENTITY))] = NO_HIT
@@ -575,7 +573,7 @@ class BarcodeIdentifier:
         best = np.argmax(np.where(hits.candidates >= 0, hits.similarity, -np.inf)[:, :self.n_candidates], axis=1)
         located = (hits.status == OK) & (votes.nearest >= 0)  # no_hit still shows what came closest
 
-        columns: dict[str, object] = {"query_id": hits.ids, "status": status,
+        columns: dict[str, object] = {"query_id": np.arange(len(status)), "status": status,
                                       "strand": np.where(hits.status == OK, hits.strand, "")}
         names = {}
         for column, rank in enumerate(RANKS):
@@ -595,18 +593,19 @@ class BarcodeIdentifier:
         return pd.DataFrame(columns)[list(OUTPUT_COLUMNS)]
 
     def _hits_table(self, hits: _Hits, n_hits: int) -> pd.DataFrame:
-        """The ``n_hits`` best hits per answerable query, best identity first (ties: search order)."""
+        """The ``n_hits`` best hits per answerable distinct query barcode (``query_id`` its row number), best
+        identity first (ties: search order)."""
         ref = self.reference_
         if n_hits < 1:
             return pd.DataFrame(columns=list(HIT_COLUMNS))
         score = np.where((hits.candidates >= 0) & (hits.status == OK)[:, None], hits.similarity, -np.inf)
         order = np.argsort(-score, axis=1, kind="stable")[:, :n_hits]
-        rows = np.repeat(np.arange(len(hits.ids)), order.shape[1])
+        rows = np.repeat(np.arange(len(hits.status)), order.shape[1])
         columns = order.ravel()
         keep = np.isfinite(score[rows, columns])
         rows, columns = rows[keep], columns[keep]
         reference = hits.candidates[rows, columns]
-        table = {"query_id": hits.ids[rows], "hit": columns * 0, "reference_id": ref.record_ids[reference],
+        table = {"query_id": rows, "hit": columns * 0, "reference_id": ref.record_ids[reference],
                  "bin_uri": _bins(ref)[reference],
                  "identity": np.round(100 * np.clip(hits.similarity[rows, columns], 0, 1), 2),
                  "aligned_length": hits.aligned[rows, columns], "strand": hits.strand[rows]}
